@@ -1,0 +1,115 @@
+"""Eager argument checks shared by the public functions of jaxtt.
+
+Every check runs at the public boundary, before any tracing, and raises a
+``ValueError`` or ``TypeError`` that names the offending argument. Value checks
+(finiteness, ranges of array entries) are skipped for abstract tracers, so the
+same public functions stay usable inside a user's ``jax.jit``; shape checks
+always run because shapes are static.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import numpy as np
+
+__all__ = [
+    "is_concrete",
+    "check_int",
+    "check_real",
+    "check_array",
+    "check_finite",
+    "check_domain",
+    "check_choice",
+]
+
+
+def is_concrete(x) -> bool:
+    """True when ``x`` holds actual values (not an abstract tracer)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as a Python int, or raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_real(
+    value,
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict_minimum: bool = False,
+) -> float:
+    """Return ``value`` as a finite Python float in the given range, or raise naming ``name``.
+
+    ``strict_minimum=True`` requires ``value > minimum`` instead of ``>=``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None:
+        if strict_minimum and value <= minimum:
+            raise ValueError(f"{name} must be > {minimum}, got {value}")
+        if not strict_minimum and value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_array(x, name: str, *, ndim: int | None = None, floating: bool = False):
+    """Check that ``x`` is array-like with ``ndim`` dimensions; return it as a jax/numpy array.
+
+    Raises ``TypeError`` for non-numeric input (or integer input when ``floating``)
+    and ``ValueError`` for a wrong number of dimensions.
+    """
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        try:
+            x = np.asarray(x)
+        except Exception as err:  # pragma: no cover - exotic objects
+            raise TypeError(f"{name} must be an array, got {type(x).__name__}") from err
+    if not (np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)):
+        raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
+    if floating and not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_finite(x, name: str) -> None:
+    """Raise ``ValueError`` if a concrete array ``x`` holds NaN or infinity."""
+    if is_concrete(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
+        raise ValueError(f"{name} must be finite; it contains NaN or infinity")
+
+
+def check_domain(domain, name: str = "domain") -> tuple[float, float]:
+    """Return ``(a, b)`` as floats with ``a < b``, or raise naming ``name``."""
+    try:
+        a, b = domain
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a pair (a, b), got {domain!r}") from err
+    a = check_real(a, f"{name}[0]")
+    b = check_real(b, f"{name}[1]")
+    if not a < b:
+        raise ValueError(f"{name} must satisfy a < b, got ({a}, {b})")
+    return a, b
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value

@@ -1,0 +1,30 @@
+"""Tensor-train algebra on cores (Oseledets 2011).
+
+``TensorTrain`` is an Equinox pytree of cores ``(r_{k-1}, n_k, r_k)``; every
+operation here is a pure function of it.
+"""
+
+from jaxtt.tt.construct import expand_ranks, full, random, rank_one, zeros
+from jaxtt.tt.core import TensorTrain
+from jaxtt.tt.decompositions import from_dense, orthogonalize, round
+from jaxtt.tt.ops import add, contract_rank1, get, hadamard, inner, left_interfaces, norm, scale
+
+__all__ = [
+    "TensorTrain",
+    "random",
+    "zeros",
+    "rank_one",
+    "full",
+    "expand_ranks",
+    "from_dense",
+    "orthogonalize",
+    "round",
+    "add",
+    "scale",
+    "inner",
+    "norm",
+    "hadamard",
+    "get",
+    "contract_rank1",
+    "left_interfaces",
+]

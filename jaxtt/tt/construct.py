@@ -1,0 +1,112 @@
+"""Constructors of tensor trains and the dense reconstruction ``full``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from jaxtt._validation import check_int, check_real
+from jaxtt.tt.core import TensorTrain
+
+__all__ = ["random", "zeros", "rank_one", "full", "expand_ranks"]
+
+
+def expand_ranks(shape: Sequence[int], ranks) -> tuple[int, ...]:
+    """Normalise a rank specification to ``(1, r_1, …, r_{d-1}, 1)``.
+
+    ``ranks`` is an int (every interior rank equal), a sequence of the ``d - 1``
+    interior ranks, or the full sequence of ``d + 1`` ranks with both ends 1.
+    """
+    d = len(shape)
+    if isinstance(ranks, (int,)) and not isinstance(ranks, bool):
+        ranks = [ranks] * (d - 1)
+    try:
+        ranks = [check_int(r, "ranks") for r in ranks]
+    except TypeError as err:
+        raise TypeError(f"ranks must be an int or a sequence of ints, got {ranks!r}") from err
+    if len(ranks) == d - 1:
+        ranks = [1, *ranks, 1]
+    if len(ranks) != d + 1:
+        raise ValueError(f"ranks must have d - 1 = {d - 1} or d + 1 = {d + 1} entries, got {len(ranks)}")
+    if ranks[0] != 1 or ranks[-1] != 1:
+        raise ValueError(f"ranks must start and end with 1, got {tuple(ranks)}")
+    if min(ranks) < 1:
+        raise ValueError(f"ranks must be >= 1, got {tuple(ranks)}")
+    return tuple(ranks)
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    if isinstance(shape, int) or not isinstance(shape, Sequence) or len(shape) == 0:
+        raise TypeError(f"shape must be a non-empty sequence of mode sizes, got {shape!r}")
+    return tuple(check_int(n, "shape", minimum=1) for n in shape)
+
+
+def random(
+    key: PRNGKeyArray,
+    shape: Sequence[int],
+    ranks,
+    *,
+    stddev: float = 1.0,
+    dtype=jnp.float32,
+) -> TensorTrain:
+    """Tensor train with i.i.d. ``N(0, σ_k²)`` core entries.
+
+    Each core is scaled by ``σ_k = stddev / sqrt(r_{k-1})`` so that every entry of
+    the represented tensor has variance ``stddev^{2d}`` independently of the ranks.
+
+    Args:
+        key: PRNG key.
+        shape: mode sizes ``(n_1, …, n_d)``.
+        ranks: int, ``d - 1`` interior ranks, or all ``d + 1`` ranks.
+        stddev: scale of the cores.
+        dtype: floating dtype of the cores.
+    """
+    shape = _check_shape(shape)
+    ranks = expand_ranks(shape, ranks)
+    stddev = check_real(stddev, "stddev", minimum=0.0)
+    keys = jax.random.split(key, len(shape))
+    cores = [
+        jax.random.normal(k, (ranks[i], n, ranks[i + 1]), dtype) * (stddev / ranks[i] ** 0.5)
+        for i, (k, n) in enumerate(zip(keys, shape))
+    ]
+    return TensorTrain(cores)
+
+
+def zeros(shape: Sequence[int], ranks=1, *, dtype=jnp.float32) -> TensorTrain:
+    """The zero tensor with the given TT ranks (all cores zero)."""
+    shape = _check_shape(shape)
+    ranks = expand_ranks(shape, ranks)
+    return TensorTrain([jnp.zeros((ranks[i], n, ranks[i + 1]), dtype) for i, n in enumerate(shape)])
+
+
+def rank_one(vectors: Sequence[Float[Array, " n"]]) -> TensorTrain:
+    """The rank-one tensor ``v_1 ⊗ v_2 ⊗ ⋯ ⊗ v_d`` (all TT ranks 1)."""
+    if not isinstance(vectors, Sequence) or len(vectors) == 0:
+        raise TypeError("vectors must be a non-empty sequence of 1-D arrays")
+    cores = []
+    for k, v in enumerate(vectors):
+        v = jnp.asarray(v)
+        if v.ndim != 1:
+            raise ValueError(f"vectors[{k}] must be 1-D, got shape {tuple(v.shape)}")
+        cores.append(v[None, :, None])
+    return TensorTrain(cores)
+
+
+def full(tt: TensorTrain) -> Float[Array, "*shape"]:
+    """Dense tensor ``A[i_1, …, i_d]`` represented by ``tt``.
+
+    Cost ``O(Π_k n_k · r)`` time and memory: only for small tensors.
+    """
+    _require_tt(tt, "tt")
+    result = tt.cores[0][0]  # (n_1, r_1)
+    for core in tt.cores[1:]:
+        result = jnp.tensordot(result, core, axes=1)
+    return result[..., 0]
+
+
+def _require_tt(x, name: str) -> None:
+    if not isinstance(x, TensorTrain):
+        raise TypeError(f"{name} must be a TensorTrain, got {type(x).__name__}")

@@ -1,0 +1,138 @@
+"""Decompositions: TT-SVD, canonical forms and rounding (Oseledets 2011).
+
+Rank truncation with a relative tolerance ``eps`` picks ranks from the singular
+values, i.e. from the data, so it runs eagerly (outside ``jit``). With
+``eps = 0`` the ranks are ``min(max_rank, full rank)`` — known from the shapes —
+and the functions are jit- and grad-compatible.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from jaxtt._validation import check_array, check_finite, check_int, check_real, is_concrete
+from jaxtt.tt.construct import _require_tt
+from jaxtt.tt.core import TensorTrain
+
+__all__ = ["from_dense", "orthogonalize", "round"]
+
+
+def _check_truncation(max_rank, eps) -> tuple[int | None, float]:
+    if max_rank is not None:
+        max_rank = check_int(max_rank, "max_rank", minimum=1)
+    eps = check_real(eps, "eps", minimum=0.0)
+    return max_rank, eps
+
+
+def _truncation_rank(s, delta, max_rank: int | None) -> int:
+    """Smallest ``r`` with ``‖s[r:]‖₂ <= delta``, at least 1, capped by ``max_rank``."""
+    r = s.shape[0]
+    if delta is not None:
+        if not (is_concrete(s) and is_concrete(delta)):
+            raise ValueError(
+                "eps > 0 chooses ranks from the singular values and needs concrete arrays; "
+                "call it outside jax.jit, or use eps=0 with max_rank inside jit"
+            )
+        s = np.asarray(s, dtype=np.float64)
+        tail = np.sqrt(np.cumsum(s[::-1] ** 2))[::-1]  # tail[k] = ‖s[k:]‖
+        r = max(int(np.sum(tail > float(delta))), 1)
+    return r if max_rank is None else min(r, max_rank)
+
+
+def _svd_split(matrix, delta, max_rank):
+    """Truncated SVD ``M ≈ U (S Vᵀ)`` returning ``(U_r, S_r Vᵀ_r)``."""
+    u, s, vt = jnp.linalg.svd(matrix, full_matrices=False)
+    r = _truncation_rank(s, delta, max_rank)
+    return u[:, :r], s[:r, None] * vt[:r]
+
+
+def from_dense(x: Float[Array, "*shape"], max_rank: int | None = None, eps: float = 0.0) -> TensorTrain:
+    """TT-SVD of a dense tensor (Oseledets 2011, Alg. 1).
+
+    Sequential truncated SVDs of the unfoldings, each with absolute threshold
+    ``δ = eps ‖x‖_F / sqrt(d - 1)``, so that ``‖x - full(tt)‖_F <= eps ‖x‖_F``
+    when ``max_rank`` does not cap a rank. Cost ``O(n^{d+1})`` for the first SVD.
+
+    Args:
+        x: dense floating array with ``d >= 1`` axes, finite.
+        max_rank: optional cap on every TT rank (``>= 1``).
+        eps: relative Frobenius error bound (``>= 0``); ``eps > 0`` runs eagerly.
+    """
+    x = check_array(x, "x", floating=True)
+    if x.ndim < 1:
+        raise ValueError("x must have at least one axis")
+    check_finite(x, "x")
+    max_rank, eps = _check_truncation(max_rank, eps)
+    x = jnp.asarray(x)
+    d = x.ndim
+    delta = eps * jnp.linalg.norm(x) / max(d - 1, 1) ** 0.5 if eps > 0 else None
+    cores = []
+    rank = 1
+    rest = x.reshape(1, -1)
+    for n in x.shape[:-1]:
+        u, rest = _svd_split(rest.reshape(rank * n, -1), delta, max_rank)
+        cores.append(u.reshape(rank, n, u.shape[1]))
+        rank = u.shape[1]
+    cores.append(rest.reshape(rank, x.shape[-1], 1))
+    return TensorTrain(cores)
+
+
+def _left_qr(core, nxt):
+    r, n, s = core.shape
+    q, rr = jnp.linalg.qr(core.reshape(r * n, s))
+    return q.reshape(r, n, q.shape[1]), jnp.einsum("ab,bic->aic", rr, nxt)
+
+
+def _right_qr(prev, core):
+    r, n, s = core.shape
+    q, rr = jnp.linalg.qr(core.reshape(r, n * s).T)
+    return jnp.einsum("aib,bc->aic", prev, rr.T), q.T.reshape(q.shape[1], n, s)
+
+
+def orthogonalize(tt: TensorTrain, center: int = -1) -> TensorTrain:
+    """Mixed canonical form with orthogonality centre ``center``.
+
+    Cores left of the centre become left-orthogonal
+    (``Σ_{a,i} G[a,i,b] G[a,i,c] = δ_bc``), cores right of it right-orthogonal,
+    by QR sweeps from both ends; the represented tensor is unchanged and
+    ``‖A‖_F = ‖G_center‖_F``. ``center=-1`` (or ``d - 1``) gives the left-canonical
+    form, ``center=0`` the right-canonical one. Ranks may shrink to
+    ``min(r_{k-1} n_k, r_k)``. Cost ``O(d n r³)``.
+    """
+    _require_tt(tt, "tt")
+    d = tt.ndim
+    center = check_int(center, "center", minimum=-d, maximum=d - 1) % d
+    cores = list(tt.cores)
+    for k in range(center):
+        cores[k], cores[k + 1] = _left_qr(cores[k], cores[k + 1])
+    for k in range(d - 1, center, -1):
+        cores[k - 1], cores[k] = _right_qr(cores[k - 1], cores[k])
+    return TensorTrain(cores)
+
+
+def round(tt: TensorTrain, max_rank: int | None = None, eps: float = 0.0) -> TensorTrain:
+    """TT rounding (Oseledets 2011, Alg. 2): recompress to lower ranks.
+
+    Right-orthogonalize, then sweep left to right with truncated SVDs of
+    threshold ``δ = eps ‖A‖_F / sqrt(d - 1)``, which guarantees
+    ``‖A - round(A)‖_F <= eps ‖A‖_F`` when ``max_rank`` does not cap a rank.
+    Cost ``O(d n r³)``.
+
+    Args:
+        tt: tensor train.
+        max_rank: optional cap on every rank (``>= 1``).
+        eps: relative Frobenius error bound (``>= 0``); ``eps > 0`` runs eagerly.
+    """
+    _require_tt(tt, "tt")
+    max_rank, eps = _check_truncation(max_rank, eps)
+    d = tt.ndim
+    cores = list(orthogonalize(tt, 0).cores)
+    delta = eps * jnp.linalg.norm(cores[0]) / max(d - 1, 1) ** 0.5 if eps > 0 else None
+    for k in range(d - 1):
+        r, n, _ = cores[k].shape
+        u, sv = _svd_split(cores[k].reshape(r * n, -1), delta, max_rank)
+        cores[k] = u.reshape(r, n, u.shape[1])
+        cores[k + 1] = jnp.einsum("ab,bic->aic", sv, cores[k + 1])
+    return TensorTrain(cores)
