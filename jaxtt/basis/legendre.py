@@ -1,0 +1,107 @@
+r"""Legendre polynomial basis on an interval, evaluated with Bonnet's three-term recursion."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from jaxtt._validation import check_domain, check_int
+from jaxtt.basis.base import Basis, as_real_input, check_bool, jit_method, to_reference
+
+__all__ = ["Legendre"]
+
+
+def _bonnet(xi, m: int) -> list:
+    """Values ``[P_0(xi), ..., P_{m-1}(xi)]`` by Bonnet's recursion ``k P_k = (2k-1) xi P_{k-1} - (k-1) P_{k-2}``."""
+    values = [jnp.ones_like(xi), xi][:m]
+    for k in range(2, m):
+        values.append(((2 * k - 1) * xi * values[k - 1] - (k - 1) * values[k - 2]) / k)
+    return values
+
+
+def _bonnet_derivative(xi, values: list) -> list:
+    """Derivatives ``P_k'(xi)`` from the differentiated Bonnet recursion.
+
+    ``k P_k' = (2k-1)(P_{k-1} + xi P_{k-1}') - (k-1) P_{k-2}'``; unlike the identity
+    ``(1 - xi^2) P_k' = k (P_{k-1} - xi P_k)`` it has no singularity at ``xi = +-1``.
+    """
+    derivatives = [jnp.zeros_like(xi), jnp.ones_like(xi)][: len(values)]
+    for k in range(2, len(values)):
+        derivatives.append(
+            ((2 * k - 1) * (values[k - 1] + xi * derivatives[k - 1]) - (k - 1) * derivatives[k - 2]) / k
+        )
+    return derivatives
+
+
+class Legendre(Basis):
+    r"""Legendre polynomials :math:`P_0, \dots, P_{m-1}` on ``domain = (a, b)`` (seed 001, eqs. 13-14).
+
+    .. math::
+        \phi_k(x) = c_k P_k(\xi(x)), \qquad \xi(x) = \frac{2x - (a + b)}{b - a},
+
+    with :math:`P_0 = 1`, :math:`P_1 = \xi` and Bonnet's recursion
+
+    .. math::
+        k P_k(\xi) = (2k - 1)\, \xi\, P_{k-1}(\xi) - (k - 1) P_{k-2}(\xi), \qquad k \ge 2.
+
+    **Seed erratum:** seed 001 eq. (13) prints
+    :math:`P_k = ((2k+1) x P_{k-1} - k P_{k-2}) / (k+1)`. Those are the coefficients of the step
+    :math:`(P_k, P_{k-1}) \to P_{k+1}`, applied to :math:`(P_{k-1}, P_{k-2})`: the index is off by one, and
+    the printed formula gives e.g. :math:`P_2 = (5x^2 - 2)/3` instead of :math:`(3x^2 - 1)/2`. The corrected
+    recursion above is implemented.
+
+    ``orthonormal=False`` uses :math:`c_k = 1` (so :math:`\phi_k(b) = 1`); ``orthonormal=True`` uses
+    :math:`c_k = \sqrt{(2k + 1) / (b - a)}`, so that :math:`\int_a^b \phi_j \phi_k \, dx = \delta_{jk}`.
+
+    Out-of-domain policy: the polynomials are evaluated (extrapolated) outside :math:`[a, b]`; values then
+    grow like :math:`|\xi|^{m-1}` (finite as long as that is representable in the dtype). Concrete NaN/inf
+    input raises ``ValueError``.
+
+    Cost: :math:`O(m)` elementwise operations per point for the values and again for :meth:`derivative`.
+
+    Args:
+        m: number of functions (polynomial degrees ``0 .. m-1``), ``m >= 1``.
+        domain: the interval ``(a, b)`` with ``a < b``.
+        orthonormal: scale to an :math:`L^2([a, b])`-orthonormal family.
+    """
+
+    m: int = eqx.field(static=True)
+    domain: tuple[float, float] = eqx.field(static=True)
+    orthonormal: bool = eqx.field(static=True)
+
+    def __init__(self, m: int, domain: tuple[float, float] = (-1.0, 1.0), orthonormal: bool = False):
+        self.m = check_int(m, "m", minimum=1)
+        self.domain = check_domain(domain, "domain")
+        self.orthonormal = check_bool(orthonormal, "orthonormal")
+
+    def _scaled(self, columns: list, dtype) -> Array:
+        stacked = jnp.stack(columns, axis=-1)
+        if not self.orthonormal:
+            return stacked
+        a, b = self.domain
+        c = np.sqrt((2 * np.arange(self.m) + 1) / (b - a))
+        return stacked * jnp.asarray(c, dtype=dtype)
+
+    def __call__(self, x: Float[ArrayLike, "*batch"]) -> Float[Array, "*batch m"]:
+        r"""Values :math:`\phi_k(x)`, shape ``[..., m]``, in the floating dtype of ``x``."""
+        return self._values(as_real_input(x))
+
+    def derivative(self, x: Float[ArrayLike, "*batch"]) -> Float[Array, "*batch m"]:
+        r"""Derivatives :math:`d\phi_k/dx = c_k P_k'(\xi) \cdot 2/(b - a)`, shape ``[..., m]``.
+
+        :math:`P_k'` follows from differentiating Bonnet's recursion,
+        :math:`k P_k' = (2k-1)(P_{k-1} + \xi P_{k-1}') - (k-1) P_{k-2}'`, which is finite at :math:`\xi = \pm 1`.
+        """
+        return self._derivatives(as_real_input(x))
+
+    @jit_method
+    def _values(self, x: Array) -> Array:
+        xi, _ = to_reference(x, self.domain)
+        return self._scaled(_bonnet(xi, self.m), x.dtype)
+
+    @jit_method
+    def _derivatives(self, x: Array) -> Array:
+        xi, scale = to_reference(x, self.domain)
+        return self._scaled(_bonnet_derivative(xi, _bonnet(xi, self.m)), x.dtype) * scale
