@@ -1,0 +1,41 @@
+"""Energy distance between two samples."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from jaxtt.metrics._samples import check_samples, distances
+
+__all__ = ["energy_distance"]
+
+
+@jax.jit
+def _energy_distance(x, y):
+    d2 = 2.0 * jnp.mean(distances(x, y)) - jnp.mean(distances(x, x)) - jnp.mean(distances(y, y))
+    return jnp.sqrt(jnp.maximum(d2, jnp.zeros_like(d2)))
+
+
+def energy_distance(x: Float[Array, "N D"], y: Float[Array, "M D"]) -> Float[Array, ""]:
+    r"""Energy distance between the empirical distributions of two samples.
+
+    .. math::
+        \mathcal{E}(x, y) = \Big(2\,\mathbb{E}\|X - Y\| - \mathbb{E}\|X - X'\| - \mathbb{E}\|Y - Y'\|\Big)^{1/2}
+
+    with all expectations over the empirical distributions (V-statistics, self-pairs included), as in
+    Székely & Rizzo (2013, "Energy statistics", J. Stat. Plan. Inference 143, eq. 2). In one dimension the
+    bracket equals :math:`2 \int (F_x - F_y)^2`, so the result coincides with ``scipy.stats.energy_distance``.
+    The value is the square root of the energy statistic (a metric), not its square; the bracket is clipped at
+    zero against rounding. Cost :math:`O((N + M)^2 D)`.
+
+    Args:
+        x: first sample ``(N, D)``.
+        y: second sample ``(M, D)``; sizes may differ.
+
+    Returns:
+        Scalar distance in the floating dtype of the inputs. Pure and jit-able; differentiable where it is
+        positive (coinciding points have zero distance gradient).
+    """
+    x, y = check_samples(x, y)
+    return _energy_distance(x, y)
