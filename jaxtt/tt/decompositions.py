@@ -43,7 +43,11 @@ def _truncation_rank(s, delta, max_rank: int | None) -> int:
 
 def _svd_split(matrix, delta, max_rank):
     """Truncated SVD ``M ≈ U (S Vᵀ)`` returning ``(U_r, S_r Vᵀ_r)``."""
-    u, s, vt = jnp.linalg.svd(matrix, full_matrices=False)
+    if matrix.shape[0] < matrix.shape[1]:  # LAPACK-backed SVD is several times faster on tall matrices
+        v, s, ut = jnp.linalg.svd(matrix.T, full_matrices=False)
+        u, vt = ut.T, v.T
+    else:
+        u, s, vt = jnp.linalg.svd(matrix, full_matrices=False)
     r = _truncation_rank(s, delta, max_rank)
     return u[:, :r], s[:r, None] * vt[:r]
 

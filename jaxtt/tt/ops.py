@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -102,20 +103,20 @@ def _uniform_interior(cores: Sequence) -> bool:
     return len(interior) >= 2 and all(c.shape == interior[0].shape for c in interior)
 
 
-def _chain(cores, step, first, per_core):
-    """Fold ``carry = step(carry, core_k, per_core_k)`` over cores 1..d-2.
+def _chain(cores, step, first, interior_data):
+    """Fold ``carry = step(carry, core_k, data_k)`` over the interior cores ``1..d-2``.
 
-    Uses ``lax.scan`` over the stacked interior when all interior cores (and
-    their per-core data) share one shape, and a Python loop otherwise.
+    ``interior_data`` is an array whose leading axis runs over the ``d - 2``
+    interior cores. Uses ``lax.scan`` over the stacked interior when all
+    interior cores share one shape, and a Python loop otherwise.
     """
     interior = cores[1:-1]
-    data = per_core[1:-1]
-    if _uniform_interior(cores) and all(x.shape == data[0].shape for x in data):
-        carry, _ = lax.scan(lambda c, xs: (step(c, *xs), None), first, (jnp.stack(interior), jnp.stack(data)))
+    if _uniform_interior(cores):
+        carry, _ = lax.scan(lambda c, xs: (step(c, *xs), None), first, (jnp.stack(interior), interior_data))
         return carry
     carry = first
-    for core, x in zip(interior, data):
-        carry = step(carry, core, x)
+    for k, core in enumerate(interior):
+        carry = step(carry, core, interior_data[k])
     return carry
 
 
@@ -160,12 +161,19 @@ def contract_rank1(tt: TensorTrain, vectors) -> Float[Array, " N"]:
     """
     _require_tt(tt, "tt")
     vectors = _check_vectors(tt, vectors)
-    dtype = jnp.result_type(tt.dtype, *[v.dtype for v in vectors])
-    cores = tt.cores
+    return _contract_rank1(tt.cores, vectors)
+
+
+@jax.jit
+def _contract_rank1(cores, vectors):
+    dtype = jnp.result_type(cores[0].dtype, *[v.dtype for v in vectors])
     v = vectors[0].astype(dtype) @ cores[0][0].astype(dtype)  # (N, r_1)
-    if tt.ndim == 1:
+    if len(cores) == 1:
         return v[:, 0]
-    v = _chain(cores, _absorb_vectors, v, vectors)
+    interior = vectors[1:-1]
+    if len({x.shape for x in interior}) == 1:
+        interior = jnp.stack(interior)
+    v = _chain(cores, _absorb_vectors, v, interior)
     last = cores[-1][:, :, 0]  # (r_{d-1}, n_d)
     return jnp.einsum("nr,ri,ni->n", v, last, vectors[-1])
 
@@ -210,15 +218,22 @@ def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N"]:
             raise ValueError(
                 f"indices out of range: indices[{s}, {k}] = {idx[s, k]} but mode {k} has size {tt.shape[k]}"
             )
-    indices = jnp.asarray(indices)
-    cols = [indices[:, k] for k in range(tt.ndim)]
+    return _get(tt.cores, jnp.asarray(indices))
 
-    def step(v, core, col):
-        return jnp.einsum("nr,rns->ns", v, jnp.take(core, col, axis=1))
 
-    cores = tt.cores
-    v = cores[0][0, cols[0], :]  # (N, r_1)
-    if tt.ndim == 1:
+def _gather_step(v, core, col):
+    """``v'[s] = Σ_a v[s, a] G[a, col_s, :]``, unrolled over ``a`` so XLA fuses the gathers."""
+    slices = jnp.swapaxes(core, 0, 1)  # (n, r, s)
+    out = v[:, :1] * slices[col, 0, :]
+    for a in range(1, core.shape[0]):
+        out = out + v[:, a : a + 1] * slices[col, a, :]
+    return out
+
+
+@jax.jit
+def _get(cores, indices):
+    v = cores[0][0, indices[:, 0], :]  # (N, r_1)
+    if len(cores) == 1:
         return v[:, 0]
-    v = _chain(cores, step, v, cols)
-    return jnp.einsum("nr,rn->n", v, jnp.take(cores[-1][:, :, 0], cols[-1], axis=1))
+    v = _chain(cores, _gather_step, v, indices[:, 1:-1].T)
+    return jnp.sum(v * cores[-1][:, indices[:, -1], 0].T, axis=1)
