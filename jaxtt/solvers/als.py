@@ -30,6 +30,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 from jaxtyping import Array, Float
 from tqdm.auto import tqdm
@@ -39,18 +40,26 @@ from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cg, solve_normal, squared_residual
 from jaxtt.solvers._sparse import local_plan, normal_equations_local, squared_residual_local, supports_local
 from jaxtt.tt import TensorTrain, orthogonalize
-from jaxtt.tt.decompositions import _left_qr, _right_qr
 from jaxtt.tt.ops import _absorb_vectors
 
 __all__ = ["als_sweep", "fit_als", "local_plans", "check_fit_data", "check_feasible_ranks"]
 
 
-def _right_interfaces(cores, feats):
+def _right_interfaces(cores, feats, scan: bool = False):
     """``rights[k]`` contracts cores ``k..d-1`` with the features; ``rights[d] = 1``."""
-    rights = [jnp.ones((feats[0].shape[0], 1), cores[0].dtype)]
-    for core, f in zip(reversed(cores), reversed(feats)):
-        rights.append(_absorb_vectors(rights[-1], jnp.swapaxes(core, 0, 2), f))
-    return rights[::-1]
+    d = len(cores)
+    ones = jnp.ones((feats[0].shape[0], 1), cores[0].dtype)
+    last = _absorb_vectors(ones, jnp.swapaxes(cores[-1], 0, 2), feats[-1])
+
+    def step(right, xs):
+        core, feat = xs
+        new = _absorb_vectors(right, jnp.swapaxes(core, 0, 2), feat)
+        return new, new
+
+    xs = [(cores[k], feats[k]) for k in range(1, d - 1)]
+    _, interior = _fold(step, last, xs, scan, reverse=True)
+    first = _absorb_vectors(interior[0] if interior else last, jnp.swapaxes(cores[0], 0, 2), feats[0])
+    return [first, *interior, last, ones]
 
 
 def _local_solve(left, feat, right, plan, core, y, reg, chunk_size, cg_maxiter):
@@ -116,24 +125,72 @@ def als_sweep(
     d = len(cores)
     plans = plans or (None,) * d
     solve = partial(_local_solve, y=y, reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter)
+    ones = jnp.ones((y.shape[0], 1), y.dtype)
     if d == 1:
-        ones = jnp.ones((y.shape[0], 1), y.dtype)
         g, obj = solve(ones, feats[0], ones, plans[0], cores[0])
         return FTT(TensorTrain([g]), model.bases), obj[None]
-    rights = _right_interfaces(cores, feats)
-    lefts = [rights[d]]
-    objectives = []
-    for k in range(d - 1):
-        cores[k], obj = solve(lefts[k], feats[k], rights[k + 1], plans[k], cores[k])
-        objectives.append(obj)
-        cores[k], cores[k + 1] = _left_qr(cores[k], cores[k + 1])
-        lefts.append(_absorb_vectors(lefts[k], cores[k], feats[k]))
-    for k in range(d - 1, 0, -1):
-        cores[k], obj = solve(lefts[k], feats[k], rights[k + 1], plans[k], cores[k])
-        objectives.append(obj)
-        cores[k - 1], cores[k] = _right_qr(cores[k - 1], cores[k])
-        rights[k] = _absorb_vectors(rights[k + 1], jnp.swapaxes(cores[k], 0, 2), feats[k])
+
+    def forward(carry, xs):
+        left, pending = carry
+        core, feat, right, plan = xs
+        core, obj = solve(left, feat, right, plan, jnp.einsum("ab,bic->aic", pending, core))
+        r, n, s = core.shape
+        q, factor = jnp.linalg.qr(core.reshape(r * n, s))
+        q = q.reshape(r, n, q.shape[1])
+        return (_absorb_vectors(left, q, feat), factor), (q, left, obj)
+
+    def backward(carry, xs):
+        right, pending = carry
+        core, feat, left, plan = xs
+        core, obj = solve(left, feat, right, plan, jnp.einsum("aib,bc->aic", core, pending))
+        r, n, s = core.shape
+        q, factor = jnp.linalg.qr(core.reshape(r, n * s).T)
+        q = q.T.reshape(q.shape[1], n, s)
+        return (_absorb_vectors(right, jnp.swapaxes(q, 0, 2), feat), factor.T), (q, obj)
+
+    scan = _scannable(cores, feats, plans)
+    rights = _right_interfaces(cores, feats, scan)
+    identity = jnp.ones((1, 1), y.dtype)
+    carry, (cores[0], _, obj_first) = forward((ones, identity), (cores[0], feats[0], rights[1], plans[0]))
+    xs = [(cores[k], feats[k], rights[k + 1], plans[k]) for k in range(1, d - 1)]
+    (last_left, pending), ys = _fold(forward, carry, xs, scan)
+    cores[1 : d - 1] = [q for q, _, _ in ys]
+    lefts = [ones] + [left for _, left, _ in ys] + [last_left]
+    objectives = [obj_first] + [obj for _, _, obj in ys]
+
+    last = jnp.einsum("ab,bic->aic", pending, cores[d - 1])
+    carry, (cores[d - 1], obj_last) = backward((ones, identity), (last, feats[d - 1], lefts[d - 1], plans[d - 1]))
+    xs = [(cores[k], feats[k], lefts[k], plans[k]) for k in range(1, d - 1)]
+    (_, pending), ys = _fold(backward, carry, xs, scan, reverse=True)
+    cores[1 : d - 1] = [q for q, _ in ys]
+    objectives += [obj_last] + [obj for _, obj in reversed(ys)]
+    cores[0] = jnp.einsum("aib,bc->aic", cores[0], pending)
     return FTT(TensorTrain(cores), model.bases), jnp.stack(objectives)
+
+
+def _scannable(cores, feats, plans) -> bool:
+    """Interior positions share shapes and use dense assembly: sweep them with ``lax.scan``."""
+    interior = cores[1:-1]
+    return (
+        len(interior) >= 2
+        and len({c.shape for c in interior}) == 1
+        and len({f.shape for f in feats[1:-1]}) == 1
+        and all(p is None for p in plans[1:-1])
+    )
+
+
+def _fold(step, carry, xs: list, scan: bool, reverse: bool = False):
+    """``carry, ys[i] = step(carry, xs[i])`` over ``i`` (reversed if asked), by ``lax.scan`` or a loop.
+
+    The scan keeps the compiled program size independent of the number of cores.
+    """
+    if scan:
+        carry, stacked = lax.scan(step, carry, jax.tree_util.tree_map(lambda *a: jnp.stack(a), *xs), reverse=reverse)
+        return carry, [jax.tree_util.tree_map(lambda a, i=i: a[i], stacked) for i in range(len(xs))]
+    ys = [None] * len(xs)
+    for i in reversed(range(len(xs))) if reverse else range(len(xs)):
+        carry, ys[i] = step(carry, xs[i])
+    return carry, ys
 
 
 def sweep_order(d: int) -> list[int]:

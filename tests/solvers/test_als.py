@@ -39,11 +39,12 @@ def test_als_recovers_exactly_representable_target():
     assert np.all(np.diff(hist["objective"]) <= 0)
 
 
-def test_each_local_solve_does_not_increase_objective():
+@pytest.mark.parametrize("ranks", [2, (2, 3, 2)], ids=["uniform-scan", "ragged-loop"])
+def test_each_local_solve_does_not_increase_objective(ranks):
     _, x, y = target_and_data(rank=4)
     y = y + 0.05 * jnp.asarray(np.random.default_rng(3).normal(size=y.shape))  # not representable
     reg = 1e-3
-    model = start(2)
+    model = start(ranks)
     previous = np.inf
     for _ in range(3):
         model, objs = jax.jit(lambda m: als_sweep(m, x, y, reg=reg, chunk_size=512))(model)
