@@ -12,7 +12,7 @@ from jaxtyping import Array, Float
 from jaxtt._validation import check_array, check_finite
 from jaxtt.basis import Basis
 from jaxtt.tt import TensorTrain
-from jaxtt.tt.ops import _absorb_vectors, contract_rank1
+from jaxtt.tt.ops import _absorb_vectors, contract_rank1, interfaces
 
 __all__ = ["FTT"]
 
@@ -96,23 +96,6 @@ class FTT(eqx.Module):
             return jnp.stack(cols, axis=-1)
 
         return _map_batch(one, self.tt)
-
-
-def interfaces(tt: TensorTrain, feats) -> tuple[list, list]:
-    """Left and right interface vectors of a TT with per-sample features.
-
-    ``lefts[k]`` (``(N, r_k)``) contracts cores ``0..k-1``; ``rights[k]``
-    (``(N, r_k)``) contracts cores ``k..d-1``; ``lefts[0] = rights[d] = 1``.
-    """
-    n = feats[0].shape[0]
-    dtype = tt.dtype
-    lefts = [jnp.ones((n, 1), dtype)]
-    for core, f in zip(tt.cores, feats):
-        lefts.append(_absorb_vectors(lefts[-1], core, f))
-    rights = [jnp.ones((n, 1), dtype)]
-    for core, f in zip(reversed(tt.cores), reversed(feats)):
-        rights.append(_absorb_vectors(rights[-1], jnp.swapaxes(core, 0, 2), f))
-    return lefts, rights[::-1]
 
 
 def _map_batch(fn, tt: TensorTrain):

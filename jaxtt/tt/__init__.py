@@ -7,7 +7,7 @@ operation here is a pure function of it.
 from jaxtt.tt.construct import expand_ranks, full, random, rank_one, zeros
 from jaxtt.tt.core import TensorTrain
 from jaxtt.tt.decompositions import from_dense, orthogonalize, round
-from jaxtt.tt.ops import add, contract_rank1, get, hadamard, inner, left_interfaces, norm, scale
+from jaxtt.tt.ops import add, contract_rank1, get, hadamard, inner, interfaces, norm, scale
 
 __all__ = [
     "TensorTrain",
@@ -26,5 +26,5 @@ __all__ = [
     "hadamard",
     "get",
     "contract_rank1",
-    "left_interfaces",
+    "interfaces",
 ]

@@ -24,7 +24,7 @@ from jaxtt._validation import check_array, is_concrete
 from jaxtt.tt.construct import _require_tt
 from jaxtt.tt.core import TensorTrain
 
-__all__ = ["add", "scale", "inner", "norm", "hadamard", "get", "contract_rank1", "left_interfaces"]
+__all__ = ["add", "scale", "inner", "norm", "hadamard", "get", "contract_rank1", "interfaces"]
 
 
 def _check_same_shape(a: TensorTrain, b: TensorTrain, op: str) -> None:
@@ -178,20 +178,24 @@ def _contract_rank1(cores, vectors):
     return jnp.einsum("nr,ri,ni->n", v, last, vectors[-1])
 
 
-def left_interfaces(tt: TensorTrain, vectors) -> list[Float[Array, "N r"]]:
-    """All left interface vectors ``L_k`` for ``k = 0..d``, ``L_0 = 1``.
+def interfaces(tt: TensorTrain, vectors) -> tuple[list[Float[Array, "N r"]], list[Float[Array, "N r"]]]:
+    """Left and right interface vectors of a batched rank-one contraction.
 
-    ``L_k[s] = φ_1(x_{s,1})ᵀ G_1 ⋯ φ_k(x_{s,k})ᵀ G_k`` has shape ``(N, r_k)``; the last
-    one is the contraction itself. Used by ALS sweeps. Cost ``O(N d n r²)``.
+    ``lefts[k][s] = v_1^sᵀ G_1 ⋯ v_k^sᵀ G_k`` (cores ``1..k``) and
+    ``rights[k][s] = G_{k+1} v_{k+1}^s ⋯ G_d v_d^s`` (cores ``k+1..d``), each of
+    shape ``(N, r_k)`` for ``k = 0..d``, with ``lefts[0] = rights[d] = 1``; so
+    ``lefts[d] = rights[0] =`` :func:`contract_rank1`. Used for gradients of
+    functional TTs and by ALS sweeps. Cost ``O(N d n r²)``.
     """
     _require_tt(tt, "tt")
     vectors = _check_vectors(tt, vectors)
-    v = jnp.ones((vectors[0].shape[0], 1), jnp.result_type(tt.dtype, vectors[0].dtype))
-    out = [v]
+    ones = jnp.ones((vectors[0].shape[0], 1), jnp.result_type(tt.dtype, vectors[0].dtype))
+    lefts, rights = [ones], [ones]
     for core, vec in zip(tt.cores, vectors):
-        v = _absorb_vectors(v, core, vec)
-        out.append(v)
-    return out
+        lefts.append(_absorb_vectors(lefts[-1], core, vec))
+    for core, vec in zip(reversed(tt.cores), reversed(vectors)):
+        rights.append(_absorb_vectors(rights[-1], jnp.swapaxes(core, 0, 2), vec))
+    return lefts, rights[::-1]
 
 
 def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N"]:

@@ -81,9 +81,11 @@ def test_get_and_contract_rank1_against_dense(dtype):
     ref = np.einsum("abcd,na,nb,nc,nd->n", fa, *vs)
     out = tt.contract_rank1(a, vs)
     assert out.dtype == dtype and rel(out, ref) < TOL[dtype]
-    left = tt.left_interfaces(a, vs)
-    assert [x.shape for x in left] == [(50, r) for r in a.ranks]
-    assert rel(left[-1][:, 0], ref) < TOL[dtype]
+    lefts, rights = tt.interfaces(a, vs)
+    assert [x.shape for x in lefts] == [x.shape for x in rights] == [(50, r) for r in a.ranks]
+    assert rel(lefts[-1][:, 0], ref) < TOL[dtype] and rel(rights[0][:, 0], ref) < TOL[dtype]
+    for k in range(a.ndim + 1):  # every split point gives the full contraction
+        assert rel(jnp.sum(lefts[k] * rights[k], axis=1), ref) < TOL[dtype]
 
 
 def test_one_dimensional_train():
