@@ -1,0 +1,115 @@
+"""Eager argument checks specific to the diffusion functions (schedule, time steps, shapes, noise models)."""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxtt._validation import check_array, check_finite, check_real, is_concrete
+from jaxtt.diffusion.schedule import Schedule
+
+
+def check_schedule(schedule) -> Schedule:
+    """Raise ``TypeError`` unless ``schedule`` is a :class:`Schedule`."""
+    if not isinstance(schedule, Schedule):
+        raise TypeError(
+            f"schedule must be a jaxtt.diffusion.Schedule (e.g. linear_schedule(T)), got {type(schedule).__name__}"
+        )
+    return schedule
+
+
+def check_eps_fn(eps_fn) -> None:
+    """Raise ``TypeError`` unless ``eps_fn`` is callable."""
+    if not callable(eps_fn):
+        raise TypeError(f"eps_fn must be callable as eps_fn(x, t), got {type(eps_fn).__name__}")
+
+
+def check_key(key) -> None:
+    """Raise ``TypeError`` unless ``key`` is a single JAX PRNG key (typed or raw ``uint32[2]``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and key.shape == ():
+        return
+    if dtype == np.uint32 and tuple(key.shape) == (2,):
+        return
+    raise TypeError(f"key must be a single JAX PRNG key (jax.random.key or jax.random.PRNGKey), got {key!r}")
+
+
+def check_data(x, name: str):
+    """A floating array with a leading batch axis, finite when concrete."""
+    x = check_array(x, name, floating=True)
+    if x.ndim < 1:
+        raise ValueError(f"{name} must have shape (N, *event_shape), got a scalar")
+    check_finite(x, name)
+    return jnp.asarray(x)
+
+
+def check_shape(shape) -> tuple[int, ...]:
+    """``shape`` as a tuple ``(N, *event_shape)`` of positive ints."""
+    try:
+        dims = tuple(shape)
+    except TypeError as err:
+        raise TypeError(f"shape must be a tuple (N, *event_shape) of ints, got {shape!r}") from err
+    if len(dims) < 1 or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims):
+        raise TypeError(f"shape must be a non-empty tuple (N, *event_shape) of ints, got {shape!r}")
+    if any(d < 1 for d in dims):
+        raise ValueError(f"shape must have positive entries, got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def check_x_init(x_init, shape, dtype):
+    """``x_init`` (or a fresh draw when it is None) as an array of ``shape``; returns ``(x_init, dtype)``."""
+    if x_init is None:
+        return None, dtype
+    x_init = check_data(x_init, "x_init")
+    if tuple(x_init.shape) != tuple(shape):
+        raise ValueError(f"x_init must have the shape {tuple(shape)} given by shape, got {tuple(x_init.shape)}")
+    return x_init, x_init.dtype
+
+
+def check_timesteps(t, schedule: Schedule, n: int, name: str = "t"):
+    """Time steps for a batch of ``n``: integers in ``1..T`` or reals in ``(0, T]``, shape ``()`` or ``(n,)``."""
+    t = check_array(t, name)
+    if np.issubdtype(t.dtype, np.bool_):
+        raise TypeError(f"{name} must be an integer (or real) array of time steps, got dtype bool")
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != n):
+        raise ValueError(f"{name} must have shape ({n},) (one step per row) or be a scalar, got {tuple(t.shape)}")
+    if is_concrete(t):
+        v = np.asarray(t)
+        if np.issubdtype(v.dtype, np.integer):
+            if v.size and (v.min() < 1 or v.max() > schedule.T):
+                raise ValueError(f"{name} must lie in 1..T = 1..{schedule.T}, got values in [{v.min()}, {v.max()}]")
+        elif v.size and not (np.all(np.isfinite(v)) and v.min() > 0 and v.max() <= schedule.T):
+            raise ValueError(
+                f"real {name} must lie in (0, T] = (0, {schedule.T}], got values in [{v.min()}, {v.max()}]"
+            )
+    return jnp.asarray(t)
+
+
+def check_eta(eta):
+    """``eta`` in ``[0, 1]`` (value checked when concrete)."""
+    if isinstance(eta, numbers.Real) and not isinstance(eta, bool):
+        return check_real(eta, "eta", minimum=0.0, maximum=1.0)
+    eta = check_array(eta, "eta", floating=True)
+    if eta.ndim != 0:
+        raise ValueError(f"eta must be a scalar, got shape {tuple(eta.shape)}")
+    if is_concrete(eta) and not (0.0 <= float(eta) <= 1.0):
+        raise ValueError(f"eta must lie in [0, 1], got {float(eta)}")
+    return eta
+
+
+def call_eps(eps_fn, x, t):
+    """``eps_fn(x, t)`` checked to return an array of ``x``'s shape, cast to ``x``'s dtype."""
+    out = eps_fn(x, t)
+    shape = getattr(out, "shape", None)
+    if shape is None:
+        raise TypeError(f"eps_fn must return an array, got {type(out).__name__}")
+    if tuple(shape) != tuple(x.shape):
+        raise ValueError(
+            f"eps_fn(x, t) must return an array of x's shape {tuple(x.shape)}, got {tuple(shape)}; "
+            "eps_fn takes a batch x of shape (N, *event_shape) and t of shape (N,)"
+        )
+    return jnp.asarray(out).astype(x.dtype)
+
