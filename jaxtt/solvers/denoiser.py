@@ -24,6 +24,7 @@ from jaxtt.ftt.denoiser import FTTDenoiser
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers.als import fit_als
 from jaxtt.solvers.dmrg import fit_dmrg
+from jaxtt.solvers.riemannian import RCG, RGD, fit_ftt
 from jaxtt.tt import TensorTrain
 
 __all__ = ["fit_denoiser", "regression_data"]
@@ -82,8 +83,11 @@ def fit_denoiser(
         x0: data ``(N, D)``.
         schedule: the diffusion schedule.
         key: PRNG key for the triples.
-        method: ``"als"`` (fixed ranks) or ``"dmrg"`` (rank-adaptive; extra
-            keyword arguments ``eps``, ``max_rank`` go to :func:`fit_dmrg`).
+        method: ``"als"`` (fixed ranks), ``"dmrg"`` (rank-adaptive; extra
+            keyword arguments ``eps``, ``max_rank`` go to :func:`fit_dmrg`), or
+            ``"rgd"`` / ``"rcg"`` (Riemannian gradient descent / conjugate
+            gradients on the fixed-rank manifold, :func:`fit_ftt`; ``sweeps`` is
+            ignored there, pass ``max_iter`` instead).
         repeats: triples per data point (``N·repeats`` regression rows).
         sweeps: number of sweeps.
         reg: ridge weight ``λ`` (relative to the number of rows: the solver gets
@@ -101,7 +105,7 @@ def fit_denoiser(
         raise TypeError(f"schedule must be a jaxtt.diffusion.Schedule, got {type(schedule).__name__}")
     if schedule.T != denoiser.T:
         raise ValueError(f"schedule has T = {schedule.T} but the denoiser was built for T = {denoiser.T}")
-    method = check_choice(method, "method", {"als", "dmrg"})
+    method = check_choice(method, "method", {"als", "dmrg", "rgd", "rcg"})
     repeats = check_int(repeats, "repeats", minimum=1)
     sweeps = check_int(sweeps, "sweeps", minimum=1)
     reg = check_real(reg, "reg", minimum=0.0)
@@ -119,6 +123,9 @@ def fit_denoiser(
         lam = reg * v.shape[0]
         if method == "als":
             ftt, h = fit_als(ftt, v, y, sweeps=per_round, reg=lam, progress=progress, **solver_kwargs)
+        elif method in ("rgd", "rcg"):
+            solver = RGD() if method == "rgd" else RCG()
+            ftt, h = fit_ftt(ftt, v, y, solver=solver, reg=lam, progress=progress, **solver_kwargs)
         elif denoiser.output == "independent":
             ftt, h = _fit_dmrg_outputs(ftt, v, y, sweeps=per_round, reg=lam, progress=progress, **solver_kwargs)
         else:

@@ -8,9 +8,11 @@ from jaxtt.tt.construct import expand_ranks, full, random, rank_one, zeros
 from jaxtt.tt.core import TensorTrain
 from jaxtt.tt.decompositions import from_dense, orthogonalize, round
 from jaxtt.tt.ops import add, contract_rank1, get, hadamard, inner, interfaces, norm, scale
+from jaxtt.tt import riemannian  # noqa: E402  (needs the names above)
 
 __all__ = [
     "TensorTrain",
+    "riemannian",
     "random",
     "zeros",
     "rank_one",

@@ -66,7 +66,7 @@ def test_chunked_and_unchunked_accumulation_agree():
 
 
 def test_vector_valued_fit_equals_separate_scalar_fits():
-    x = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, (400, D)))
+    x = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, (200, D)))
     ys = jnp.stack([jnp.sin(x.sum(1)), jnp.cos(x[:, 0] * x[:, 1])], axis=1)
     batch = jax.vmap(lambda k: constant_init(k, BASES, 2, dtype=jnp.float64))(jax.random.split(jax.random.key(5), 2))
     joint, _ = fit_als(FTT(batch, BASES), x, ys, sweeps=2, reg=1e-6, progress=False, stagnation=0.0)

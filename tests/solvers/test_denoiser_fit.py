@@ -37,16 +37,26 @@ def test_fit_approaches_optimal_eps_for_gaussian_data(dim, output):
 
 def test_resampling_and_dmrg_paths():
     mixture = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.5 * jnp.eye(2)[None])
-    x0 = mixture.sample(jax.random.key(0), 2000)
+    x0 = mixture.sample(jax.random.key(0), 1000)
     model = FTTDenoiser(jax.random.key(1), 2, T, rank=1, m=4, dtype=jnp.float64)
-    dmrg, hist = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), method="dmrg", repeats=5, sweeps=2,
+    dmrg, hist = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), method="dmrg", repeats=4, sweeps=2,
                               progress=False, max_rank=4, eps=1e-4)
     assert max(dmrg.ftt.tt.ranks) > 1 and len(hist["rounds"][0]["sweep"][0]) == 2  # per output
     assert held_out_eps_error(dmrg, mixture) < 0.15
     resampled, hist = fit_denoiser(FTTDenoiser(jax.random.key(1), 2, T, rank=3, m=4, dtype=jnp.float64), x0,
-                                   SCHEDULE, jax.random.key(2), repeats=5, sweeps=3, resample=True, progress=False)
+                                   SCHEDULE, jax.random.key(2), repeats=4, sweeps=3, resample=True, progress=False)
     assert len(hist["rounds"]) == 3
     assert held_out_eps_error(resampled, mixture) < 0.15
+
+
+def test_riemannian_cg_fits_the_denoiser():
+    mixture = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.5 * jnp.eye(2)[None])
+    x0 = mixture.sample(jax.random.key(0), 1000)
+    model = FTTDenoiser(jax.random.key(1), 2, T, rank=2, m=4, dtype=jnp.float64)
+    before = held_out_eps_error(model, mixture)
+    fitted, hist = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), method="rcg", repeats=5, max_iter=60,
+                                progress=False)
+    assert held_out_eps_error(fitted, mixture) < min(0.2, 0.5 * before)
 
 
 def test_swiss_roll_fit_then_ddim_samples_approach_data():
