@@ -124,6 +124,7 @@ def scaling_point(n, d, rank, m, sweeps=2):
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (n, d))
     y = target(x)
+    rank = min(rank, m)  # r_1 <= m_1: a larger rank is infeasible for the first core
     row = {"n": n, "d": d, "rank": rank, "m": m, "dtype": "float32"}
     try:
         out = run_jaxtt(x, y, x[:1000], y[:1000], m=m, rank=rank, sweeps=sweeps)
