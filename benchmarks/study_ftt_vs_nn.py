@@ -1,0 +1,1054 @@
+"""The FTT-vs-NN study: functional tensor-train denoisers against the ResNet-MLP on toy densities and mixtures.
+
+Run (quick mode, a few minutes on a 2-core CPU)::
+
+    .venv/bin/python benchmarks/study_ftt_vs_nn.py --quick
+
+or the full study (about 45 minutes) without ``--quick``. Writes ``benchmarks/results/study_{quick,full}.json``,
+``study_{quick,full}_*.png`` and ``benchmarks/results/STUDY.md`` (a summary of every study JSON present).
+
+Workload (the same for every arm): ``N_train = 10,000`` training points, the linear schedule with ``T = 1000``
+(seed 001 eq. 1-4), float32. Problems: the standardised 2-D swiss roll, 8 gaussians and checkerboard
+(:mod:`jaxtt.data`) and Gaussian mixtures in ``D = 2, 4, 8, 16`` (6 components with random means and
+covariances, fixed seed) whose optimal noise prediction ``eps*`` is exact (:class:`jaxtt.data.GaussianMixture`).
+
+Arms:
+
+- NN: ``Batched(ResNetMLP(D, width 128, depth 3))`` trained by :func:`jaxtt.train.fit` with the default AdamW
+  (warm-up + cosine decay, peak lr 1e-3), batch 256, EMA 0.999; sampled with the EMA weights. On the headline
+  problems the quality is recorded along the run (resumed from checkpoints, same optimizer and compilation).
+- FTT-ALS / FTT-DMRG: :class:`jaxtt.ftt.FTTDenoiser` (``time="core"``, Legendre basis unless varied) fitted in
+  closed form by :func:`jaxtt.solvers.fit_denoiser` on ``repeats`` regression triples per data point.
+- FTT-Adam: the same denoiser trained by :func:`jaxtt.train.fit` (AdamW, cosine schedule, peak lr 1e-2).
+- FTT-RCG: Riemannian conjugate gradients (:mod:`jaxtt.solvers.riemannian`) on fixed triples, when that
+  module imports and runs.
+
+Quality: MMD² (:func:`jaxtt.metrics.mmd`) and sliced W2 (:func:`jaxtt.metrics.sliced_wasserstein`) of
+``n_eval = 2000`` deterministic DDIM samples (100 steps, ``eta = 0``) against 2000 fresh data points, the
+held-out L_simple (fixed noise and steps), and for the mixtures the relative error to the exact ``eps*``
+(:func:`jaxtt.metrics.eps_error`). The data-vs-data value of each metric (two independent data samples) is
+reported as its noise floor. "Reaches NN quality": MMD² and SW both at most 1.1 x the NN's final value.
+
+Cost: training wall time including compilation (every ``fit_denoiser`` call compiles its sweep; the NN loop is
+compiled once per run), with the compilation estimated and subtracted as "compute" time; parameter counts;
+FLOPs per eps evaluation from XLA's ``cost_analysis`` of the jitted model on a batch (per sample), next to the
+analytic count; memory from XLA's ``memory_analysis`` of the compiled training program (one Adam step at batch
+256, or one ALS sweep over all regression rows): arguments + outputs + temporaries - aliased bytes.
+
+Loss landscapes: L_simple on a fixed batch with fixed noise and steps, on a 2-D plane through the trained
+weights spanned by two random directions with filter normalisation (Li et al. 2018, "Visualizing the Loss
+Landscape of Neural Nets", §4): each row of a weight matrix (a neuron) and each TT core (per output) of the
+direction is rescaled to the norm of the corresponding weights; biases and LayerNorm parameters get zero
+directions.
+
+The machine is shared and timings are noisy: the load average is recorded at the start and the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from jaxtt.data import GaussianMixture, toy_dataset  # noqa: E402
+from jaxtt.diffusion import ddim_sample, ddpm_loss, linear_schedule, training_triples  # noqa: E402
+from jaxtt.ftt import FTTDenoiser  # noqa: E402
+from jaxtt.metrics import eps_error, mmd, sliced_wasserstein  # noqa: E402
+from jaxtt.nn import Batched, ResNetMLP  # noqa: E402
+from jaxtt.solvers import als_sweep, fit_denoiser, regression_data  # noqa: E402
+from jaxtt.solvers.als import local_plans  # noqa: E402
+from jaxtt.train import default_optimizer, fit  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HEADLINE = ("swiss_roll", "gmm8")
+TOLERANCE = 1.1
+NN_WIDTH, NN_DEPTH, NN_BATCH, NN_LR = 128, 3, 256, 1e-3
+FTT_ADAM_LR = 1e-2
+DEFAULT_REG = 1e-6
+REPEAT_LIMIT_S = 20.0
+TIMING_KEYS = ("steps", "train_s", "compile_s", "compute_s", "train_loss")
+EPS_ERROR_STEPS = (10, 100, 500)
+
+
+# --------------------------------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Budgets of one study mode. FTT configurations are ``(rank, m, repeats, sweeps)``."""
+
+    mode: str
+    problems: tuple[str, ...]
+    nn_steps: int
+    nn_curve: tuple[int, ...]
+    nn_steps_grid: int
+    ftt_grid: dict
+    ladders: dict
+    design: tuple[dict, ...]
+    dmrg: tuple[dict, ...]
+    adam_curve: tuple[int, ...]
+    rcg_iters: tuple[int, ...]
+    landscape_n: int
+    timing_repeats: int
+    cost_problems: tuple[str, ...]
+    n_train: int = 10_000
+    n_eval: int = 2000
+    ddim_steps: int = 100
+    T: int = 1000
+    eps_error_n: int = 1000
+    gmm_components: int = 6
+    seed: int = 0
+
+
+def _cfg(rank, m, repeats, sweeps, **kw):
+    return dict(rank=rank, m=m, repeats=repeats, sweeps=sweeps, basis="legendre", time="core") | kw
+
+
+def settings_for(quick: bool) -> Settings:
+    """The budgets of ``--quick`` (designed for ~5 min on a quiet 2-core CPU) and of the full study.
+
+    The NN budget: on the swiss roll, 3000 AdamW steps at batch 256 leave the ResNet-MLP visibly under-trained
+    (blurred spiral, MMD² 5e-3), 10,000 steps resolve it (MMD² 8e-4, SW 0.06) and 20,000 add little, so the
+    headline NNs get 10,000 steps in both modes; the quick mode trains the other problems' NNs for 4000 steps only.
+    """
+    grid = {2: _cfg(8, 12, 2, 2), 4: _cfg(4, 8, 2, 2), 8: _cfg(4, 8, 2, 2), 16: _cfg(3, 6, 2, 2)}
+    if quick:
+        return Settings(
+            mode="quick",
+            problems=("swiss_roll", "eight_gaussians", "checkerboard", "gmm2", "gmm8", "gmm16"),
+            nn_steps=10_000,
+            nn_curve=(1000, 2500, 5000, 10_000),
+            nn_steps_grid=4000,
+            ftt_grid=grid,
+            ladders={
+                "swiss_roll": (_cfg(4, 8, 1, 1), _cfg(4, 8, 2, 2), _cfg(8, 12, 2, 2), _cfg(8, 16, 4, 2)),
+                "gmm8": (_cfg(4, 8, 2, 2),),
+            },
+            design=(
+                _cfg(8, 12, 2, 2, basis="bspline"),
+                _cfg(8, 12, 2, 2, time="additive"),
+                _cfg(2, 12, 2, 2),
+                _cfg(8, 4, 2, 2),
+            ),
+            dmrg=(_cfg(8, 12, 2, 2),),
+            adam_curve=(1000, 5000, 20_000),
+            rcg_iters=(40,),
+            landscape_n=11,
+            timing_repeats=1,
+            cost_problems=HEADLINE,
+        )
+    return Settings(
+        mode="full",
+        problems=("swiss_roll", "eight_gaussians", "checkerboard", "gmm2", "gmm4", "gmm8", "gmm16"),
+        nn_steps=10_000,
+        nn_curve=(500, 1000, 2000, 4000, 7000, 10_000),
+        nn_steps_grid=10_000,
+        ftt_grid=grid | {16: _cfg(4, 8, 2, 2)},
+        ladders={
+            "swiss_roll": (_cfg(4, 8, 1, 1), _cfg(4, 8, 2, 2), _cfg(8, 12, 2, 2), _cfg(8, 16, 4, 2), _cfg(8, 16, 8, 3)),
+            "gmm8": (_cfg(2, 6, 1, 1), _cfg(4, 8, 2, 2), _cfg(4, 12, 4, 2), _cfg(6, 8, 2, 2)),
+        },
+        design=(
+            _cfg(8, 12, 2, 2, basis="bspline"),
+            _cfg(8, 24, 2, 2, basis="bspline"),
+            _cfg(8, 12, 2, 2, time="additive"),
+            _cfg(8, 24, 2, 2, time="additive"),
+            _cfg(2, 16, 2, 2),
+            _cfg(4, 16, 2, 2),
+            _cfg(8, 16, 2, 2),
+            _cfg(12, 16, 2, 2),
+            _cfg(8, 4, 2, 2),
+            _cfg(8, 8, 2, 2),
+            _cfg(8, 32, 2, 2),
+            _cfg(8, 12, 2, 2, reg=1e-4),
+            _cfg(8, 12, 2, 2, reg=1e-2),
+        ),
+        dmrg=(_cfg(8, 12, 2, 1), _cfg(8, 12, 2, 2), _cfg(8, 12, 2, 4), _cfg(12, 12, 2, 2)),
+        adam_curve=(1000, 5000, 20_000, 50_000),
+        rcg_iters=(20, 60, 200),
+        landscape_n=25,
+        timing_repeats=3,
+        cost_problems=("swiss_roll", "eight_gaussians", "checkerboard", "gmm2", "gmm4", "gmm8", "gmm16"),
+    )
+
+
+# --------------------------------------------------------------------------------------------------- problems
+
+
+@dataclass
+class Problem:
+    """A training set, a held-out set and (for mixtures) the exact distribution."""
+
+    name: str
+    x: jax.Array
+    x_test: jax.Array
+    x_ref: jax.Array
+    mixture: GaussianMixture | None
+
+    @property
+    def dim(self) -> int:
+        return self.x.shape[1]
+
+
+def random_mixture(key, dim: int, k: int) -> GaussianMixture:
+    """``k`` components, means uniform in ``[-2, 2]^D``, covariances ``A Aᵀ + 0.05 I`` with ``A_ij ~ N(0, 0.3²/D)``."""
+    k_w, k_mu, k_a = jax.random.split(key, 3)
+    weights = jax.random.uniform(k_w, (k,), minval=0.5, maxval=1.5)
+    means = jax.random.uniform(k_mu, (k, dim), minval=-2.0, maxval=2.0)
+    a = 0.3 / math.sqrt(dim) * jax.random.normal(k_a, (k, dim, dim))
+    covs = a @ jnp.swapaxes(a, 1, 2) + 0.05 * jnp.eye(dim)
+    return GaussianMixture(weights, means, covs)
+
+
+def make_problem(name: str, s: Settings) -> Problem:
+    key = jax.random.fold_in(jax.random.key(s.seed), sum(map(ord, name)))
+    k_mix, k_train, k_test, k_ref = jax.random.split(key, 4)
+    if name.startswith("gmm"):
+        mixture = random_mixture(k_mix, int(name[3:]), s.gmm_components)
+        draw = mixture.sample
+    else:
+        mixture = None
+
+        def draw(k, n):
+            return toy_dataset(name, k, n)
+
+    return Problem(name, draw(k_train, s.n_train), draw(k_test, s.n_eval), draw(k_ref, s.n_eval), mixture)
+
+
+# --------------------------------------------------------------------------------------------------- evaluation
+
+
+def finite_or_none(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def sample_quality(samples, problem: Problem, key) -> dict:
+    """MMD², sliced W2, and the share of samples farther out than 1.5x the largest test-point norm
+    ("outliers"); ``sw_trimmed`` is the sliced W2 of the samples without the outliers (bulk quality only)."""
+    samples = np.asarray(samples)
+    finite = np.isfinite(samples).all(axis=1)
+    radius = 1.5 * float(jnp.max(jnp.linalg.norm(problem.x_test, axis=1)))
+    out = {"finite_frac": float(finite.mean()), "max_abs": finite_or_none(np.max(np.abs(samples[finite]), initial=0))}
+    norms = np.linalg.norm(np.where(finite[:, None], samples, 0), axis=1)
+    out["outlier_frac"] = float(np.mean(~finite | (norms > radius)))
+    if finite.sum() < 2:
+        return out | {"mmd": None, "sw": None}
+    good = jnp.asarray(samples[finite])
+    inside = norms[finite] <= radius
+    trimmed = sliced_wasserstein(key, good[inside], problem.x_test) if inside.sum() > 1 else np.nan
+    return out | {
+        "mmd": finite_or_none(mmd(good, problem.x_test)),
+        "sw": finite_or_none(sliced_wasserstein(key, good, problem.x_test)),
+        "sw_trimmed": finite_or_none(trimmed),
+    }
+
+
+class Evaluator:
+    """Quality of a noise model on one problem, with fixed keys for sampling, metrics and the held-out loss."""
+
+    def __init__(self, problem: Problem, schedule, s: Settings):
+        self.problem, self.schedule, self.s = problem, schedule, s
+        base = jax.random.fold_in(jax.random.key(s.seed + 1), sum(map(ord, problem.name)))
+        self.k_sample, self.k_sw, self.k_loss, self.k_eps = jax.random.split(base, 4)
+        self.floor = sample_quality(problem.x_ref, problem, self.k_sw)
+        self.optimal_loss = None
+        if problem.mixture is not None:
+            mix = problem.mixture
+            self.optimal_loss = float(ddpm_loss(lambda x, t: mix.optimal_eps(x, t, schedule), schedule, self.k_loss,
+                                                problem.x_test))
+
+    def samples(self, model):
+        return ddim_sample(model, self.schedule, self.k_sample, (self.s.n_eval, self.problem.dim), self.s.ddim_steps)
+
+    def __call__(self, model, keep_samples: bool = False):
+        start = time.perf_counter()
+        samples = self.samples(model)
+        out = sample_quality(samples, self.problem, self.k_sw)
+        out["val_loss"] = finite_or_none(ddpm_loss(model, self.schedule, self.k_loss, self.problem.x_test))
+        if self.problem.mixture is not None:
+            mix, n = self.problem.mixture, self.s.eps_error_n
+            out["eps_error"] = finite_or_none(eps_error(model, mix, self.schedule, self.k_eps, n=n))
+            out["eps_error_by_t"] = {
+                str(t): finite_or_none(eps_error(model, mix, self.schedule, self.k_eps, n=n, t_values=jnp.asarray([t])))
+                for t in EPS_ERROR_STEPS}
+            out["excess_loss"] = None if out["val_loss"] is None else out["val_loss"] - self.optimal_loss
+        out["eval_s"] = time.perf_counter() - start
+        return (out, np.asarray(samples)) if keep_samples else out
+
+
+# --------------------------------------------------------------------------------------------------- cost
+
+
+def _split_model(model):
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    return params, static
+
+
+def xla_flops_per_eval(model, dim: int, batch: int = 256) -> float | None:
+    """FLOPs per sample of one eps evaluation, from XLA's cost analysis of the jitted model on a batch."""
+    params, static = _split_model(model)
+    x = jnp.zeros((batch, dim), jnp.float32)
+    t = jnp.ones((batch,), jnp.int32)
+    compiled = jax.jit(lambda p, x, t: eqx.combine(p, static)(x, t)).lower(params, x, t).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = (cost or {}).get("flops")
+    return None if flops is None else float(flops) / batch
+
+
+def analytic_flops_nn(dim: int, width: int = NN_WIDTH, depth: int = NN_DEPTH, embed: int = 32) -> int:
+    """2·Σ in·out over the Linear layers (time projection, expansion, blocks, contraction); norms and activations
+    are not counted."""
+    macs = embed * width + dim * width + depth * 2 * width * width + width * dim
+    return 2 * macs
+
+
+def analytic_flops_ftt(model: FTTDenoiser) -> int:
+    """Σ_outputs Σ_k 2 r_{k-1} m_k r_k (the contraction) + 3 m per variable (three-term basis recursions)."""
+    ranks = model.ftt.tt.ranks
+    shape = model.ftt.tt.shape
+    outputs = model.dim if model.output == "independent" else 1
+    contraction = sum(2 * ranks[k] * shape[k] * ranks[k + 1] for k in range(len(shape)))
+    return outputs * contraction + 3 * sum(shape)
+
+
+def memory_bytes(compiled) -> int | None:
+    """Arguments + outputs + temporaries - aliased bytes of a compiled XLA program."""
+    m = compiled.memory_analysis()
+    if m is None:
+        return None
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
+
+
+def adam_step_memory(model, problem: Problem, schedule, lr: float) -> int | None:
+    """Memory of one compiled AdamW step on L_simple at batch 256 (the program :func:`jaxtt.train.fit` loops)."""
+    params, static = _split_model(model)
+    opt = optax.adamw(lr)
+    state = opt.init(params)
+    batch = problem.x[:NN_BATCH]
+
+    def step(p, st, key, x):
+        loss, g = jax.value_and_grad(lambda q: ddpm_loss(eqx.combine(q, static), schedule, key, x))(p)
+        updates, st = opt.update(g, st, p)
+        return optax.apply_updates(p, updates), st, loss
+
+    return memory_bytes(jax.jit(step).lower(params, state, jax.random.key(0), batch).compile())
+
+
+def als_sweep_memory(model: FTTDenoiser, problem: Problem, schedule, repeats: int) -> int | None:
+    """Memory of one compiled ALS sweep over all ``N·repeats`` regression rows (vmapped over the outputs)."""
+    x_t, t, eps = training_triples(jax.random.key(0), problem.x, schedule, repeats)
+    v, y = regression_data(model, x_t, t, eps)
+    plans = local_plans(model.ftt, v)
+    sweep = jax.vmap(lambda f, y: als_sweep(f, v, y, plans, reg=1e-6 * v.shape[0]), in_axes=(0, 1))
+    return memory_bytes(jax.jit(sweep).lower(model.ftt, y).compile())
+
+
+# --------------------------------------------------------------------------------------------------- arms
+
+
+def nn_model(dim: int, T: int, key):
+    return Batched(ResNetMLP(dim, NN_WIDTH, NN_DEPTH, key=key, time_scale=float(T)))
+
+
+def compile_estimate(steps, times) -> float | None:
+    """Compilation in the first logged chunk: its time minus its steps times the steady per-step rate of the last
+    chunk."""
+    if len(steps) < 2:
+        return None
+    rate = (times[-1] - times[-2]) / (steps[-1] - steps[-2])
+    return max(0.0, times[0] - rate * steps[0])
+
+
+def train_adam_curve(model, problem: Problem, schedule, optimizer, curve, key, evaluator, log_every=100):
+    """Train with :func:`jaxtt.train.fit`, stopping at each step count in ``curve`` (resumed from a checkpoint,
+    same optimizer object, so one compilation) to evaluate the EMA model.
+
+    Returns ``(points, final FitResult, final DDIM samples)``."""
+    points, samples = [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ckpt.bin")
+        for steps in curve:
+            res = fit(model, problem.x, schedule, optimizer, steps=steps, batch_size=NN_BATCH, key=key,
+                      log_every=log_every, checkpoint_path=path, checkpoint_every=curve[-1], resume=True,
+                      progress=False)
+            h = res.history
+            if steps == curve[-1]:
+                quality, samples = evaluator(res.ema_model, keep_samples=True)
+            else:
+                quality = evaluator(res.ema_model)
+            compile_s = compile_estimate(h["step"], h["time"])
+            points.append({"steps": steps, "train_s": h["time"][-1], "compile_s": compile_s,
+                           "compute_s": None if compile_s is None else h["time"][-1] - compile_s,
+                           "train_loss": h["train_loss"][-1], **quality})
+    return points, res, samples
+
+
+def train_ftt_closed_form(problem: Problem, schedule, cfg: dict, key, method: str = "als"):
+    """Build an FTT denoiser and fit it with :func:`jaxtt.solvers.fit_denoiser`; return (model, timing dict)."""
+    k_init, k_fit = jax.random.split(key)
+    model = FTTDenoiser(k_init, problem.dim, schedule.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"],
+                        time=cfg["time"])
+    kwargs = {"max_rank": cfg["rank"], "eps": cfg.get("eps", 1e-3)} if method == "dmrg" else {}
+    start = time.perf_counter()
+    fitted, history = fit_denoiser(model, problem.x, schedule, k_fit, method=method, repeats=cfg["repeats"],
+                                   sweeps=cfg["sweeps"], reg=cfg.get("reg", DEFAULT_REG), progress=False, **kwargs)
+    jax.block_until_ready(fitted)
+    wall = time.perf_counter() - start
+    rounds = history["rounds"][0]
+    if method == "als":
+        sweep_times, residual = rounds["time"], rounds["train_residual"][-1]
+        ranks = fitted.ftt.tt.ranks
+    else:
+        sweep_times = list(np.sum(rounds["time"], axis=0))
+        residual = float(np.mean([r[-1] for r in rounds["train_residual"]]))
+        ranks = [list(r[-1]) for r in rounds["ranks"]]
+    compile_s = max(0.0, sweep_times[0] - float(np.median(sweep_times[1:]))) if len(sweep_times) > 1 else None
+    timing = {"train_s": wall, "compile_s": compile_s, "compute_s": None if compile_s is None else wall - compile_s,
+              "sweep_s": [float(v) for v in sweep_times], "train_residual": float(residual), "ranks": ranks}
+    return fitted, timing
+
+
+def riemannian_solvers():
+    """(module, None) when :mod:`jaxtt.solvers.riemannian` imports, else (None, reason)."""
+    try:
+        from jaxtt.solvers import riemannian
+    except Exception as err:  # the module is optional: report why the arm is skipped
+        return None, f"jaxtt.solvers.riemannian does not import: {type(err).__name__}: {err}"
+    missing = [n for n in ("RCG", "fit_ftt") if not hasattr(riemannian, n)]
+    if missing:
+        return None, f"jaxtt.solvers.riemannian lacks {missing}"
+    return riemannian, None
+
+
+def train_ftt_rcg(riemannian, problem: Problem, schedule, cfg: dict, key, max_iter: int):
+    k_init, k_fit = jax.random.split(key)
+    model = FTTDenoiser(k_init, problem.dim, schedule.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"],
+                        time=cfg["time"])
+    start = time.perf_counter()
+    x_t, t, eps = training_triples(k_fit, problem.x, schedule, cfg["repeats"])
+    v, y = regression_data(model, x_t, t, eps)
+    ftt, history = riemannian.fit_ftt(model.ftt, v, y, solver=riemannian.RCG(), max_iter=max_iter, progress=False)
+    fitted = eqx.tree_at(lambda m: m.ftt, model, ftt)
+    jax.block_until_ready(fitted)
+    wall = time.perf_counter() - start
+    times = history["time"]
+    compile_s = sum(times[:2]) - 2 * float(np.median(times[2:])) if len(times) > 3 else None
+    return fitted, {"train_s": wall, "compile_s": compile_s,
+                    "compute_s": None if compile_s is None else wall - compile_s,
+                    "iterations": len(history["loss"]) - 1, "status": history["status"],
+                    "final_loss": history["loss"][-1], "train_residual": history["train_residual"]}
+
+
+# --------------------------------------------------------------------------------------------------- landscapes
+
+
+def filter_direction(key, params, per_row: bool):
+    """A random direction with filter normalisation (Li et al. 2018, §4).
+
+    ``per_row=True`` (networks): each row of a matrix leaf (one output neuron) gets the norm of that row of the
+    weights; vector leaves (biases, LayerNorm) get zero. ``per_row=False`` (TT cores of shape ``(D, r, m, r')``):
+    each output's core gets the norm of that core.
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    out = []
+    for k, w in zip(keys, leaves):
+        d = jax.random.normal(k, w.shape, w.dtype)
+        if per_row and w.ndim < 2:
+            d = jnp.zeros_like(w)
+        else:
+            axes = tuple(range(1, w.ndim)) if not per_row else tuple(range(w.ndim - 1, w.ndim))
+            norm_w = jnp.sqrt(jnp.sum(w * w, axis=axes, keepdims=True))
+            d = d * norm_w / jnp.sqrt(jnp.sum(d * d, axis=axes, keepdims=True))
+        out.append(d)
+    return jax.tree.unflatten(treedef, out)
+
+
+def loss_landscape(model, problem: Problem, schedule, key, n: int, per_row: bool, span: float = 1.0) -> dict:
+    """L_simple on the plane ``θ + a·d1 + b·d2`` for ``a, b ∈ [-span, span]`` (``n × n`` grid)."""
+    params, static = _split_model(model)
+    k1, k2, k_loss = jax.random.split(key, 3)
+    d1, d2 = filter_direction(k1, params, per_row), filter_direction(k2, params, per_row)
+    x = problem.x[:2048]
+
+    def loss_at(ab):
+        p = jax.tree.map(lambda w, u, v: w + ab[0].astype(w.dtype) * u + ab[1].astype(w.dtype) * v, params, d1, d2)
+        return ddpm_loss(eqx.combine(p, static), schedule, k_loss, x)
+
+    grid = np.linspace(-span, span, n)
+    a, b = np.meshgrid(grid, grid, indexing="ij")
+    pts = jnp.asarray(np.stack([a.ravel(), b.ravel()], axis=1), jnp.float32)
+    losses = np.asarray(jax.jit(lambda q: jax.lax.map(loss_at, q))(pts)).reshape(n, n)
+    centre = losses[n // 2, n // 2]
+    half = [int(np.abs(grid - v).argmin()) for v in (-0.5 * span, 0.5 * span)]
+    ring = [losses[i, n // 2] for i in half] + [losses[n // 2, j] for j in half]
+    return {"grid": grid.tolist(), "loss": losses.tolist(), "centre": float(centre),
+            "relative_rise_at_half_span": float(np.mean(ring) / centre - 1.0)}
+
+
+# --------------------------------------------------------------------------------------------------- the study
+
+
+def machine_info() -> dict:
+    return {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "jax": jax.__version__, "platform": platform.platform(),
+            "backend": jax.default_backend()}
+
+
+class Study:
+    def __init__(self, s: Settings):
+        self.s = s
+        self.schedule = linear_schedule(s.T)
+        self.problems: dict[str, Problem] = {}
+        self.evaluators: dict[str, Evaluator] = {}
+        self.runs: list[dict] = []
+        self.curves: dict[str, list] = {}
+        self.samples: dict[str, dict[str, np.ndarray]] = {}
+        self.models: dict[str, object] = {}
+        self.landscapes: dict[str, dict] = {}
+        self.cost: dict[str, dict] = {}
+        self.fitted: dict[tuple, tuple] = {}
+        self.task_s: dict[str, float] = {}
+        self.notes: list[str] = []
+
+    def key(self, *tags):
+        k = jax.random.key(self.s.seed + 2)
+        for tag in tags:
+            k = jax.random.fold_in(k, tag if isinstance(tag, int) else sum(map(ord, str(tag))))
+        return k
+
+    # tasks --------------------------------------------------------------------------------------------
+
+    def tasks(self):
+        s = self.s
+        yield "problems", self.setup_problems
+        for name in s.problems:
+            yield f"nn {name}", lambda name=name: self.nn_arm(name)
+            yield f"ftt-als {name}", lambda name=name: self.ftt_grid_arm(name)
+        for name, ladder in s.ladders.items():
+            for i, cfg in enumerate(ladder):
+                yield f"ladder {name} {i}", lambda name=name, i=i, cfg=cfg: self.ladder_step(name, i, cfg)
+        for cfg in s.design:
+            yield f"design {cfg}", lambda cfg=cfg: self.design_point(cfg)
+        for cfg in s.dmrg:
+            yield f"dmrg {cfg}", lambda cfg=cfg: self.dmrg_point(cfg)
+        yield "adam-ftt", self.adam_ftt
+        for iters in s.rcg_iters:
+            yield f"rcg {iters}", lambda iters=iters: self.rcg_point(iters)
+        yield "landscapes", self.landscape_task
+
+    def run(self):
+        tasks = list(self.tasks())
+        bar = tqdm(tasks, desc=f"study ({self.s.mode})", unit="task")
+        for name, task in bar:
+            bar.set_postfix_str(name[:40])
+            start = time.perf_counter()
+            task()
+            self.task_s[name] = time.perf_counter() - start
+
+    def setup_problems(self):
+        for name in self.s.problems:
+            problem = make_problem(name, self.s)
+            self.problems[name] = problem
+            self.evaluators[name] = Evaluator(problem, self.schedule, self.s)
+
+    def record(self, problem: str, arm: str, config: dict, timing: dict, quality: dict, model=None, **extra):
+        run = {"problem": problem, "arm": arm, "config": config, **timing, "quality": quality, **extra}
+        if model is not None:
+            run["params"] = model.num_params if isinstance(model, FTTDenoiser) else int(
+                sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))))
+        self.runs.append(run)
+        return run
+
+    def cost_of(self, key: str, model, problem: Problem, train: str, repeats: int = 2):
+        """FLOPs and training-program memory of a model, once per structure ``key``."""
+        if key in self.cost:
+            return self.cost[key]
+        entry = {"flops_xla": xla_flops_per_eval(model, problem.dim),
+                 "flops_analytic": analytic_flops_ftt(model) if isinstance(model, FTTDenoiser)
+                 else analytic_flops_nn(problem.dim)}
+        if train == "adam":
+            entry["train_memory_bytes"] = adam_step_memory(model, problem, self.schedule, NN_LR)
+            entry["train_program"] = f"one AdamW step, batch {NN_BATCH}"
+        else:
+            entry["train_memory_bytes"] = als_sweep_memory(model, problem, self.schedule, repeats)
+            entry["train_program"] = f"one ALS sweep over {repeats * problem.x.shape[0]} rows"
+        self.cost[key] = entry
+        return entry
+
+    # arms ---------------------------------------------------------------------------------------------
+
+    def nn_arm(self, name: str):
+        problem, evaluator = self.problems[name], self.evaluators[name]
+        headline = name in HEADLINE
+        steps = self.s.nn_steps if headline else self.s.nn_steps_grid
+        curve = self.s.nn_curve if headline else (steps,)
+        model = nn_model(problem.dim, self.s.T, self.key("nn-init", name))
+        optimizer = default_optimizer(steps, NN_LR)
+        points, res, samples = train_adam_curve(model, problem, self.schedule, optimizer, curve,
+                                                self.key("nn-fit", name), evaluator)
+        final = points[-1]
+        quality = {k: v for k, v in final.items() if k not in TIMING_KEYS}
+        self.samples.setdefault(name, {})["NN"] = samples
+        self.curves[f"nn {name}"] = points
+        self.models[f"nn {name}"] = res.ema_model
+        cost = {}
+        if name in self.s.cost_problems:
+            cost = self.cost_of(f"nn D={problem.dim}", res.ema_model, problem, "adam")
+        self.record(name, "NN", {"width": NN_WIDTH, "depth": NN_DEPTH, "steps": steps, "batch": NN_BATCH,
+                                 "optimizer": f"default_optimizer(steps, {NN_LR}) (AdamW, warm-up + cosine)"},
+                    {k: final[k] for k in ("train_s", "compile_s", "compute_s")}, quality, res.ema_model,
+                    cost=cost, loss_curve={"step": res.history["step"], "train_loss": res.history["train_loss"],
+                                           "time": res.history["time"]}, curve=points)
+
+    def ftt_run(self, name: str, cfg: dict, arm: str, method: str = "als", keep: bool = False, tag=None):
+        """Fit (or reuse an identical earlier fit of) an FTT denoiser and record it under ``arm``.
+
+        On the headline problems the ALS fits are timed ``timing_repeats`` times (median; fits slower than
+        ``REPEAT_LIMIT_S`` once)."""
+        repeats = self.s.timing_repeats if name in HEADLINE and arm in ("FTT-ALS", "FTT-ALS ladder") else 1
+        cache_key = (name, json.dumps(cfg, sort_keys=True), method, repeats)
+        if cache_key not in self.fitted:
+            timings = []
+            for r in range(repeats):
+                model, timing = train_ftt_closed_form(self.problems[name], self.schedule, cfg,
+                                                      self.key(method, name, cache_key[1], r), method)
+                timings.append(timing)
+                if timing["train_s"] > REPEAT_LIMIT_S:
+                    break
+            timing = dict(timings[0])
+            if len(timings) > 1:
+                timing["train_s_repeats"] = [t["train_s"] for t in timings]
+                timing["train_s"] = float(np.median(timing["train_s_repeats"]))
+                valid = [t["compute_s"] for t in timings if t["compute_s"] is not None]
+                timing["compute_s"] = float(np.median(valid)) if valid else None
+            self.fitted[cache_key] = (model, timing, *self.evaluators[name](model, keep_samples=True))
+        model, timing, quality, samples = self.fitted[cache_key]
+        if keep:
+            self.samples.setdefault(name, {})[tag or arm] = samples
+            self.models[f"{arm} {name}"] = model
+        return self.record(name, arm, dict(cfg, method=method), timing, quality, model), model
+
+    def ftt_grid_arm(self, name: str):
+        problem = self.problems[name]
+        cfg = self.s.ftt_grid[problem.dim]
+        run, model = self.ftt_run(name, cfg, "FTT-ALS", keep=True, tag="FTT-ALS")
+        if name in self.s.cost_problems:
+            run["cost"] = self.cost_of(f"ftt {problem.dim} {cfg}", model, problem, "als", cfg["repeats"])
+
+    def ladder_step(self, name: str, i: int, cfg: dict):
+        run, _ = self.ftt_run(name, cfg, "FTT-ALS ladder")
+        run["ladder_index"] = i
+
+    def design_point(self, cfg: dict):
+        self.ftt_run("swiss_roll", cfg, "FTT-ALS design")
+
+    def dmrg_point(self, cfg: dict):
+        self.ftt_run("swiss_roll", cfg, "FTT-DMRG", method="dmrg", keep=cfg == self.s.dmrg[0], tag="FTT-DMRG")
+
+    def adam_ftt(self):
+        name = "swiss_roll"
+        problem, evaluator = self.problems[name], self.evaluators[name]
+        cfg = self.s.ftt_grid[2]
+        model = FTTDenoiser(self.key("adam-init"), 2, self.s.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"],
+                            time=cfg["time"])
+        optimizer = default_optimizer(self.s.adam_curve[-1], FTT_ADAM_LR)
+        points, res, samples = train_adam_curve(model, problem, self.schedule, optimizer, self.s.adam_curve,
+                                                self.key("adam-fit"), evaluator, log_every=250)
+        self.samples[name]["FTT-Adam"] = samples
+        final = points[-1]
+        quality = {k: v for k, v in final.items() if k not in TIMING_KEYS}
+        self.record(name, "FTT-Adam", dict(cfg, steps=self.s.adam_curve[-1], batch=NN_BATCH,
+                                           optimizer=f"default_optimizer(steps, {FTT_ADAM_LR})"),
+                    {k: final[k] for k in ("train_s", "compile_s", "compute_s")}, quality, res.ema_model,
+                    curve=points, cost=self.cost_of("ftt-adam", res.ema_model, problem, "adam"))
+
+    def rcg_point(self, iters: int):
+        riemannian, reason = riemannian_solvers()
+        if riemannian is None:
+            if reason not in self.notes:
+                self.notes.append(reason)
+            return
+        name = "swiss_roll"
+        cfg = self.s.ftt_grid[2]
+        try:
+            model, timing = train_ftt_rcg(riemannian, self.problems[name], self.schedule, cfg, self.key("rcg"), iters)
+        except Exception as err:  # report a broken optional arm instead of aborting the study
+            self.notes.append(f"FTT-RCG failed at max_iter={iters}: {type(err).__name__}: {err}")
+            return
+        quality, samples = self.evaluators[name](model, keep_samples=True)
+        if iters == self.s.rcg_iters[-1]:
+            self.samples[name]["FTT-RCG"] = samples
+        self.record(name, "FTT-RCG", dict(cfg, max_iter=iters), timing, quality, model)
+
+    def landscape_task(self):
+        nn = self.models["nn swiss_roll"]
+        ftt = self.models["FTT-ALS swiss_roll"]
+        problem = self.problems["swiss_roll"]
+        self.landscapes["NN"] = loss_landscape(nn, problem, self.schedule, self.key("land"), self.s.landscape_n, True)
+        self.landscapes["FTT-ALS"] = loss_landscape(ftt, problem, self.schedule, self.key("land"),
+                                                    self.s.landscape_n, False)
+
+
+# --------------------------------------------------------------------------------------------------- analysis
+
+
+def runs_of(runs, problem, arm):
+    return [r for r in runs if r["problem"] == problem and r["arm"] == arm]
+
+
+def reaches(quality: dict, target: dict) -> bool:
+    q_mmd, q_sw = quality.get("mmd"), quality.get("sw")
+    return (q_mmd is not None and q_sw is not None
+            and q_mmd <= TOLERANCE * target["mmd"] and q_sw <= TOLERANCE * target["sw"])
+
+
+def headline(runs) -> dict:
+    """Per headline problem: NN final quality and time, the FTT ladder, the first rung within 10 % of the NN, and
+    the time ratios; also the first NN curve point within 10 % of its own final quality."""
+    out = {}
+    for name in HEADLINE:
+        nn = runs_of(runs, name, "NN")
+        if not nn:
+            continue
+        nn = nn[0]
+        target = nn["quality"]
+        nn_reach = next((p for p in nn["curve"] if reaches(p, target)), None)
+        ladder = sorted(runs_of(runs, name, "FTT-ALS ladder"), key=lambda r: r["ladder_index"])
+        first = next((r for r in ladder if reaches(r["quality"], target)), None)
+        best = min(ladder, key=lambda r: (r["quality"]["mmd"] or np.inf)) if ladder else None
+        entry = {
+            "nn": {"quality": target, "train_s": nn["train_s"], "compute_s": nn["compute_s"]},
+            "nn_first_within_10pct": None if nn_reach is None else {"steps": nn_reach["steps"],
+                                                                     "train_s": nn_reach["train_s"]},
+            "ftt_reached": first is not None,
+            "ftt_first": None if first is None else {"config": first["config"], "label": describe(first),
+                                                      "quality": first["quality"], "train_s": first["train_s"],
+                                                      "compute_s": first["compute_s"]},
+            "ftt_best_mmd": None if best is None else {"config": best["config"], "label": describe(best),
+                                                        "quality": best["quality"], "train_s": best["train_s"]},
+        }
+        if first is not None:
+            entry["time_ratio_ftt_over_nn"] = first["train_s"] / nn["train_s"]
+            if first["compute_s"] and nn["compute_s"]:
+                entry["compute_ratio_ftt_over_nn"] = first["compute_s"] / nn["compute_s"]
+            entry["target_met"] = entry["time_ratio_ftt_over_nn"] <= 0.1
+        else:
+            entry["target_met"] = False
+        out[name] = entry
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- output
+
+
+def atomic_write_text(path: Path, text: str):
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+        f.write(text)
+        tmp = f.name
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def atomic_savefig(fig, path: Path):
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".png") as f:
+        tmp = f.name
+    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def fmt(value, spec=".3g"):
+    return "-" if value is None else format(value, spec)
+
+
+def plot_quality_vs_time(result, path: Path):
+    names = [n for n in HEADLINE if any(r["problem"] == n for r in result["runs"])]
+    fig, axes = plt.subplots(len(names), 2, figsize=(11, 4 * len(names)), squeeze=False)
+    for row, name in zip(axes, names):
+        nn = runs_of(result["runs"], name, "NN")[0]
+        ladder = runs_of(result["runs"], name, "FTT-ALS ladder")
+        others = [r for r in result["runs"] if r["problem"] == name and r["arm"] in ("FTT-DMRG", "FTT-Adam", "FTT-RCG")]
+        for ax, metric, label in zip(row, ("mmd", "sw"), ("MMD²", "sliced W2")):
+            pts = [(p["train_s"], p[metric]) for p in nn["curve"] if p[metric] is not None]
+            ax.plot(*zip(*pts), "o-", color="C0", label="NN (AdamW) along its run")
+            pts = [(r["train_s"], r["quality"][metric]) for r in ladder if r["quality"][metric] is not None]
+            if pts:
+                ax.plot(*zip(*pts), "s--", color="C1", label="FTT-ALS budget ladder")
+                for r in ladder:
+                    c = r["config"]
+                    if r["quality"][metric] is not None:
+                        ax.annotate(f"r{c['rank']} m{c['m']} x{c['repeats']}/{c['sweeps']}",
+                                    (r["train_s"], r["quality"][metric]), fontsize=7)
+            for arm, colour in (("FTT-DMRG", "C2"), ("FTT-Adam", "C3"), ("FTT-RCG", "C4")):
+                rs = [r for r in others if r["arm"] == arm]
+                for r in rs:
+                    series = r.get("curve") or [dict(r["quality"], train_s=r["train_s"])]
+                    pts = [(p["train_s"], p[metric]) for p in series if p[metric] is not None]
+                    if pts:
+                        ax.plot(*zip(*pts), "^:", color=colour, label=arm if r is rs[0] else None)
+            ax.axhline(TOLERANCE * nn["quality"][metric], color="C0", lw=0.8, ls=":", label="1.1 x NN final")
+            floor = result["problems"][name]["floor"][metric]
+            if floor is not None and floor > 0:
+                ax.axhline(floor, color="grey", lw=0.8, ls="-.", label="data vs data")
+            ax.set_xscale("log")
+            ax.set_yscale("symlog", linthresh=1e-4)
+            ax.set_xlabel("training wall time incl. compilation [s]")
+            ax.set_ylabel(label)
+            ax.set_title(f"{name}: {label} vs training time")
+            ax.legend(fontsize=7)
+    atomic_savefig(fig, path)
+
+
+def plot_design(result, path: Path):
+    runs = [r for r in result["runs"] if r["problem"] == "swiss_roll" and r["arm"] in ("FTT-ALS design", "FTT-ALS")]
+    nn = runs_of(result["runs"], "swiss_roll", "NN")
+    panels = (("mmd", "MMD²"), ("sw", "sliced W2"), ("sw_trimmed", "sliced W2 without outliers"),
+              ("train_s", "train s (incl. compilation)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.35 * len(runs) + 1.5), sharey=True)
+    for ax, (metric, title) in zip(axes, panels):
+        def value(r):
+            v = r["train_s"] if metric == "train_s" else r["quality"].get(metric)
+            return np.nan if v is None else v
+
+        ax.barh(range(len(runs)), [value(r) for r in runs], color="C1")
+        if nn:
+            ax.axvline(value(nn[0]), color="C0", label="NN")
+            ax.legend(fontsize=7)
+        if metric == "mmd":  # the unbiased MMD² estimate can be slightly negative
+            ax.set_xscale("symlog", linthresh=1e-4)
+        else:
+            ax.set_xscale("log")
+        ax.set_title(f"swiss roll: {title}", fontsize=9)
+    axes[0].set_yticks(range(len(runs)))
+    axes[0].set_yticklabels([describe(r) for r in runs], fontsize=7)
+    atomic_savefig(fig, path)
+
+
+def plot_landscapes(result, path: Path):
+    lands = result["landscapes"]
+    if not lands:
+        return
+    fig, axes = plt.subplots(1, len(lands) + 1, figsize=(5.5 * (len(lands) + 1), 4.2), layout="constrained")
+    for ax, (name, land) in zip(axes, lands.items()):
+        grid = np.asarray(land["grid"])
+        loss = np.asarray(land["loss"])
+        cs = ax.contourf(grid, grid, np.log10(loss.T), levels=20, cmap="viridis")
+        fig.colorbar(cs, ax=ax, label="log10 L_simple")
+        ax.plot(0, 0, "r+")
+        ax.set_title(f"{name}: filter-normalised plane")
+        ax.set_xlabel("a (direction 1)")
+        ax.set_ylabel("b (direction 2)")
+        axes[-1].plot(grid, loss[:, len(grid) // 2], label=name)
+    axes[-1].set_yscale("log")
+    axes[-1].set_xlabel("a (b = 0)")
+    axes[-1].set_ylabel("L_simple")
+    axes[-1].set_title("1-D slices")
+    axes[-1].legend()
+    atomic_savefig(fig, path)
+
+
+def plot_samples(study: Study, path: Path):
+    names = [n for n in study.s.problems if n in study.samples]
+    arms = ["data", "NN", "FTT-ALS", "FTT-DMRG", "FTT-Adam", "FTT-RCG"]
+    arms = [a for a in arms if a == "data" or any(a in study.samples[n] for n in names)]
+    fig, axes = plt.subplots(len(names), len(arms), figsize=(2.4 * len(arms), 2.4 * len(names)), squeeze=False)
+    for row, name in zip(axes, names):
+        data = np.asarray(study.problems[name].x_test)
+        lim = 1.3 * np.max(np.abs(data[:, :2]))
+        for ax, arm in zip(row, arms):
+            pts = data if arm == "data" else study.samples[name].get(arm)
+            if pts is not None:
+                ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.4)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row is axes[0]:
+                ax.set_title(arm, fontsize=9)
+            if arm == "data":
+                ax.set_ylabel(name, fontsize=9)
+    atomic_savefig(fig, path)
+
+
+def describe(run: dict) -> str:
+    """A short label of a run's configuration."""
+    c = run["config"]
+    if run["arm"] == "NN":
+        return f"{c['width']}x{c['depth']}, {c['steps']} steps"
+    label = f"{c['basis']} {c['time']} r{c['rank']} m{c['m']}"
+    if run["arm"] == "FTT-Adam":
+        return f"{label}, {c['steps']} steps"
+    if run["arm"] == "FTT-RCG":
+        return f"{label} x{c['repeats']}, {c['max_iter']} iterations"
+    label += f" x{c['repeats']}/{c['sweeps']}"
+    return label + (f" reg {c['reg']:g}" if "reg" in c else "")
+
+
+def quality_cells(q: dict) -> str:
+    by_t = q.get("eps_error_by_t") or {}
+    by_t_text = " / ".join(fmt(by_t.get(str(t)), ".2f") for t in EPS_ERROR_STEPS) if by_t else "-"
+    return (f"{fmt(q['mmd'])} | {fmt(q['sw'])} | {fmt(q.get('sw_trimmed'))} | {fmt(q['outlier_frac'], '.4f')} | "
+            f"{fmt(q.get('eps_error'))} | {by_t_text} | "
+            f"{fmt(q['val_loss'], '.4f')} | {fmt(q.get('excess_loss'), '.4f')}")
+
+
+QUALITY_HEADER = ("MMD² | SW | SW w/o outliers | outliers | eps-err (mean) | "
+                  f"eps-err t={'/'.join(map(str, EPS_ERROR_STEPS))} | val L_simple | excess L_simple")
+
+
+def summary_markdown(result: dict) -> str:
+    """The summary tables of one study result."""
+    m = result["machine"]
+    lines = [f"### Study `{result['mode']}` mode", "",
+             f"Command: `{result['command']}`  ",
+             f"Machine: {m['processor']}, {m['cpu_count']} cores, {m['platform']}, Python {m['python']}, "
+             f"jax {m['jax']} ({m['backend']}); load average {result['load_start'][0]:.1f} at the start, "
+             f"{result['load_end'][0]:.1f} at the end (shared machine: timings are noisy). "
+             f"Total {result['total_s'] / 60:.1f} min.", ""]
+    lines += ["Headline (target: an FTT within 10 % of the NN's final MMD² and SW in at most 1/10 of the NN's "
+              "training time; the FTT-ALS budget ladder is searched in order of cost):", "",
+              "| problem | NN MMD² | NN SW | NN train s | NN steps to within 10 % of its final | FTT (first reaching, "
+              "else best MMD²) | FTT MMD² | FTT SW | FTT SW w/o outliers | FTT train s | time ratio FTT/NN "
+              "| compute ratio | target met |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, h in result["headline"].items():
+        nn = h["nn"]
+        f = h["ftt_first"] or h["ftt_best_mmd"]
+        label = "reached" if h["ftt_first"] else "not reached; best"
+        reach = h["nn_first_within_10pct"]
+        reach = "-" if reach is None else f"{reach['steps']} ({reach['train_s']:.1f} s)"
+        lines.append(
+            f"| {name} | {fmt(nn['quality']['mmd'])} | {fmt(nn['quality']['sw'])} | {fmt(nn['train_s'], '.1f')} | "
+            f"{reach} | "
+            + (f"{label}: {f['label']} | {fmt(f['quality']['mmd'])} | {fmt(f['quality']['sw'])} | "
+               f"{fmt(f['quality'].get('sw_trimmed'))} | {fmt(f['train_s'], '.1f')} | "
+               if f else "- | - | - | - | - | ")
+            + f"{fmt(h.get('time_ratio_ftt_over_nn'), '.3f')} | {fmt(h.get('compute_ratio_ftt_over_nn'), '.3f')} | "
+            f"{'yes' if h['target_met'] else 'no'} |")
+    lines += ["", "All problems: the NN against the FTT-ALS default of each dimension; `floor` is a second data "
+              "sample against the test sample (and, for the mixtures, the exact eps*):", "",
+              f"| problem | D | arm | config | params | FLOPs/eval (XLA) | train memory (XLA) | train s | compute s "
+              f"| {QUALITY_HEADER} |", "|---" * 18 + "|"]
+    for name, p in result["problems"].items():
+        fl, exact = p["floor"], "-" if p["optimal_val_loss"] is None else "0"
+        lines.append(f"| {name} | {p['dim']} | floor | data vs data | | | | | | {fmt(fl['mmd'])} | {fmt(fl['sw'])} "
+                     f"| | | {exact} | | {fmt(p['optimal_val_loss'], '.4f')} | {exact} |")
+        for r in result["runs"]:
+            if r["problem"] != name or r["arm"] not in ("NN", "FTT-ALS"):
+                continue
+            cost = r.get("cost", {})
+            mem = cost.get("train_memory_bytes")
+            lines.append(
+                f"| {name} | {p['dim']} | {r['arm']} | {describe(r)} | {r.get('params', '-')} | "
+                f"{fmt(cost.get('flops_xla'), '.0f')} | {fmt(None if mem is None else mem / 2**20, '.1f')} MiB | "
+                f"{fmt(r['train_s'], '.1f')} | {fmt(r['compute_s'], '.1f')} | {quality_cells(r['quality'])} |")
+    lines += ["", "Swiss roll: FTT optimizers and design choices (NN for reference; ladder rungs in the JSON):", "",
+              f"| arm | config | params | train s | compute s | {QUALITY_HEADER} |", "|---" * 13 + "|"]
+    for r in result["runs"]:
+        if r["problem"] == "swiss_roll" and r["arm"] != "FTT-ALS ladder":
+            lines.append(f"| {r['arm']} | {describe(r)} | {r.get('params', '-')} | {fmt(r['train_s'], '.1f')} | "
+                         f"{fmt(r['compute_s'], '.1f')} | {quality_cells(r['quality'])} |")
+    lands = result["landscapes"]
+    if lands:
+        lines += ["", "Loss landscapes (L_simple on a filter-normalised random plane through the trained weights): "
+                  + "; ".join(f"{k}: L = {v['centre']:.4f} at the trained point, mean relative rise "
+                              f"{v['relative_rise_at_half_span']:.3g} at distance 0.5" for k, v in lands.items())]
+    if result["notes"]:
+        lines += ["", "Notes: " + "; ".join(result["notes"])]
+    return "\n".join(lines) + "\n"
+
+
+def write_study_md(results_dir: Path):
+    parts = ["# FTT vs NN study", "",
+             "Produced by `benchmarks/study_ftt_vs_nn.py`; JSON and figures (`study_<mode>_*.png`) in "
+             "`benchmarks/results/`. Quality: MMD² and sliced W2 of 2000 DDIM samples (100 steps) against 2000 "
+             "fresh data points; eps-err: relative error to the exact eps* of the Gaussian mixtures; train s: "
+             "wall time including compilation; compute s: the same minus the estimated compilation.", ""]
+    for mode in ("quick", "full"):
+        path = results_dir / f"study_{mode}.json"
+        if path.exists():
+            parts.append(summary_markdown(json.loads(path.read_text())))
+    atomic_write_text(results_dir / "STUDY.md", "\n".join(parts))
+
+
+def print_table(result: dict):
+    print()
+    print(f"{'problem':<16}{'arm':<16}{'train s':>9}{'MMD²':>10}{'SW':>9}{'eps-err':>9}{'params':>9}")
+    for r in result["runs"]:
+        if r["arm"] in ("NN", "FTT-ALS"):
+            q = r["quality"]
+            print(f"{r['problem']:<16}{r['arm']:<16}{r['train_s']:>9.1f}{fmt(q['mmd']):>10}{fmt(q['sw']):>9}"
+                  f"{fmt(q.get('eps_error')):>9}{r.get('params', 0):>9}")
+    for name, h in result["headline"].items():
+        ratio = h.get("time_ratio_ftt_over_nn")
+        print(f"headline {name}: FTT reached NN quality: {h['ftt_reached']}; time ratio FTT/NN = {fmt(ratio)}; "
+              f"target (<= 0.1) met: {h['target_met']}")
+    m = result["machine"]
+    print(f"machine: {m['processor']}, {m['cpu_count']} cores, jax {m['jax']}; total {result['total_s']:.0f} s")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced budgets (a few minutes)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="output directory")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    s = settings_for(args.quick)
+    args.results.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
+    start = time.perf_counter()
+    study = Study(s)
+    study.run()
+    result = {
+        "mode": s.mode,
+        "command": " ".join([".venv/bin/python", "benchmarks/study_ftt_vs_nn.py", *sys.argv[1:]]),
+        "machine": machine_info(),
+        "settings": asdict(s),
+        "problems": {n: {"dim": p.dim, "floor": study.evaluators[n].floor,
+                         "optimal_val_loss": study.evaluators[n].optimal_loss} for n, p in study.problems.items()},
+        "runs": study.runs,
+        "landscapes": study.landscapes,
+        "notes": study.notes,
+        "task_s": study.task_s,
+    }
+    result["headline"] = headline(study.runs)
+    prefix = f"study_{s.mode}"
+    plot_quality_vs_time(result, args.results / f"{prefix}_quality_vs_time.png")
+    plot_design(result, args.results / f"{prefix}_design.png")
+    plot_landscapes(result, args.results / f"{prefix}_landscape.png")
+    plot_samples(study, args.results / f"{prefix}_samples.png")
+    result["load_end"] = os.getloadavg()
+    result["load_start"] = load_start
+    result["total_s"] = time.perf_counter() - start
+    atomic_write_text(args.results / f"{prefix}.json", json.dumps(result, indent=1))
+    write_study_md(args.results)
+    print_table(result)
+
+
+if __name__ == "__main__":
+    main()
