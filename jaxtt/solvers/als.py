@@ -42,7 +42,7 @@ from jaxtt.solvers._sparse import local_plan, normal_equations_local, squared_re
 from jaxtt.tt import TensorTrain, orthogonalize
 from jaxtt.tt.ops import _absorb_vectors
 
-__all__ = ["als_sweep", "fit_als", "local_plans", "check_fit_data", "check_feasible_ranks"]
+__all__ = ["als_sweep", "fit_als", "local_plans", "check_fit_data", "check_training_data", "check_feasible_ranks"]
 
 
 def _right_interfaces(cores, feats, scan: bool = False):
@@ -216,6 +216,18 @@ def check_fit_data(model: FTT, x, y, name_x: str = "x", name_y: str = "y"):
     return jnp.asarray(x), jnp.asarray(y)
 
 
+def check_training_data(model, x, y, x_val=None, y_val=None):
+    """Validate a model and its training (and optional validation) data; return jnp arrays."""
+    if not isinstance(model, FTT):
+        raise TypeError(f"model must be a jaxtt.ftt.FTT, got {type(model).__name__}")
+    x, y = check_fit_data(model, x, y)
+    if (x_val is None) != (y_val is None):
+        raise ValueError("x_val and y_val must be given together")
+    if x_val is not None:
+        x_val, y_val = check_fit_data(model, x_val, y_val, "x_val", "y_val")
+    return x, y, x_val, y_val
+
+
 def check_feasible_ranks(tt: TensorTrain) -> None:
     """Raise if a rank exceeds ``min(Π_{j<=k} n_j, Π_{j>k} n_j)`` (the basis cannot support it)."""
     shape = tt.shape
@@ -275,13 +287,7 @@ def fit_als(
             ``reg < 0``, infeasible ranks, or a non-finite local solve (naming
             the sweep and the core).
     """
-    if not isinstance(model, FTT):
-        raise TypeError(f"model must be a jaxtt.ftt.FTT, got {type(model).__name__}")
-    x, y = check_fit_data(model, x, y)
-    if (x_val is None) != (y_val is None):
-        raise ValueError("x_val and y_val must be given together")
-    if x_val is not None:
-        x_val, y_val = check_fit_data(model, x_val, y_val, "x_val", "y_val")
+    x, y, x_val, y_val = check_training_data(model, x, y, x_val, y_val)
     sweeps = check_int(sweeps, "sweeps", minimum=1)
     reg = check_real(reg, "reg", minimum=0.0)
     tol = check_real(tol, "tol", minimum=0.0)

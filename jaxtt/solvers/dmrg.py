@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from jaxtt._validation import check_int, check_real
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cg, solve_normal, squared_residual
-from jaxtt.solvers.als import _relative_residual, _right_interfaces, check_fit_data
+from jaxtt.solvers.als import _relative_residual, _right_interfaces, check_training_data
 from jaxtt.tt import TensorTrain, orthogonalize
 from jaxtt.tt.decompositions import _truncation_rank
 from jaxtt.tt.ops import _absorb_vectors
@@ -128,17 +128,11 @@ def fit_dmrg(
         ``(model, history)`` with keys ``sweep``, ``train_residual``,
         ``val_residual`` (if validation data is given), ``ranks``, ``time``.
     """
-    if not isinstance(model, FTT):
-        raise TypeError(f"model must be a jaxtt.ftt.FTT, got {type(model).__name__}")
+    x, y, x_val, y_val = check_training_data(model, x, y, x_val, y_val)
     if model.tt.batch_shape:
         raise ValueError("fit_dmrg fits one scalar FTT; ranks adapt per output, so fit outputs separately")
     if model.ndim < 2:
         raise ValueError("DMRG needs at least two variables")
-    x, y = check_fit_data(model, x, y)
-    if (x_val is None) != (y_val is None):
-        raise ValueError("x_val and y_val must be given together")
-    if x_val is not None:
-        x_val, y_val = check_fit_data(model, x_val, y_val, "x_val", "y_val")
     sweeps = check_int(sweeps, "sweeps", minimum=1)
     eps = check_real(eps, "eps", minimum=0.0)
     if max_rank is not None:
