@@ -358,11 +358,17 @@ def test_prop_inner_is_sum_of_hadamard(shape, data):
 @PROPS
 @given(shape=shapes, data=st.data(), eps=st.sampled_from([1e-8, 0.1, 0.4]))
 def test_prop_round_idempotent(shape, data, eps):
+    """Rounding twice changes nothing beyond the error bound; with a tolerance far below the
+    spectral gap of an exactly representable sum it is idempotent. (With a large ``eps`` the second
+    call has a fresh error budget and may truncate further, so only non-increasing ranks hold.)"""
     a, b = tt_pair(data, shape)
     once = tt.round(tt.add(a, b), eps=eps)
     twice = tt.round(once, eps=eps)
-    assert twice.ranks == once.ranks
+    assert all(r2 <= r1 for r2, r1 in zip(twice.ranks, once.ranks))
     assert rel(dense(twice), dense(once)) <= eps * (1 + 1e-8) + 1e-12
+    if eps < 1e-6:
+        assert twice.ranks == once.ranks
+        assert rel(dense(twice), dense(once)) < 1e-10
 
 
 @PROPS
