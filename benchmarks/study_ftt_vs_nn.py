@@ -1,16 +1,18 @@
 """The FTT-vs-NN study: functional tensor-train denoisers against the ResNet-MLP on toy densities and mixtures.
 
-Run (quick mode, a few minutes on a 2-core CPU)::
+Run (quick mode, 6-10 minutes on a shared 2-core CPU)::
 
     .venv/bin/python benchmarks/study_ftt_vs_nn.py --quick
 
-or the full study (about 45 minutes) without ``--quick``. Writes ``benchmarks/results/study_{quick,full}.json``,
-``study_{quick,full}_*.png`` and ``benchmarks/results/STUDY.md`` (a summary of every study JSON present).
+or the full study (15-30 minutes there) without ``--quick``. Writes ``benchmarks/results/study_{quick,full}.json``,
+``study_{quick,full}_*.png`` (quality vs training time, design sweep, loss landscapes, sample scatter plots) and
+``benchmarks/results/STUDY.md`` (the summary tables of every study JSON present).
 
 Workload (the same for every arm): ``N_train = 10,000`` training points, the linear schedule with ``T = 1000``
 (seed 001 eq. 1-4), float32. Problems: the standardised 2-D swiss roll, 8 gaussians and checkerboard
 (:mod:`jaxtt.data`) and Gaussian mixtures in ``D = 2, 4, 8, 16`` (6 components with random means and
-covariances, fixed seed) whose optimal noise prediction ``eps*`` is exact (:class:`jaxtt.data.GaussianMixture`).
+covariances, fixed seed) whose optimal noise prediction ``eps*`` is exact (:class:`jaxtt.data.GaussianMixture`);
+the quick mode leaves out ``D = 4``. Headline problems: the swiss roll and the 8-D mixture.
 
 Arms:
 
@@ -24,10 +26,13 @@ Arms:
   module imports and runs.
 
 Quality: MMD² (:func:`jaxtt.metrics.mmd`) and sliced W2 (:func:`jaxtt.metrics.sliced_wasserstein`) of
-``n_eval = 2000`` deterministic DDIM samples (100 steps, ``eta = 0``) against 2000 fresh data points, the
-held-out L_simple (fixed noise and steps), and for the mixtures the relative error to the exact ``eps*``
-(:func:`jaxtt.metrics.eps_error`). The data-vs-data value of each metric (two independent data samples) is
-reported as its noise floor. "Reaches NN quality": MMD² and SW both at most 1.1 x the NN's final value.
+``n_eval = 2000`` deterministic DDIM samples (100 steps, ``eta = 0``) against 2000 fresh data points; the share
+of "outliers" (samples farther out than 1.5x the largest test-point norm) and, as a diagnostic, the sliced W2
+without them; the held-out L_simple (fixed noise and steps); for the mixtures the relative error to the exact
+``eps*`` (:func:`jaxtt.metrics.eps_error`, mean over its default steps and at t = 10, 100, 500) and the excess
+L_simple over the exact optimum (``E‖eps_θ − eps*‖²/D`` on the same draws). The data-vs-data value of each
+metric (two independent data samples) is reported as its noise floor. "Reaches NN quality": MMD² and SW both
+within 10 % of the NN's final values (``value <= target + 0.1·|target|``).
 
 Cost: training wall time including compilation (every ``fit_denoiser`` call compiles its sweep; the NN loop is
 compiled once per run), with the compilation estimated and subtracted as "compute" time; parameter counts;
@@ -164,7 +169,7 @@ def settings_for(quick: bool) -> Settings:
         ftt_grid=grid | {16: _cfg(4, 8, 2, 2)},
         ladders={
             "swiss_roll": (_cfg(4, 8, 1, 1), _cfg(4, 8, 2, 2), _cfg(8, 12, 2, 2), _cfg(8, 16, 4, 2), _cfg(8, 16, 8, 3)),
-            "gmm8": (_cfg(2, 6, 1, 1), _cfg(4, 8, 2, 2), _cfg(4, 12, 4, 2), _cfg(6, 8, 2, 2)),
+            "gmm8": (_cfg(2, 6, 1, 1), _cfg(4, 8, 2, 2), _cfg(4, 12, 4, 2), _cfg(6, 8, 2, 2), _cfg(8, 8, 4, 2)),
         },
         design=(
             _cfg(8, 12, 2, 2, basis="bspline"),
@@ -717,10 +722,14 @@ def runs_of(runs, problem, arm):
     return [r for r in runs if r["problem"] == problem and r["arm"] == arm]
 
 
-def reaches(quality: dict, target: dict) -> bool:
-    q_mmd, q_sw = quality.get("mmd"), quality.get("sw")
-    return (q_mmd is not None and q_sw is not None
-            and q_mmd <= TOLERANCE * target["mmd"] and q_sw <= TOLERANCE * target["sw"])
+def within(value, target) -> bool:
+    """``value <= target + 10 % of |target|`` (lower is better; the unbiased MMD² estimate can be negative)."""
+    return value is not None and value <= target + (TOLERANCE - 1.0) * abs(target)
+
+
+def reaches(quality: dict, target: dict, sw: str = "sw") -> bool:
+    """MMD² and SW (or, with ``sw="sw_trimmed"``, SW without the outlying samples) within 10 % of the target's."""
+    return within(quality.get("mmd"), target["mmd"]) and within(quality.get(sw), target["sw"])
 
 
 def headline(runs) -> dict:
@@ -736,7 +745,9 @@ def headline(runs) -> dict:
         nn_reach = next((p for p in nn["curve"] if reaches(p, target)), None)
         ladder = sorted(runs_of(runs, name, "FTT-ALS ladder"), key=lambda r: r["ladder_index"])
         first = next((r for r in ladder if reaches(r["quality"], target)), None)
-        best = min(ladder, key=lambda r: (r["quality"]["mmd"] or np.inf)) if ladder else None
+        bulk = next((r for r in ladder if reaches(r["quality"], target, "sw_trimmed")), None)
+        scored = [r for r in ladder if r["quality"]["mmd"] is not None]
+        best = min(scored, key=lambda r: r["quality"]["mmd"]) if scored else None
         entry = {
             "nn": {"quality": target, "train_s": nn["train_s"], "compute_s": nn["compute_s"]},
             "nn_first_within_10pct": None if nn_reach is None else {"steps": nn_reach["steps"],
@@ -747,6 +758,9 @@ def headline(runs) -> dict:
                                                       "compute_s": first["compute_s"]},
             "ftt_best_mmd": None if best is None else {"config": best["config"], "label": describe(best),
                                                         "quality": best["quality"], "train_s": best["train_s"]},
+            "ftt_first_without_outliers": None if bulk is None else {
+                "label": describe(bulk), "quality": bulk["quality"], "train_s": bulk["train_s"],
+                "time_ratio_ftt_over_nn": bulk["train_s"] / nn["train_s"]},
         }
         if first is not None:
             entry["time_ratio_ftt_over_nn"] = first["train_s"] / nn["train_s"]
@@ -840,6 +854,7 @@ def plot_design(result, path: Path):
             ax.set_xscale("symlog", linthresh=1e-4)
         else:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(f"swiss roll: {title}", fontsize=9)
     axes[0].set_yticks(range(len(runs)))
     axes[0].set_yticklabels([describe(r) for r in runs], fontsize=7)
@@ -947,6 +962,15 @@ def summary_markdown(result: dict) -> str:
                if f else "- | - | - | - | - | ")
             + f"{fmt(h.get('time_ratio_ftt_over_nn'), '.3f')} | {fmt(h.get('compute_ratio_ftt_over_nn'), '.3f')} | "
             f"{'yes' if h['target_met'] else 'no'} |")
+    for name, h in result["headline"].items():
+        bulk = h.get("ftt_first_without_outliers")
+        if bulk is not None and not h["ftt_reached"]:
+            q = bulk["quality"]
+            lines += ["", f"{name}, diagnostic only: with the outlying samples ({100 * q['outlier_frac']:.2f} % "
+                      f"of the samples beyond 1.5x the largest test-point norm) left out of SW, the FTT rung "
+                      f"{bulk['label']} is within 10 % of the NN (MMD² {fmt(q['mmd'])}, SW w/o outliers "
+                      f"{fmt(q['sw_trimmed'])}, full SW {fmt(q['sw'])}) after {bulk['train_s']:.1f} s, "
+                      f"{bulk['time_ratio_ftt_over_nn']:.2f} of the NN's training time."]
     lines += ["", "All problems: the NN against the FTT-ALS default of each dimension; `floor` is a second data "
               "sample against the test sample (and, for the mixtures, the exact eps*):", "",
               f"| problem | D | arm | config | params | FLOPs/eval (XLA) | train memory (XLA) | train s | compute s "
