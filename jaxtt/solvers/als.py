@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from functools import partial
+from functools import cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -240,6 +240,22 @@ def check_feasible_ranks(tt: TensorTrain) -> None:
             )
 
 
+@cache
+def _compiled_sweep(batch_ndim: int, chunk_size: int, cg_maxiter: int):
+    """One jitted (and vmapped over ``batch_ndim`` FTT axes) sweep per configuration.
+
+    Cached so that repeated fits (e.g. every resampling round of a denoiser
+    fit) reuse the compiled program instead of tracing a fresh closure.
+    """
+
+    def sweep(model, x, y, plans, reg):
+        return als_sweep(model, x, y, plans, reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter)
+
+    for _ in range(batch_ndim):
+        sweep = jax.vmap(sweep, in_axes=(0, None, -1, None, None))
+    return jax.jit(sweep)
+
+
 def _relative_residual(model: FTT, x, y) -> float:
     pred = model(x)
     pred = pred.T if pred.ndim == 2 else pred
@@ -297,10 +313,7 @@ def fit_als(
 
     cg_maxiter = check_int(cg_maxiter, "cg_maxiter", minimum=0)
     plans = local_plans(model, x) if sparse and not cg_maxiter else None
-    sweep = partial(als_sweep, reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter)
-    for _ in model.tt.batch_shape:
-        sweep = jax.vmap(sweep, in_axes=(0, None, -1, None))
-    sweep = jax.jit(sweep)
+    sweep = _compiled_sweep(len(model.tt.batch_shape), chunk_size, cg_maxiter)
     order = sweep_order(model.ndim)
     history = {"sweep": [], "train_residual": [], "objective": [], "time": []}
     if x_val is not None:
@@ -309,7 +322,7 @@ def fit_als(
     bar = tqdm(range(1, sweeps + 1), desc="ALS", disable=not progress, leave=False)
     for s in bar:
         start = time.perf_counter()
-        candidate, objectives = sweep(model, x, y, plans)
+        candidate, objectives = sweep(model, x, y, plans, reg)
         objectives = np.asarray(jax.block_until_ready(objectives)).reshape(-1, len(order))
         elapsed = time.perf_counter() - start
         bad = ~np.isfinite(objectives).all(axis=0)
