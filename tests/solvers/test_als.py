@@ -148,3 +148,54 @@ def test_matrix_free_cg_local_solves_match_cholesky():
     np.testing.assert_allclose(obj_cg, obj_chol, rtol=1e-6)
     fitted, hist = fit_als(start(2), x, y, sweeps=2, reg=1e-6, cg_maxiter=200, progress=False)
     assert hist["objective"][-1] <= obj_chol[-1] * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("n_feats", [1, 2], ids=["single-site", "two-site"])
+def test_factored_operators_match_dense_design_matrix(n_feats):
+    """apply_normal / rhs_and_diagonal / squared_residual equal the explicit AᵀA g, Aᵀy, diag, ‖y − A g‖²."""
+    from jaxtt.solvers._local import apply_normal, rhs_and_diagonal, squared_residual
+
+    rng = np.random.default_rng(4)
+    n, shapes = 203, [3, 4, 5, 2][: n_feats + 2]
+    left, *feats, right = (rng.standard_normal((n, s)) for s in shapes)
+    y = rng.standard_normal(n)
+    rows = []
+    for i in range(n):
+        row = left[i]
+        for f in (*feats, right):
+            row = np.kron(row, f[i])
+        rows.append(row)
+    design = np.stack(rows)
+    g = rng.standard_normal(design.shape[1])
+    args = [jnp.asarray(left), [jnp.asarray(f) for f in feats], jnp.asarray(right)]
+    np.testing.assert_allclose(apply_normal(*args, jnp.asarray(g), 50), design.T @ (design @ g), rtol=1e-12)
+    rhs, diag = rhs_and_diagonal(*args, jnp.asarray(y), 50)
+    np.testing.assert_allclose(rhs, design.T @ y, rtol=1e-12)
+    np.testing.assert_allclose(diag, np.sum(design**2, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(squared_residual(*args, jnp.asarray(y), jnp.asarray(g), 50),
+                               np.sum((y - design @ g) ** 2), rtol=1e-12)
+
+
+def test_inexact_cg_sweeps_stay_monotone_and_converge():
+    """A few warm-started CG iterations per local solve never increase J and still fit the target."""
+    target, x, y = target_and_data(rank=2, n=1500)
+    model, previous = start(2), np.inf
+    for _ in range(6):
+        model, objs = als_sweep(model, x, y, reg=1e-8, cg_maxiter=3)
+        objs = np.asarray(objs)
+        assert objs[0] <= previous * (1 + 1e-10)
+        assert np.all(np.diff(objs) <= 1e-10 * objs[:-1])
+        previous = objs[-1]
+    assert np.linalg.norm(model(x) - y) / np.linalg.norm(y) < 1e-3
+
+
+def test_fit_als_reuses_the_compiled_sweep():
+    """Refits with new data values, models and reg hit the same compiled program."""
+    from jaxtt.solvers.als import _compiled_sweep
+
+    _, x, y = target_and_data(rank=2, n=200)
+    sweep = _compiled_sweep(0, 64, 0)
+    before = sweep._cache_size()
+    for seed, reg in [(1, 0.0), (2, 1e-3), (3, 0.5)]:
+        fit_als(start(2, seed), x + 0.01 * seed, y, sweeps=1, reg=reg, chunk_size=64, progress=False)
+    assert sweep._cache_size() == before + 1
