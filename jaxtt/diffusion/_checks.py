@@ -113,3 +113,31 @@ def call_eps(eps_fn, x, t):
         )
     return jnp.asarray(out).astype(x.dtype)
 
+
+def _scalar_item(value):
+    """A concrete 0-d array as its Python scalar; anything else unchanged."""
+    if getattr(value, "shape", None) == () and is_concrete(value) and not isinstance(value, numbers.Number):
+        return np.asarray(value).item()
+    return value
+
+
+def check_clip_x0(clip_x0) -> tuple[float, float] | None:
+    """The clipping box of the predicted data as ``(lo, hi)`` floats, or None when ``clip_x0`` is None.
+
+    A positive finite real ``c`` means ``(-c, c)``; a pair ``(lo, hi)`` of finite reals with ``lo < hi`` is taken
+    as given. Raises ``TypeError``/``ValueError`` naming ``clip_x0`` otherwise.
+    """
+    if clip_x0 is None:
+        return None
+    clip_x0 = _scalar_item(clip_x0)
+    if isinstance(clip_x0, numbers.Real) and not isinstance(clip_x0, bool):
+        c = check_real(clip_x0, "clip_x0", minimum=0.0, strict_minimum=True)
+        return -c, c
+    if isinstance(clip_x0, (str, bytes)) or not hasattr(clip_x0, "__len__") or len(clip_x0) != 2:
+        raise TypeError(
+            f"clip_x0 must be None, a positive real c (the box [-c, c]) or a pair (lo, hi), got {clip_x0!r}"
+        )
+    lo, hi = (check_real(_scalar_item(v), f"clip_x0[{i}]") for i, v in enumerate(clip_x0))
+    if not lo < hi:
+        raise ValueError(f"clip_x0 = (lo, hi) must satisfy lo < hi, got ({lo}, {hi})")
+    return lo, hi

@@ -36,3 +36,18 @@ def initial_and_keys(key, shape, dtype, x_init, n_steps):
 def full_t(t, x):
     """The step ``t`` (a traced int scalar) repeated for every row of ``x``."""
     return jnp.full((x.shape[0],), t, dtype=jnp.int32)
+
+
+def clipped_x0(x, eps, sqrt_alpha_bar, noise_std, box):
+    r"""The predicted data :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}`
+    (Ho et al. 2020, eq. 15), clipped elementwise to ``box = (lo, hi)`` (Ho et al. 2020, sec. 3.3 clip it to the
+    data range; diffusers' ``clip_sample``). Keeps ``x``'s dtype.
+    """
+    x0 = (x - noise_std * eps) / sqrt_alpha_bar
+    return jnp.clip(x0, box[0], box[1])
+
+
+def eps_from_x0(x, x0, sqrt_alpha_bar, noise_std):
+    r"""The noise :math:`\epsilon = (x_t - \sqrt{\bar\alpha_t}\,x_0)/\sqrt{1-\bar\alpha_t}` that maps ``x0`` to
+    ``x`` under the forward marginal :math:`x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon`."""
+    return (x - sqrt_alpha_bar * x0) / noise_std
