@@ -2,7 +2,8 @@
 
 ``jaxtt demo`` trains an FTT denoiser by closed-form TT-ALS sweeps and the
 ResNet-MLP of seed 001 eq. (6) by AdamW on a 2-D toy data set, samples both
-with DDIM and DDPM, prints a comparison table and writes
+with DDIM and DDPM (predicted x0 clipped to the data range, ``--no-clip`` to
+turn it off), prints a comparison table and writes
 ``demo_samples.png`` (data | FTT | NN) and ``demo_results.json``.
 """
 
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="demo_out", help="output directory")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    demo.add_argument("--no-clip", action="store_true",
+                      help="do not clip the predicted x0 to the data range (+5 %%) while sampling")
     return parser
 
 
@@ -84,10 +87,12 @@ def demo(args: argparse.Namespace) -> dict:
     models = {"FTT (ALS)": (ftt, ftt_time, ftt.num_params),
               "ResNet-MLP (AdamW)": (trained.ema_model, nn_time, _count_params(trained.ema_model))}
     shape = (args.samples, 2)
+    low, high = float(data.min()), float(data.max())
+    clip = None if args.no_clip else (low - 0.05 * (high - low), high + 0.05 * (high - low))
     results, samples = {}, {}
     for name, (model, seconds, params) in models.items():
-        ddim = ddim_sample(model, schedule, keys[6], shape, steps=args.ddim_steps)
-        ddpm = ddpm_sample(model, schedule, keys[7], shape)
+        ddim = ddim_sample(model, schedule, keys[6], shape, steps=args.ddim_steps, clip_x0=clip)
+        ddpm = ddpm_sample(model, schedule, keys[7], shape, clip_x0=clip)
         samples[name] = {"DDIM": ddim, "DDPM": ddpm}
         results[name] = {"train_seconds": seconds, "params": int(params)}
         for kind, x in samples[name].items():
