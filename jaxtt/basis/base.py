@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jaxtt._validation import check_array, check_finite
+from jaxtt._validation import check_array, check_domain, check_finite, check_int
 
-__all__ = ["Basis", "as_real_input", "check_bool", "jit_method", "to_reference"]
+__all__ = ["Basis", "ScaledBasis", "as_real_input", "check_bool", "jit_method", "to_reference"]
 
 
 class Basis(eqx.Module):
@@ -47,6 +47,33 @@ class Basis(eqx.Module):
     @abc.abstractmethod
     def derivative(self, x: Float[ArrayLike, "*batch"]) -> Float[Array, "*batch m"]:
         """Derivatives :math:`d\\phi_k / dx` of all ``m`` functions, shape ``[..., m]``."""
+
+
+class ScaledBasis(Basis):
+    """A global family (polynomial or trigonometric) whose ``k``-th function is optionally scaled by ``c_k``.
+
+    Subclasses give the normalisation constants :meth:`_normalisation` (``c_k`` that make the family
+    orthonormal for its weight on ``domain``); ``orthonormal=False`` leaves the functions unscaled.
+    """
+
+    m: int = eqx.field(static=True)
+    domain: tuple[float, float] = eqx.field(static=True)
+    orthonormal: bool = eqx.field(static=True)
+
+    def __init__(self, m: int, domain: tuple[float, float] = (-1.0, 1.0), orthonormal: bool = False):
+        self.m = check_int(m, "m", minimum=1)
+        self.domain = check_domain(domain, "domain")
+        self.orthonormal = check_bool(orthonormal, "orthonormal")
+
+    @abc.abstractmethod
+    def _normalisation(self) -> np.ndarray:
+        """The constants ``c_0 .. c_{m-1}`` of the orthonormal family."""
+
+    def _scaled(self, stacked: Array) -> Array:
+        """``stacked[..., k] · c_k`` when orthonormal, else ``stacked``."""
+        if not self.orthonormal:
+            return stacked
+        return stacked * jnp.asarray(self._normalisation(), dtype=stacked.dtype)
 
 
 def check_bool(value, name: str) -> bool:

@@ -2,13 +2,11 @@ r"""Chebyshev polynomial basis (first kind) on an interval, evaluated with the t
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jaxtt._validation import check_domain, check_int
-from jaxtt.basis.base import Basis, as_real_input, check_bool, jit_method, to_reference
+from jaxtt.basis.base import ScaledBasis, as_real_input, jit_method, to_reference
 
 __all__ = ["Chebyshev"]
 
@@ -29,7 +27,7 @@ def _chebyshev_derivative(xi, values: list) -> list:
     return derivatives
 
 
-class Chebyshev(Basis):
+class Chebyshev(ScaledBasis):
     r"""Chebyshev polynomials of the first kind :math:`T_0, \dots, T_{m-1}` on ``domain = (a, b)``.
 
     .. math::
@@ -55,22 +53,10 @@ class Chebyshev(Basis):
         orthonormal: normalize with respect to the Chebyshev weight (see above).
     """
 
-    m: int = eqx.field(static=True)
-    domain: tuple[float, float] = eqx.field(static=True)
-    orthonormal: bool = eqx.field(static=True)
-
-    def __init__(self, m: int, domain: tuple[float, float] = (-1.0, 1.0), orthonormal: bool = False):
-        self.m = check_int(m, "m", minimum=1)
-        self.domain = check_domain(domain, "domain")
-        self.orthonormal = check_bool(orthonormal, "orthonormal")
-
-    def _scaled(self, columns: list, dtype) -> Array:
-        stacked = jnp.stack(columns, axis=-1)
-        if not self.orthonormal:
-            return stacked
+    def _normalisation(self) -> np.ndarray:
         c = np.full(self.m, np.sqrt(2.0 / np.pi))
         c[0] = np.sqrt(1.0 / np.pi)
-        return stacked * jnp.asarray(c, dtype=dtype)
+        return c
 
     def __call__(self, x: Float[ArrayLike, "*batch"]) -> Float[Array, "*batch m"]:
         r"""Values :math:`\phi_k(x)`, shape ``[..., m]``, in the floating dtype of ``x``."""
@@ -87,9 +73,9 @@ class Chebyshev(Basis):
     @jit_method
     def _values(self, x: Array) -> Array:
         xi, _ = to_reference(x, self.domain)
-        return self._scaled(_chebyshev(xi, self.m), x.dtype)
+        return self._scaled(jnp.stack(_chebyshev(xi, self.m), axis=-1))
 
     @jit_method
     def _derivatives(self, x: Array) -> Array:
         xi, scale = to_reference(x, self.domain)
-        return self._scaled(_chebyshev_derivative(xi, _chebyshev(xi, self.m)), x.dtype) * scale
+        return self._scaled(jnp.stack(_chebyshev_derivative(xi, _chebyshev(xi, self.m)), axis=-1)) * scale

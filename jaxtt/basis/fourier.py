@@ -2,13 +2,11 @@ r"""Real trigonometric (Fourier) basis on an interval, periodic with the interva
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jaxtt._validation import check_domain, check_int
-from jaxtt.basis.base import Basis, as_real_input, check_bool, jit_method, to_reference
+from jaxtt.basis.base import ScaledBasis, as_real_input, jit_method, to_reference
 
 __all__ = ["Fourier"]
 
@@ -24,7 +22,7 @@ def _layout(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.arange(n_cos), np.arange(1, n_sin + 1), np.asarray(order)
 
 
-class Fourier(Basis):
+class Fourier(ScaledBasis):
     r"""Real Fourier basis on ``domain = (a, b)`` (seed 001, sec. 4.1.1 lists Fourier series as an FTT basis).
 
     With :math:`\xi(x) = (2x - (a + b)) / (b - a) \in [-1, 1]`, the ``m`` functions are, in this order,
@@ -48,22 +46,11 @@ class Fourier(Basis):
         orthonormal: scale to an :math:`L^2([a, b])`-orthonormal family.
     """
 
-    m: int = eqx.field(static=True)
-    domain: tuple[float, float] = eqx.field(static=True)
-    orthonormal: bool = eqx.field(static=True)
-
-    def __init__(self, m: int, domain: tuple[float, float] = (-1.0, 1.0), orthonormal: bool = False):
-        self.m = check_int(m, "m", minimum=1)
-        self.domain = check_domain(domain, "domain")
-        self.orthonormal = check_bool(orthonormal, "orthonormal")
-
-    def _scaled(self, stacked: Array) -> Array:
-        if not self.orthonormal:
-            return stacked
+    def _normalisation(self) -> np.ndarray:
         a, b = self.domain
         c = np.full(self.m, np.sqrt(2.0 / (b - a)))
         c[0] = np.sqrt(1.0 / (b - a))
-        return stacked * jnp.asarray(c, dtype=stacked.dtype)
+        return c
 
     def __call__(self, x: Float[ArrayLike, "*batch"]) -> Float[Array, "*batch m"]:
         r"""Values :math:`\phi_k(x)`, shape ``[..., m]``, in the floating dtype of ``x``."""

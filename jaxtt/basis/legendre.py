@@ -2,13 +2,11 @@ r"""Legendre polynomial basis on an interval, evaluated with Bonnet's three-term
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jaxtt._validation import check_domain, check_int
-from jaxtt.basis.base import Basis, as_real_input, check_bool, jit_method, to_reference
+from jaxtt.basis.base import ScaledBasis, as_real_input, jit_method, to_reference
 
 __all__ = ["Legendre"]
 
@@ -35,7 +33,7 @@ def _bonnet_derivative(xi, values: list) -> list:
     return derivatives
 
 
-class Legendre(Basis):
+class Legendre(ScaledBasis):
     r"""Legendre polynomials :math:`P_0, \dots, P_{m-1}` on ``domain = (a, b)`` (seed 001, eqs. 13-14).
 
     .. math::
@@ -67,22 +65,9 @@ class Legendre(Basis):
         orthonormal: scale to an :math:`L^2([a, b])`-orthonormal family.
     """
 
-    m: int = eqx.field(static=True)
-    domain: tuple[float, float] = eqx.field(static=True)
-    orthonormal: bool = eqx.field(static=True)
-
-    def __init__(self, m: int, domain: tuple[float, float] = (-1.0, 1.0), orthonormal: bool = False):
-        self.m = check_int(m, "m", minimum=1)
-        self.domain = check_domain(domain, "domain")
-        self.orthonormal = check_bool(orthonormal, "orthonormal")
-
-    def _scaled(self, columns: list, dtype) -> Array:
-        stacked = jnp.stack(columns, axis=-1)
-        if not self.orthonormal:
-            return stacked
+    def _normalisation(self) -> np.ndarray:
         a, b = self.domain
-        c = np.sqrt((2 * np.arange(self.m) + 1) / (b - a))
-        return stacked * jnp.asarray(c, dtype=dtype)
+        return np.sqrt((2 * np.arange(self.m) + 1) / (b - a))
 
     def __call__(self, x: Float[ArrayLike, "*batch"]) -> Float[Array, "*batch m"]:
         r"""Values :math:`\phi_k(x)`, shape ``[..., m]``, in the floating dtype of ``x``."""
@@ -99,9 +84,9 @@ class Legendre(Basis):
     @jit_method
     def _values(self, x: Array) -> Array:
         xi, _ = to_reference(x, self.domain)
-        return self._scaled(_bonnet(xi, self.m), x.dtype)
+        return self._scaled(jnp.stack(_bonnet(xi, self.m), axis=-1))
 
     @jit_method
     def _derivatives(self, x: Array) -> Array:
         xi, scale = to_reference(x, self.domain)
-        return self._scaled(_bonnet_derivative(xi, _bonnet(xi, self.m)), x.dtype) * scale
+        return self._scaled(jnp.stack(_bonnet_derivative(xi, _bonnet(xi, self.m)), axis=-1)) * scale
