@@ -44,36 +44,10 @@ from jax import lax
 
 from jaxtt.diffusion import ddim_sample, ddpm_sample, linear_schedule
 
+from _timing import interleaved, matmul_peak  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 WIDTH = 128
-
-
-def interleaved(fns: dict, repeats: int) -> dict:
-    """Median and minimum wall time of each function, called round-robin after one untimed warm-up call."""
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: {"median_s": float(np.median(t)), "min_s": float(np.min(t))} for name, t in times.items()}
-
-
-def matmul_peak(repeats: int) -> float:
-    """Median f32 GFLOP/s of a jitted 2048 x 2048 matrix product."""
-    n = 2048
-    a = jax.random.normal(jax.random.key(0), (n, n), dtype=jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), dtype=jnp.float32)
-    mm = jax.jit(jnp.matmul)
-    mm(a, b).block_until_ready()
-    times = []
-    for _ in range(max(repeats, 5)):
-        start = time.perf_counter()
-        mm(a, b).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / float(np.median(times)) / 1e9
 
 
 class EpsMLP(eqx.Module):
@@ -201,7 +175,7 @@ def main():
     fns["jaxtt"]()
     first_call_s = time.perf_counter() - start
     timings = interleaved(fns, args.repeats)
-    peak = matmul_peak(args.repeats)
+    peak = matmul_peak(repeats=args.repeats)
     flops = 2 * n * steps * (3 * WIDTH + 2 * WIDTH * WIDTH + WIDTH * 2)
 
     memory = {

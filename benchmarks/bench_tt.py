@@ -55,6 +55,8 @@ import jaxtt.tt as tt  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from _timing import interleaved  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 N_SAMPLES = 100_000
 MODE = 10
@@ -66,27 +68,6 @@ RANK = 8
 
 def _block(x):
     return jax.block_until_ready(x)
-
-
-def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict:
-    """Time several competitors round-robin, so that load changes on a shared machine hit all alike.
-
-    Returns, per name, the median and minimum of ``repeats`` wall times measured after
-    ``warmup`` untimed calls of every function.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {
-        name: {"median_s": float(np.median(t)), "min_s": float(np.min(t)), "repeats": repeats}
-        for name, t in times.items()
-    }
 
 
 def speedup(peer: dict, ours: dict) -> float:
