@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jaxtt._validation import check_array, check_domain, check_finite, check_int
+from jaxtt._validation import check_array, check_bool, check_domain, check_finite, check_int
 
 __all__ = ["Basis", "ScaledBasis", "as_real_input", "check_bool", "jit_method", "to_reference"]
 
@@ -74,13 +74,6 @@ class ScaledBasis(Basis):
         if not self.orthonormal:
             return stacked
         return stacked * jnp.asarray(self._normalisation(), dtype=stacked.dtype)
-
-
-def check_bool(value, name: str) -> bool:
-    """Return ``value`` if it is a Python or NumPy bool, else raise ``TypeError`` naming ``name``."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 def as_real_input(x) -> Array:

@@ -7,10 +7,41 @@ At position ``k`` the neighbouring cores are merged into a supercore
 
 is solved (normal equations while the supercore has at most
 ``dense_limit`` entries, matrix-free conjugate gradients started from the
-current supercore otherwise), and ``W`` is split back by a truncated SVD of
-its ``(r_{k-1} m_k) × (m_{k+1} r_{k+1})`` unfolding: the smallest rank with
-``‖σ_{>r}‖ <= eps ‖σ‖``, capped at ``max_rank``. Ranks therefore grow or shrink
-to what the data support (White 1992; Holtz, Rohwedder, Schneider 2012).
+current supercore otherwise), and ``W`` is split back into two cores of a
+lower rank ``r`` (White 1992; Holtz, Rohwedder, Schneider 2012).
+
+The model value at sample ``s`` is ``f_s = a_sᵀ W b_s`` with the left features
+``a_s = L_s ⊗ φ_k(x_{s,k})`` (length ``r_{k-1} m_k``), the right features
+``b_s = φ_{k+1}(x_{s,k+1}) ⊗ R_s`` (length ``m_{k+1} r_{k+1}``) and ``W`` read
+as an ``(r_{k-1} m_k) × (m_{k+1} r_{k+1})`` matrix. Two splits are offered:
+
+* ``truncation="function"`` (default): with the feature covariances
+  ``C_L = (1/N) Σ_s a_s a_sᵀ = R_Lᵀ R_L`` and ``C_R = (1/N) Σ_s b_s b_sᵀ = R_Rᵀ R_R``,
+  the data error of a replacement ``Ŵ`` is
+
+      Σ_s (a_sᵀ (W − Ŵ) b_s)²  ≈  N ‖R_L (W − Ŵ) R_Rᵀ‖_F²,
+
+  exactly so when the left and right variables are independent under the
+  data (e.g. samples on a tensor grid). The truncated SVD
+  ``R_L W R_Rᵀ ≈ U_r Σ_r V_rᵀ`` is therefore the best rank-``r`` replacement
+  for the model values on the data, and ``Ŵ = (R_L⁻¹ U_r)(Σ_r V_rᵀ R_R⁻ᵀ)``.
+  Basis functions are generally not orthonormal on the data, and neither
+  are the interfaces ``L_s``, ``R_s``, so this differs from the Frobenius
+  truncation of the coefficients.
+* ``truncation="coefficients"``: the truncated SVD of ``W`` itself
+  (Frobenius-optimal in coefficient space).
+
+The rank is the smallest ``r`` with ``‖σ_{>r}‖ <= eps ‖σ‖`` over the
+singular values of the matrix that is truncated, capped at ``max_rank``. With
+``"function"`` ``eps`` is thus a relative RMS error of the supercore's
+function on the data (under the independence approximation above). After the
+split the train is returned to canonical form: moving right the new left core
+is left-orthogonal as a coefficient tensor (QR, triangular factor pushed into
+the right core), moving left the new right core is right-orthogonal.
+
+The last split of a sweep leaves core 0 holding the truncated singular
+values, a truncation that no later solve corrects; by default (``polish``)
+that core is re-solved once at the new ranks, the single-site ALS step.
 
 Ranks change between steps, so the sweep runs eagerly in Python with each
 local solve jit-compiled per shape.
@@ -26,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxtt._validation import check_int, check_real
+from jaxtt._validation import check_bool, check_choice, check_int, check_real
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cg, solve_normal, squared_residual
 from jaxtt.solvers.als import _relative_residual, _right_interfaces, check_training_data
@@ -38,19 +69,29 @@ __all__ = ["fit_dmrg", "dmrg_sweep"]
 
 
 @partial(jax.jit, static_argnames=("chunk_size",))
-def _solve_dense(left, f1, f2, right, y, reg, chunk_size=4096):
-    gram, rhs = normal_equations(left, [f1, f2], right, y, chunk_size)
-    w = solve_normal(gram, rhs, reg)
-    return w, squared_residual(left, [f1, f2], right, y, w, chunk_size) + reg * w @ w
+def _solve_dense(left, feats, right, y, reg, chunk_size=4096):
+    """Ridge solve for the (super)core with design rows ``L ⊗ φ… ⊗ R``; returns ``(g, J(g))``."""
+    gram, rhs = normal_equations(left, feats, right, y, chunk_size)
+    g = solve_normal(gram, rhs, reg)
+    return g, squared_residual(left, feats, right, y, g, chunk_size) + reg * g @ g
 
 
 @partial(jax.jit, static_argnames=("maxiter", "chunk_size"))
-def _solve_iterative(left, f1, f2, right, y, reg, w0, maxiter=200, chunk_size=4096):
-    w, _ = solve_cg(left, [f1, f2], right, y, reg, w0, chunk_size, maxiter)
-    return w, squared_residual(left, [f1, f2], right, y, w, chunk_size) + reg * w @ w
+def _solve_iterative(left, feats, right, y, reg, g0, maxiter=200, chunk_size=4096):
+    """Matrix-free CG version of :func:`_solve_dense`, started at ``g0``."""
+    g, _ = solve_cg(left, feats, right, y, reg, g0, chunk_size, maxiter)
+    return g, squared_residual(left, feats, right, y, g, chunk_size) + reg * g @ g
+
+
+def _local_solve(left, feats, right, y, reg, g0, dense_limit, cg_maxiter):
+    """Normal equations while ``g`` has at most ``dense_limit`` entries, CG otherwise."""
+    if g0.size <= dense_limit:
+        return _solve_dense(left, feats, right, y, reg)
+    return _solve_iterative(left, feats, right, y, reg, g0, maxiter=cg_maxiter)
 
 
 def _split(w, shape, eps, max_rank, move_right: bool):
+    """Coefficient truncation: truncated SVD of the ``(r0 m1) × (m2 r1)`` unfolding of ``W``."""
     r0, m1, m2, r1 = shape
     u, s, vt = jnp.linalg.svd(w.reshape(r0 * m1, m2 * r1), full_matrices=False)
     rank = _truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
@@ -60,13 +101,99 @@ def _split(w, shape, eps, max_rank, move_right: bool):
     return (u * s).reshape(r0, m1, rank), vt.reshape(rank, m2, r1)
 
 
+@partial(jax.jit, static_argnames=("chunk_size",))
+def _feature_covariances(left, f1, f2, right, chunk_size=4096):
+    """``C_L = (1/N) Σ_s a_s a_sᵀ`` and ``C_R = (1/N) Σ_s b_s b_sᵀ``.
+
+    ``a_s = L_s ⊗ φ_k(x_{s,k})`` and ``b_s = φ_{k+1}(x_{s,k+1}) ⊗ R_s``, in the
+    index order of the ``(r0 m1) × (m2 r1)`` unfolding. Accumulated over chunks,
+    ``O(N ((r0 m1)² + (m2 r1)²))`` flops.
+    """
+    n = left.shape[0]
+    ones = jnp.ones((n, 1), left.dtype)
+    zeros = jnp.zeros((n,), left.dtype)
+    cov_l, _ = normal_equations(left, [f1], ones, zeros, chunk_size)
+    cov_r, _ = normal_equations(ones, [f2], right, zeros, chunk_size)
+    return cov_l / n, cov_r / n
+
+
+def _square_root(cov):
+    """``R`` and ``R⁻¹`` with ``Rᵀ R = C`` (up to a floor), from ``C = Q diag(λ) Qᵀ``.
+
+    ``R = diag(√λ̃) Qᵀ`` and ``R⁻¹ = Q diag(1/√λ̃)`` with
+    ``λ̃ = max(λ, 10 ε_mach max λ)``: eigenvalues under the floor (directions the
+    data barely see, rank deficiency included) are raised to it, so ``R`` is
+    always invertible and ``R⁻¹ R = I`` whatever the floor.
+    """
+    lam, q = jnp.linalg.eigh(cov)
+    floor = 10 * jnp.finfo(cov.dtype).eps * jnp.maximum(jnp.max(lam), jnp.finfo(cov.dtype).tiny)
+    root = jnp.sqrt(jnp.maximum(lam, floor))
+    return root[:, None] * q.T, q / root
+
+
+@jax.jit
+def _whitened_svd(w, cov_l, cov_r):
+    """SVD of the whitened supercore ``B = R_L W R_Rᵀ``; returns ``U, σ, Vᵀ, R_L⁻¹, R_R⁻¹``.
+
+    ``N ‖B‖_F² = Σ_{s,s'} (a_sᵀ W b_{s'})² / N``, the squared norm of the
+    supercore's function under the product of the left and right empirical
+    marginals (equal to ``Σ_s f_s²`` for independent left/right variables).
+    """
+    root_l, inv_l = _square_root(cov_l)
+    root_r, inv_r = _square_root(cov_r)
+    u, s, vt = jnp.linalg.svd(root_l @ w @ root_r.T, full_matrices=False)
+    return u, s, vt, inv_l, inv_r
+
+
+def _canonical_pair(a, b, move_right: bool):
+    """Re-factor ``A B`` so the core left behind is orthogonal; the product is unchanged.
+
+    Moving right: ``A = Q T`` (QR), returns ``(Q, T B)`` with ``QᵀQ = I``.
+    Moving left: ``Bᵀ = Q T``, returns ``(A Tᵀ, Qᵀ)`` with ``Qᵀ Q = I`` (orthonormal rows).
+    """
+    if move_right:
+        q, t = jnp.linalg.qr(a)
+        return q, t @ b
+    q, t = jnp.linalg.qr(b.T)
+    return a @ t.T, q.T
+
+
+def _split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right: bool):
+    """Function truncation: truncated SVD of ``R_L W R_Rᵀ``, mapped back and made canonical.
+
+    Left factor ``R_L⁻¹ U_r``, right factor ``Σ_r V_rᵀ R_R⁻ᵀ``; their product is the
+    data-optimal rank-``r`` replacement of ``W`` (see the module docstring).
+    """
+    r0, m1, m2, r1 = shape
+    u, s, vt, inv_l, inv_r = _whitened_svd(w.reshape(r0 * m1, m2 * r1), cov_l, cov_r)
+    rank = _truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
+    a = inv_l @ u[:, :rank]
+    b = (s[:rank, None] * vt[:rank]) @ inv_r.T
+    a, b = _canonical_pair(a, b, move_right)
+    return a.reshape(r0, m1, rank), b.reshape(rank, m2, r1)
+
+
+TRUNCATIONS = ("function", "coefficients")
+
+
 def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = None, reg: float = 0.0,
-               dense_limit: int = 2500, cg_maxiter: int = 200):
+               dense_limit: int = 2500, cg_maxiter: int = 200, truncation: str = "function",
+               polish: bool = True):
     """One two-site sweep (positions ``1..d-1`` and back); returns ``(model, objectives)``.
 
     Runs eagerly (ranks are chosen from the data). ``objectives`` holds ``J``
-    after each local solve, before truncation.
+    after each two-site solve, before truncation, and (with ``polish``) last
+    the ``J`` of the returned model. ``truncation`` is ``"function"``
+    (truncate where the model values on the data change least) or
+    ``"coefficients"`` (Frobenius truncation of the supercore); see the module
+    docstring. ``polish`` re-solves core 0, which carries the singular values
+    of the final split, by one single-site ridge solve at the truncated ranks.
     """
+    truncation = check_choice(truncation, "truncation", TRUNCATIONS)
+    polish = check_bool(polish, "polish")
+    eps = check_real(eps, "eps", minimum=0.0)
+    if max_rank is not None:
+        max_rank = check_int(max_rank, "max_rank", minimum=1)
     feats = model.features(x)
     y = y.astype(model.tt.dtype)
     cores = list(orthogonalize(model.tt, 0).cores)
@@ -79,19 +206,25 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
         move_right = step < d - 1
         shape = (cores[k].shape[0], cores[k].shape[1], cores[k + 1].shape[1], cores[k + 1].shape[2])
         w0 = jnp.einsum("aib,bjc->aijc", cores[k], cores[k + 1]).reshape(-1)
-        args = (lefts[k], feats[k], feats[k + 1], rights[k + 2], y, reg)
-        if w0.size <= dense_limit:
-            w, obj = _solve_dense(*args)
-        else:
-            w, obj = _solve_iterative(*args, w0, maxiter=cg_maxiter)
+        w, obj = _local_solve(lefts[k], [feats[k], feats[k + 1]], rights[k + 2], y, reg, w0, dense_limit, cg_maxiter)
         objectives.append(float(obj))
         if not np.isfinite(objectives[-1]):
             raise ValueError(f"DMRG produced a non-finite local solution at cores ({k}, {k + 1}); increase reg")
-        cores[k], cores[k + 1] = _split(w, shape, eps, max_rank, move_right)
+        if truncation == "function":
+            cov_l, cov_r = _feature_covariances(lefts[k], feats[k], feats[k + 1], rights[k + 2])
+            cores[k], cores[k + 1] = _split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right)
+        else:
+            cores[k], cores[k + 1] = _split(w, shape, eps, max_rank, move_right)
         if move_right:
             lefts[k + 1] = _absorb_vectors(lefts[k], cores[k], feats[k])
         else:
             rights[k + 1] = _absorb_vectors(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
+    if polish:
+        g, obj = _local_solve(lefts[0], [feats[0]], rights[1], y, reg, cores[0].reshape(-1), dense_limit, cg_maxiter)
+        objectives.append(float(obj))
+        if not np.isfinite(objectives[-1]):
+            raise ValueError("DMRG produced a non-finite solution when re-solving core 0; increase reg")
+        cores[0] = g.reshape(cores[0].shape)
     return FTT(TensorTrain(cores), model.bases), np.asarray(objectives)
 
 
@@ -109,6 +242,8 @@ def fit_dmrg(
     y_val=None,
     dense_limit: int = 2500,
     cg_maxiter: int = 200,
+    truncation: str = "function",
+    polish: bool = True,
     progress: bool = True,
 ) -> tuple[FTT, dict]:
     """Rank-adaptive fit by two-site sweeps; history records the ranks after each sweep.
@@ -117,12 +252,22 @@ def fit_dmrg(
         model: scalar FTT (its ranks are only the starting point; rank 1 is fine).
         x, y: data ``(N, d)``, ``(N,)``.
         sweeps: maximal number of sweeps (``>= 1``).
-        eps: relative truncation threshold of the SVD split (``>= 0``).
+        eps: relative truncation threshold of the SVD split (``>= 0``); with
+            ``truncation="function"`` a relative RMS error of the supercore's
+            values on the data, with ``"coefficients"`` a relative Frobenius
+            error of its coefficients.
         max_rank: cap on every rank.
         reg: ridge weight ``λ >= 0``.
         tol: stop when the relative training residual is below it.
         dense_limit: largest supercore size solved by normal equations; larger
             ones use matrix-free CG with ``cg_maxiter`` iterations.
+        truncation: ``"function"`` (default; whitened split that best keeps the
+            model values on the data) or ``"coefficients"`` (truncated SVD of the
+            supercore coefficients).
+        polish: after each sweep re-solve core 0 (the core that carries the
+            singular values of the last split) by a single-site ridge solve;
+            it can only lower the objective. ``truncation="coefficients",
+            polish=False`` is the classical two-site sweep.
 
     Returns:
         ``(model, history)`` with keys ``sweep``, ``train_residual``,
@@ -141,6 +286,8 @@ def fit_dmrg(
     tol = check_real(tol, "tol", minimum=0.0)
     dense_limit = check_int(dense_limit, "dense_limit", minimum=1)
     cg_maxiter = check_int(cg_maxiter, "cg_maxiter", minimum=1)
+    truncation = check_choice(truncation, "truncation", TRUNCATIONS)
+    polish = check_bool(polish, "polish")
     history = {"sweep": [], "train_residual": [], "ranks": [], "time": []}
     if x_val is not None:
         history["val_residual"] = []
@@ -149,7 +296,8 @@ def fit_dmrg(
         start = time.perf_counter()
         try:
             model, _ = dmrg_sweep(model, x, y, eps=eps, max_rank=max_rank, reg=reg,
-                                  dense_limit=dense_limit, cg_maxiter=cg_maxiter)
+                                  dense_limit=dense_limit, cg_maxiter=cg_maxiter, truncation=truncation,
+                                  polish=polish)
         except ValueError as err:
             raise ValueError(f"sweep {s}: {err}") from None
         history["time"].append(time.perf_counter() - start)
