@@ -81,20 +81,6 @@ def right_rows(feats, right):
     return rows
 
 
-def _factored_scan(body, init, left, feats, right, *extra, chunk_size: int):
-    """Fold ``body(acc, L, W, *extra)`` over chunks of samples; ``W`` is built per chunk (memory ``O(chunk · q)``)."""
-    parts = _chunked([left, *feats, right, *extra], chunk_size)
-    n_feats = len(feats)
-
-    def step(acc, chunk):
-        left_c, *rest = chunk
-        w = right_rows(rest[:n_feats], rest[n_feats])
-        return body(acc, left_c, w, *rest[n_feats + 1 :]), None
-
-    out, _ = lax.scan(step, init, parts)
-    return out
-
-
 def _apply(left, w, g):
     """``A g`` for design rows ``L ⊗ W``: ``(A g)_s = L_sᵀ G W_s`` with ``G = g`` as an ``r × q`` matrix (O(N r q))."""
     return jnp.sum((left @ g.reshape(left.shape[1], w.shape[1])) * w, axis=1)
@@ -105,55 +91,99 @@ def _apply_transpose(left, w, u):
     return ((left * u[:, None]).T @ w).reshape(-1)
 
 
-def apply_normal(left, feats, right, g, chunk_size: int):
-    """``Aᵀ(A g)`` matrix-free in ``O(N r q)`` flops, never forming the ``N × p`` design matrix."""
-    return _factored_scan(
-        lambda acc, l, w: acc + _apply_transpose(l, w, _apply(l, w, g)),
-        jnp.zeros_like(g), left, feats, right, chunk_size=chunk_size,
-    )
+def residual_pass(parts, g, offset=None):
+    """One pass over the chunked factors ``parts = _chunked([L, *feats, R])``.
+
+    Returns ``Aᵀv`` and the chunked ``v = offset − A g`` (``offset`` chunked like
+    the samples, ``None`` for zero). ``W = φ ⊗ … ⊗ R`` is rebuilt per chunk, so
+    memory stays ``O(chunk · q)``; cost ``O(N p)`` flops, never forming ``A``.
+    """
+    n_feats = len(parts) - 2
+    offset = jnp.zeros(parts[0].shape[:2], g.dtype) if offset is None else offset
+
+    def step(acc, xs):
+        chunk, c = xs
+        left, w = chunk[0], right_rows(chunk[1 : 1 + n_feats], chunk[-1])
+        v = c - _apply(left, w, g)
+        return acc + _apply_transpose(left, w, v), v
+
+    return lax.scan(step, jnp.zeros_like(g), (parts, offset))
 
 
 def squared_residual(left, feats, right, y, g, chunk_size: int):
     """``‖y − A g‖²`` accumulated over chunks (no cancellation, unlike ``yᵀy − 2gᵀh + gᵀGg``)."""
-
-    def body(acc, l, w, yc):
-        r = yc - _apply(l, w, g)
-        return acc + r @ r
-
-    return _factored_scan(body, jnp.zeros((), y.dtype), left, feats, right, y, chunk_size=chunk_size)
+    _, v = residual_pass(_chunked([left, *feats, right], chunk_size), g, _chunked([y], chunk_size)[0])
+    return jnp.sum(v * v)
 
 
-def rhs_and_diagonal(left, feats, right, y, chunk_size: int):
-    """``Aᵀy`` and ``diag(AᵀA) = Σ_s (L_s ⊙ L_s) ⊗ (W_s ⊙ W_s)`` accumulated over chunks."""
+def kronecker_preconditioner(left, feats, right, reg):
+    """``v ↦ (N S_L ⊗ S_1 ⊗ … ⊗ S_R + λI)⁻¹ v`` with the factor second moments ``S = FᵀF / N``.
 
-    def body(acc, l, w, yc):
-        return acc[0] + _apply_transpose(l, w, yc), acc[1] + ((l * l).T @ (w * w)).reshape(-1)
-
-    p = left.shape[1] * right.shape[1]
-    for f in feats:
-        p *= f.shape[1]
-    zero = jnp.zeros((p,), left.dtype)
-    return _factored_scan(body, (zero, zero), left, feats, right, y, chunk_size=chunk_size)
-
-
-def solve_cg(left, feats, right, y, reg, g0, chunk_size: int, maxiter: int):
-    """Jacobi-preconditioned, matrix-free CG on ``(AᵀA + λI) g = Aᵀy`` started at ``g0``.
-
-    Each iteration costs ``O(N p)`` flops (:func:`apply_normal`) instead of the
-    ``O(N p²)`` Gram assembly, so a few iterations are far cheaper than a
-    Cholesky solve when ``p = r m r`` is large, and converge fast when the
-    design is well conditioned (orthonormal bases, canonical form). CG minimises the
-    quadratic objective over ``g0 +`` the Krylov space, so the objective at the
-    returned ``g`` never exceeds its value at ``g0``: warm-started inexact solves
-    keep ALS monotone.
+    The design rows are Kronecker products ``a_s = L_s ⊗ φ_s ⊗ R_s``, so
+    ``AᵀA = Σ_s (L_s L_sᵀ) ⊗ (φ_s φ_sᵀ) ⊗ (R_s R_sᵀ)``, whose expectation is
+    ``N S_L ⊗ S_φ ⊗ S_R`` when the factors are independent — as they are for
+    independent input coordinates, since ``L_s``, ``φ_s`` and ``R_s`` depend on
+    disjoint sets of them. With the eigendecompositions ``S = U diag(μ) Uᵀ``
+    the inverse is applied exactly in the product eigenbasis,
+    ``(U_L ⊗ … ⊗ U_R) diag(1 / (N μ_a μ_i μ_b + λ)) (U_L ⊗ … ⊗ U_R)ᵀ``, in
+    ``O(p (r + m))`` flops (Kronecker-factored preconditioning, as in K-FAC,
+    Martens & Grosse 2015). Building it costs one pass ``O(N (r² + m²))``.
     """
-    rhs, diagonal = rhs_and_diagonal(left, feats, right, y, chunk_size)
-    inverse_diagonal = 1.0 / (diagonal + reg + jnp.finfo(diagonal.dtype).tiny)
+    factors = [left, *feats, right]
+    n = left.shape[0]
+    eigen = [jnp.linalg.eigh(f.T @ f / n) for f in factors]
+    scale = n * eigen[0][0]
+    for mu, _ in eigen[1:]:
+        scale = scale[..., None] * jnp.maximum(mu, 0)
+    scale = jnp.maximum(scale, 0) + reg + jnp.finfo(left.dtype).tiny
+    shape = tuple(f.shape[1] for f in factors)
 
-    def matvec(g):
-        return apply_normal(left, feats, right, g, chunk_size) + reg * g
+    def rotate(v, transpose: bool):
+        for axis, (_, u) in enumerate(eigen):
+            v = jnp.moveaxis(jnp.tensordot(u.T if transpose else u, v, axes=(1, axis)), 0, axis)
+        return v
 
-    g, _ = jax.scipy.sparse.linalg.cg(
-        matvec, rhs, x0=g0, tol=1e-10, maxiter=maxiter, M=lambda v: inverse_diagonal * v
-    )
-    return g, rhs
+    def apply(v):
+        return rotate(rotate(v.reshape(shape), True) / scale, False).reshape(-1)
+
+    return apply
+
+
+def solve_cgls(left, feats, right, y, reg, g0, chunk_size: int, maxiter: int):
+    """``maxiter`` steps of preconditioned CGLS on ``min ‖y − A g‖² + λ‖g‖²`` from ``g0``; returns ``(g, J(g))``.
+
+    Conjugate gradients on the normal equations ``(AᵀA + λI) g = Aᵀy`` in the
+    least-squares form (CGLS, Björck 1996, §7.4): the sample residual
+    ``e = y − A g`` is updated alongside ``g``, so every iteration is a single
+    pass over the samples (``A p`` and ``AᵀA p`` together, :func:`residual_pass`)
+    and the objective ``J = ‖e‖² + λ‖g‖²`` comes for free. Preconditioned by
+    :func:`kronecker_preconditioner`.
+
+    Each iteration costs ``O(N p)`` flops instead of the ``O(N p²)`` Gram
+    assembly of :func:`normal_equations`. CG minimises the quadratic over
+    ``g0 +`` the Krylov space, so ``J(g) <= J(g0)``: warm-started inexact solves
+    keep ALS monotone. Memory ``O(chunk_size · p)`` like :func:`normal_equations`:
+    the chunks hold ``r_{k-1}·chunk_size`` samples, since only ``W`` is formed.
+    """
+    chunk_size *= left.shape[1]  # only W (chunk × q) is formed: r-times longer chunks, same memory as A's rows
+    parts = _chunked([left, *feats, right], chunk_size)
+    precondition = kronecker_preconditioner(left, feats, right, reg)
+    gradient, e = residual_pass(parts, g0, _chunked([y], chunk_size)[0])
+    s = gradient - reg * g0
+    z = precondition(s)
+
+    def ratio(a, b):
+        return jnp.where(b > 0, a / jnp.where(b > 0, b, 1), 0)
+
+    def step(_, state):
+        g, e, s, p, gamma = state
+        normal, minus_ap = residual_pass(parts, p)  # -AᵀA p and -A p
+        t = reg * p - normal
+        alpha = ratio(gamma, jnp.sum(minus_ap * minus_ap) + reg * p @ p)
+        g, e, s = g + alpha * p, e + alpha * minus_ap, s - alpha * t
+        z = precondition(s)
+        gamma_next = s @ z
+        return g, e, s, z + ratio(gamma_next, gamma) * p, gamma_next
+
+    g, e, *_ = lax.fori_loop(0, maxiter, step, (g0, e, s, z, s @ z))
+    return g, jnp.sum(e * e) + reg * g @ g

@@ -31,11 +31,12 @@ diagonal fell about 10× per core, NaN at core 33), the orthonormal basis runs
 the same fit in float32 without trouble.
 
 Local solves: exact Cholesky on the ``(r m r)²`` normal equations
-(``O(N (r m r)²)`` per core), or ``cg_maxiter`` warm-started Jacobi-CG
-iterations (``O(N r m r)`` each, never forming the Gram matrix). With an
-orthonormal basis the design of a canonical-form train is close to orthogonal
-and a handful of iterations suffices (W-ALS benchmark: 8 iterations per solve
-reach the exact solver's held-out error in an order of magnitude less time per sweep).
+(``O(N (r m r)²)`` per core), or ``cg_maxiter`` warm-started iterations of
+Kronecker-preconditioned CGLS (``O(N r m r)`` each, never forming the Gram
+matrix). For independent inputs the Gram matrix of a canonical-form train is
+close to the Kronecker product the preconditioner inverts, and a handful of
+iterations per solve reaches the exact solver's held-out error in a fraction of
+its time (benchmarks/bench_als.py).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from tqdm.auto import tqdm
 
 from jaxtt._validation import check_array, check_finite, check_int, check_real
 from jaxtt.ftt.functional import FTT
-from jaxtt.solvers._local import normal_equations, solve_cg, solve_normal, squared_residual
+from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
 from jaxtt.solvers._sparse import local_plan, normal_equations_local, squared_residual_local, supports_local
 from jaxtt.tt import TensorTrain, orthogonalize
 from jaxtt.tt.ops import _absorb_vectors
@@ -80,8 +81,9 @@ def _right_interfaces(cores, feats, scan: bool = False):
 
 def _local_solve(left, feat, right, plan, core, y, reg, chunk_size, cg_maxiter):
     if cg_maxiter:
-        g, _ = solve_cg(left, [feat], right, y, reg, core.reshape(-1), chunk_size, cg_maxiter)
-    elif plan is None:
+        g, objective = solve_cgls(left, [feat], right, y, reg, core.reshape(-1), chunk_size, cg_maxiter)
+        return g.reshape(core.shape), objective
+    if plan is None:
         g = solve_normal(*normal_equations(left, [feat], right, y, chunk_size), reg)
     else:
         g = solve_normal(*normal_equations_local(plan, left, right, y, feat.shape[1]), reg)
@@ -126,10 +128,10 @@ def als_sweep(
         reg: ridge weight ``λ >= 0`` on ``‖A‖_F²``.
         chunk_size: samples per chunk of the Gram accumulation (memory
             ``O(chunk · r m r)``).
-        cg_maxiter: if positive, solve each local problem matrix-free by
-            Jacobi-preconditioned conjugate gradients (at most this many
-            iterations, warm-started from the current core) instead of forming
-            the ``(r m r)²`` Gram matrix: for large local systems.
+        cg_maxiter: if positive, solve each local problem matrix-free by this
+            many iterations of Kronecker-preconditioned CGLS, warm-started from
+            the current core, instead of forming the ``(r m r)²`` Gram matrix
+            (:func:`jaxtt.solvers._local.solve_cgls`).
 
     Returns:
         The updated FTT (orthogonality centre at core 0) and the objective ``J``

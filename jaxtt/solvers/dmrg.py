@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 
 from jaxtt._validation import check_bool, check_choice, check_int, check_real
 from jaxtt.ftt.functional import FTT
-from jaxtt.solvers._local import normal_equations, solve_cg, solve_normal, squared_residual
+from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
 from jaxtt.solvers.als import _relative_residual, _right_interfaces, check_training_data
 from jaxtt.tt import TensorTrain, orthogonalize
 from jaxtt.tt.decompositions import _truncation_rank
@@ -79,8 +79,7 @@ def _solve_dense(left, feats, right, y, reg, chunk_size=4096):
 @partial(jax.jit, static_argnames=("maxiter", "chunk_size"))
 def _solve_iterative(left, feats, right, y, reg, g0, maxiter=200, chunk_size=4096):
     """Matrix-free CG version of :func:`_solve_dense`, started at ``g0``."""
-    g, _ = solve_cg(left, feats, right, y, reg, g0, chunk_size, maxiter)
-    return g, squared_residual(left, feats, right, y, g, chunk_size) + reg * g @ g
+    return solve_cgls(left, feats, right, y, reg, g0, chunk_size, maxiter)
 
 
 def _local_solve(left, feats, right, y, reg, g0, dense_limit, cg_maxiter):

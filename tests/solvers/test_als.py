@@ -150,30 +150,65 @@ def test_matrix_free_cg_local_solves_match_cholesky():
     assert hist["objective"][-1] <= obj_chol[-1] * (1 + 1e-6)
 
 
+def _dense_design(left, feats, right):
+    rows = []
+    for i in range(left.shape[0]):
+        row = left[i]
+        for f in (*feats, right):
+            row = np.kron(row, f[i])
+        rows.append(row)
+    return np.stack(rows)
+
+
 @pytest.mark.parametrize("n_feats", [1, 2], ids=["single-site", "two-site"])
-def test_factored_operators_match_dense_design_matrix(n_feats):
-    """apply_normal / rhs_and_diagonal / squared_residual equal the explicit AᵀA g, Aᵀy, diag, ‖y − A g‖²."""
-    from jaxtt.solvers._local import apply_normal, rhs_and_diagonal, squared_residual
+def test_matrix_free_pass_matches_dense_design_matrix(n_feats):
+    """residual_pass / squared_residual equal y − A g, Aᵀ(y − A g) and ‖y − A g‖² of the explicit design."""
+    from jaxtt.solvers._local import _chunked, residual_pass, squared_residual
 
     rng = np.random.default_rng(4)
     n, shapes = 203, [3, 4, 5, 2][: n_feats + 2]
     left, *feats, right = (rng.standard_normal((n, s)) for s in shapes)
     y = rng.standard_normal(n)
-    rows = []
-    for i in range(n):
-        row = left[i]
-        for f in (*feats, right):
-            row = np.kron(row, f[i])
-        rows.append(row)
-    design = np.stack(rows)
+    design = _dense_design(left, feats, right)
     g = rng.standard_normal(design.shape[1])
-    args = [jnp.asarray(left), [jnp.asarray(f) for f in feats], jnp.asarray(right)]
-    np.testing.assert_allclose(apply_normal(*args, jnp.asarray(g), 50), design.T @ (design @ g), rtol=1e-12)
-    rhs, diag = rhs_and_diagonal(*args, jnp.asarray(y), 50)
-    np.testing.assert_allclose(rhs, design.T @ y, rtol=1e-12)
-    np.testing.assert_allclose(diag, np.sum(design**2, axis=0), rtol=1e-12)
-    np.testing.assert_allclose(squared_residual(*args, jnp.asarray(y), jnp.asarray(g), 50),
+    factors = [jnp.asarray(a) for a in (left, *feats, right)]
+    gradient, v = residual_pass(_chunked(factors, 50), jnp.asarray(g), _chunked([jnp.asarray(y)], 50)[0])
+    np.testing.assert_allclose(np.ravel(v)[:n], y - design @ g, rtol=1e-12)
+    np.testing.assert_allclose(np.ravel(v)[n:], 0.0)  # zero-padded rows
+    np.testing.assert_allclose(gradient, design.T @ (y - design @ g), rtol=1e-12)
+    np.testing.assert_allclose(squared_residual(factors[0], factors[1:-1], factors[-1], jnp.asarray(y), jnp.asarray(g), 50),
                                np.sum((y - design @ g) ** 2), rtol=1e-12)
+
+
+def test_kronecker_preconditioner_is_exact_for_independent_factors():
+    """On the Cartesian product of left, feature and right vectors AᵀA = N S_L ⊗ S_φ ⊗ S_R exactly."""
+    from jaxtt.solvers._local import kronecker_preconditioner
+
+    rng = np.random.default_rng(5)
+    base = [rng.standard_normal((k, s)) for k, s in [(4, 2), (5, 3), (3, 2)]]
+    grid = np.stack(np.meshgrid(*[np.arange(len(b)) for b in base], indexing="ij"), -1).reshape(-1, 3)
+    left, feat, right = (b[grid[:, i]] for i, b in enumerate(base))
+    design = _dense_design(left, [feat], right)
+    reg = 0.3
+    apply = kronecker_preconditioner(jnp.asarray(left), [jnp.asarray(feat)], jnp.asarray(right), reg)
+    v = rng.standard_normal(design.shape[1])
+    np.testing.assert_allclose(apply(jnp.asarray(v)), np.linalg.solve(design.T @ design + reg * np.eye(len(v)), v),
+                               rtol=1e-10)
+
+
+def test_cgls_with_enough_iterations_is_the_exact_ridge_solution():
+    from jaxtt.solvers._local import solve_cgls
+
+    rng = np.random.default_rng(6)
+    left, feat, right = (rng.standard_normal((400, s)) for s in (3, 4, 2))
+    y = rng.standard_normal(400)
+    design = _dense_design(left, [feat], right)
+    reg = 1e-3
+    exact = np.linalg.solve(design.T @ design + reg * np.eye(24), design.T @ y)
+    g, objective = solve_cgls(jnp.asarray(left), [jnp.asarray(feat)], jnp.asarray(right), jnp.asarray(y), reg,
+                              jnp.zeros(24), 64, 60)
+    np.testing.assert_allclose(g, exact, rtol=1e-8)
+    np.testing.assert_allclose(objective, np.sum((y - design @ exact) ** 2) + reg * exact @ exact, rtol=1e-10)
 
 
 def test_inexact_cg_sweeps_stay_monotone_and_converge():
@@ -186,6 +221,7 @@ def test_inexact_cg_sweeps_stay_monotone_and_converge():
         assert objs[0] <= previous * (1 + 1e-10)
         assert np.all(np.diff(objs) <= 1e-10 * objs[:-1])
         previous = objs[-1]
+    assert np.isclose(previous, objective(model, x, y, 1e-8), rtol=1e-8)  # CGLS's running residual is exact
     assert np.linalg.norm(model(x) - y) / np.linalg.norm(y) < 1e-3
 
 
