@@ -83,8 +83,10 @@ def fit_denoiser(
         x0: data ``(N, D)``.
         schedule: the diffusion schedule.
         key: PRNG key for the triples.
-        method: ``"als"`` (fixed ranks), ``"dmrg"`` (rank-adaptive; extra
-            keyword arguments ``eps``, ``max_rank`` go to :func:`fit_dmrg`), or
+        method: ``"als"`` (fixed ranks; extra keyword arguments such as
+            ``cg_maxiter`` go to :func:`fit_als`), ``"dmrg"`` (rank-adaptive;
+            ``eps``, ``max_rank``, ``truncation``, ``polish`` go to
+            :func:`fit_dmrg`), or
             ``"rgd"`` / ``"rcg"`` (Riemannian gradient descent / conjugate
             gradients on the fixed-rank manifold, :func:`fit_ftt`; ``sweeps`` is
             ignored there, pass ``max_iter`` instead).
