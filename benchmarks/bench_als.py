@@ -4,7 +4,13 @@ Workload W-ALS (DESIGN.md / the FTT issue): d = 8, N = 20,000 points uniform on
 [-1, 1]^8, f(x) = sin(Σ x_i) + 0.5 Π_{i<=3} cos(x_i), m = 10 basis functions per
 variable (Legendre for jaxtt, teneva's Chebyshev), rank 6, 10 sweeps, held-out
 relative error on 5,000 points. Both start from the constant function plus small
-noise (teneva stalls from a random start, DESIGN.md) with the same ridge weight.
+noise (teneva stalls from a random start, DESIGN.md). jaxtt uses the Legendre
+basis orthonormal on [-1, 1] (the same function space as plain Legendre; it keeps
+the interfaces of canonical-form trains at unit second moment on uniform data, so
+float32 stays finite at d = 64 and CG local solves are well conditioned). jaxtt
+runs with exact Cholesky local solves and with 8 warm-started Jacobi-CG
+iterations per local solve (``cg_maxiter=8``); configurations are interleaved over
+``--repeats`` rounds and the median time per sweep is reported.
 
 Run:  .venv-bench/bin/python benchmarks/bench_als.py [--quick]
 Writes benchmarks/results/bench_als.json and bench_als.png.
@@ -23,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _timing import matmul_peak
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -36,36 +44,27 @@ def w_als_data(n=20_000, n_val=5_000, d=8, seed=0):
     return x, target(x), x_val, target(x_val)
 
 
-def matmul_peak(dtype="float32", n=2048, repeats=5):
-    """Measured GEMM throughput of this machine (GFLOP/s) through XLA."""
-    import jax
-    import jax.numpy as jnp
-
-    a = jnp.ones((n, n), dtype)
-    f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f(a).block_until_ready()
-        times.append(time.perf_counter() - t0)
-    return 2 * n**3 / np.median(times) / 1e9
-
-
-def run_jaxtt(x, y, x_val, y_val, *, m=10, rank=6, sweeps=10, dtype="float32", chunk_size=4096, reg=0.0):
+def run_jaxtt(x, y, x_val, y_val, *, m=10, rank=6, sweeps=10, dtype="float32", chunk_size=4096, reg=0.0,
+              cg_maxiter=0):
     import jax
     import jax.numpy as jnp
 
     from jaxtt.basis import Legendre
     from jaxtt.ftt import FTT, constant_init
+    from jaxtt.ftt.denoiser import _feasible_ranks
     from jaxtt.solvers import fit_als
 
+    from jaxtt.solvers.als import _compiled_sweep
+
+    jax.clear_caches()  # every run compiles afresh, so first_sweep_s always includes compilation
+    _compiled_sweep.cache_clear()
     dt = jnp.dtype(dtype)
-    bases = [Legendre(m)] * x.shape[1]
-    model = FTT(constant_init(jax.random.key(0), bases, rank, dtype=dt), bases)
+    bases = [Legendre(m, orthonormal=True)] * x.shape[1]
+    ranks = _feasible_ranks([m] * x.shape[1], rank)  # r_1 <= m: only interior ranks can exceed m
+    model = FTT(constant_init(jax.random.key(0), bases, ranks, dtype=dt), bases)
     model, hist = fit_als(model, jnp.asarray(x, dt), jnp.asarray(y, dt), sweeps=sweeps, reg=reg, stagnation=0.0,
                           x_val=jnp.asarray(x_val, dt), y_val=jnp.asarray(y_val, dt), chunk_size=chunk_size,
-                          progress=False)
+                          cg_maxiter=cg_maxiter, progress=False)
     return {
         "first_sweep_s": hist["time"][0],
         "time_per_sweep_s": float(np.median(hist["time"][1:])) if len(hist["time"]) > 1 else hist["time"][0],
@@ -116,23 +115,23 @@ def gram_throughput(n=20_000, m=10, rank=6, dtype="float32", repeats=5):
 
 
 def scaling_point(n, d, rank, m, sweeps=2):
-    """Time per sweep (steady state) and compile+first sweep for one configuration, in this process.
+    """Steady-state time per sweep and compile + first sweep for one configuration, in this process.
 
-    Runs in float32; where float32 fails (interface products of long trains overflow the
-    float32 Gram matrices, d = 64 here) the failure is recorded and the point rerun in float64.
+    Both local solvers run: exact Cholesky and 8 CG iterations. In float32; where
+    float32 fails the failure is recorded and the point rerun in float64.
     """
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (n, d))
     y = target(x)
-    rank = min(rank, m)  # r_1 <= m_1: a larger rank is infeasible for the first core
     row = {"n": n, "d": d, "rank": rank, "m": m, "dtype": "float32"}
-    try:
-        out = run_jaxtt(x, y, x[:1000], y[:1000], m=m, rank=rank, sweeps=sweeps)
-    except ValueError as err:
-        row.update(dtype="float64", float32_failure=str(err))
-        out = run_jaxtt(x, y, x[:1000], y[:1000], m=m, rank=rank, sweeps=sweeps, dtype="float64")
-    row.update(time_per_sweep_s=out["time_per_sweep_s"], first_sweep_s=out["first_sweep_s"],
-               val_error=out["val_error"])
+    for label, cg in [("cholesky", 0), ("cg8", 8)]:
+        try:
+            out = run_jaxtt(x, y, x[:1000], y[:1000], m=m, rank=rank, sweeps=sweeps, cg_maxiter=cg)
+        except ValueError as err:
+            row.update(dtype="float64", float32_failure=str(err))
+            out = run_jaxtt(x, y, x[:1000], y[:1000], m=m, rank=rank, sweeps=sweeps, dtype="float64", cg_maxiter=cg)
+        row[label] = {"time_per_sweep_s": out["time_per_sweep_s"], "first_sweep_s": out["first_sweep_s"],
+                      "val_error": out["val_error"]}
     return row
 
 
@@ -150,6 +149,7 @@ def peak_memory_point(n):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer scaling points")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds of the W-ALS comparison")
     args = parser.parse_args()
     import jax
 
@@ -157,20 +157,30 @@ def main():
     import teneva
 
     machine = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-               "jax": jax.__version__, "teneva": teneva.__version__, "backend": jax.default_backend()}
+               "jax": jax.__version__, "teneva": teneva.__version__, "backend": jax.default_backend(),
+               "load_average_start": os.getloadavg()}
     peak = matmul_peak()
     x, y, x_val, y_val = w_als_data()
-    rows = {
-        "jaxtt_f32": run_jaxtt(x, y, x_val, y_val, dtype="float32"),
-        "jaxtt_f64": run_jaxtt(x, y, x_val, y_val, dtype="float64"),
-        "teneva": run_teneva(x, y, x_val, y_val),
+    configs = {
+        "jaxtt_f32": dict(dtype="float32"),
+        "jaxtt_f64": dict(dtype="float64"),
+        "jaxtt_f32_cg8": dict(dtype="float32", cg_maxiter=8),
+        "jaxtt_f64_cg8": dict(dtype="float64", cg_maxiter=8),
     }
+    runs = {name: [] for name in [*configs, "teneva"]}
+    for _ in range(args.repeats):
+        for name, kwargs in configs.items():
+            runs[name].append(run_jaxtt(x, y, x_val, y_val, **kwargs))
+        runs["teneva"].append(run_teneva(x, y, x_val, y_val))
+    rows = {name: {**results[-1], "time_per_sweep_s": float(np.median([r["time_per_sweep_s"] for r in results])),
+                   "time_per_sweep_all_s": [r["time_per_sweep_s"] for r in results]}
+            for name, results in runs.items()}
     gram = gram_throughput()
     print(f"W-ALS (d=8, N=20000, m=10, r=6, 10 sweeps) on {machine}")
-    print(f"{'solver':<12}{'s/sweep':>10}{'val error':>12}{'speed-up vs teneva':>22}")
+    print(f"{'solver':<16}{'s/sweep':>10}{'val error':>12}{'speed-up vs teneva':>22}")
     for name, row in rows.items():
         ratio = rows["teneva"]["time_per_sweep_s"] / row["time_per_sweep_s"]
-        print(f"{name:<12}{row['time_per_sweep_s']:>10.3f}{row['val_error']:>12.2e}{ratio:>22.1f}")
+        print(f"{name:<16}{row['time_per_sweep_s']:>10.3f}{row['val_error']:>12.2e}{ratio:>22.1f}")
     print(f"Gram assembly: {gram:.1f} GFLOP/s = {gram / peak:.0%} of the measured f32 matmul peak {peak:.1f} GFLOP/s")
 
     grid = {
@@ -182,12 +192,13 @@ def main():
     scaling = {key: [scaling_point(*cfg) for cfg in cfgs] for key, cfgs in grid.items()}
     for key, points in scaling.items():
         print(f"scaling in {key}: " + ", ".join(
-            f"{p[key]}: {p['time_per_sweep_s']:.3f}s (first {p['first_sweep_s']:.1f}s, {p['dtype']})"
-            for p in points))
+            f"{p[key]}: {p['cholesky']['time_per_sweep_s']:.3f}s / cg8 {p['cg8']['time_per_sweep_s']:.3f}s "
+            f"(first {p['cholesky']['first_sweep_s']:.1f}s, {p['dtype']})" for p in points))
     memory_n = 100_000 if args.quick else 1_000_000
     memory = {"n": memory_n, "peak_rss_mb": peak_memory_point(memory_n)}
     print(f"peak RSS fitting N={memory_n}: {memory['peak_rss_mb']:.0f} MB")
 
+    machine["load_average_end"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     result = {"machine": machine, "matmul_peak_gflops": peak, "w_als": rows, "gram_gflops": gram,
               "scaling": scaling, "memory": memory}
@@ -206,12 +217,15 @@ def plot(scaling):
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax, (key, points) in zip(axes, scaling.items()):
         xs = [p[key] for p in points]
-        ax.loglog(xs, [p["time_per_sweep_s"] for p in points], "o-", label="time per sweep")
-        ax.loglog(xs, [p["first_sweep_s"] for p in points], "s--", label="first sweep (with compile)")
+        for solver, color in [("cholesky", "C0"), ("cg8", "C1")]:
+            ax.loglog(xs, [p[solver]["time_per_sweep_s"] for p in points], "o-", color=color,
+                      label=f"{solver}: time per sweep")
+            ax.loglog(xs, [p[solver]["first_sweep_s"] for p in points], "s--", color=color, alpha=0.6,
+                      label=f"{solver}: first sweep (with compile)")
         ax.set_xlabel(key)
         ax.set_ylabel("seconds")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(fontsize=7)
     fig.suptitle("jaxtt TT-ALS scaling (base: N=20000, d=8, r=6, m=10)")
     fig.tight_layout()
     tmp = RESULTS / "bench_als.tmp.png"
