@@ -62,21 +62,12 @@ from jaxtt.tt.ops import _absorb_vectors
 __all__ = ["als_sweep", "fit_als", "local_plans", "check_fit_data", "check_training_data", "check_feasible_ranks"]
 
 
-def _right_interfaces(cores, feats, scan: bool = False):
-    """``rights[k]`` contracts cores ``k..d-1`` with the features; ``rights[d] = 1``."""
-    d = len(cores)
-    ones = jnp.ones((feats[0].shape[0], 1), cores[0].dtype)
-    last = _absorb_vectors(ones, jnp.swapaxes(cores[-1], 0, 2), feats[-1])
-
-    def step(right, xs):
-        core, feat = xs
-        new = _absorb_vectors(right, jnp.swapaxes(core, 0, 2), feat)
-        return new, new
-
-    xs = [(cores[k], feats[k]) for k in range(1, d - 1)]
-    _, interior = _fold(step, last, xs, scan, reverse=True)
-    first = _absorb_vectors(interior[0] if interior else last, jnp.swapaxes(cores[0], 0, 2), feats[0])
-    return [first, *interior, last, ones]
+def _right_interfaces(cores, feats):
+    """``rights[k]`` contracts cores ``k..d-1`` with the features; ``rights[d] = 1`` (a list, for eager sweeps)."""
+    rights = [jnp.ones((feats[0].shape[0], 1), cores[0].dtype)]
+    for core, feat in zip(reversed(cores), reversed(feats)):
+        rights.insert(0, _absorb_vectors(rights[0], jnp.swapaxes(core, 0, 2), feat))
+    return rights
 
 
 def _local_solve(left, feat, right, plan, core, y, reg, chunk_size, cg_maxiter):
@@ -137,78 +128,123 @@ def als_sweep(
         The updated FTT (orthogonality centre at core 0) and the objective ``J``
         after each of the ``2(d-1)`` local solves (``1`` solve if ``d = 1``).
     """
-    feats = model.features(x)
-    y = y.astype(model.tt.dtype)
+    dtype = model.tt.dtype
     cores = list(orthogonalize(model.tt, 0).cores)
     d = len(cores)
     plans = plans or (None,) * d
+    # Pad the samples once to whole chunks. Padding rows get a zero left boundary, so every left
+    # interface and design row built from them vanishes; the chunked passes then reshape in place.
+    n = x.shape[0]
+    pad = -n % max(1, min(chunk_size, n))
+    columns = jnp.pad(x, ((0, pad), (0, 0))).T
+    y = jnp.pad(y.astype(dtype), (0, pad))
+    boundary = (jnp.arange(n + pad) < n).astype(dtype)[:, None]
+    ones = jnp.ones_like(boundary)
     solve = partial(_local_solve, y=y, reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter)
-    ones = jnp.ones((y.shape[0], 1), y.dtype)
     if d == 1:
-        g, obj = solve(ones, feats[0], ones, plans[0], cores[0])
+        g, obj = solve(boundary, model.bases[0](columns[0]).astype(dtype), ones, plans[0], cores[0])
         return FTT(TensorTrain([g]), model.bases), obj[None]
 
-    def forward(carry, xs):
+    absorb = partial(_absorb_in_chunks, chunk_size=max(1, min(chunk_size, n)))
+
+    # Features are evaluated where they are used (never stored for all cores at once).
+    def forward(basis, carry, xs):
         left, pending = carry
-        core, feat, right, plan = xs
+        core, column, right, plan = xs
+        feat = basis(column).astype(dtype)
         core, obj = solve(left, feat, right, plan, jnp.einsum("ab,bic->aic", pending, core))
-        r, n, s = core.shape
-        q, factor = jnp.linalg.qr(core.reshape(r * n, s))
-        q = q.reshape(r, n, q.shape[1])
-        return (_absorb_vectors(left, q, feat), factor), (q, left, obj)
+        r, m, s = core.shape
+        q, factor = jnp.linalg.qr(core.reshape(r * m, s))
+        q = q.reshape(r, m, q.shape[1])
+        return (absorb(left, q, feat), factor), (q, left, obj)
 
-    def backward(carry, xs):
+    def backward(basis, carry, xs):
         right, pending = carry
-        core, feat, left, plan = xs
+        core, column, left, plan = xs
+        feat = basis(column).astype(dtype)
         core, obj = solve(left, feat, right, plan, jnp.einsum("aib,bc->aic", core, pending))
-        r, n, s = core.shape
-        q, factor = jnp.linalg.qr(core.reshape(r, n * s).T)
-        q = q.T.reshape(q.shape[1], n, s)
-        return (_absorb_vectors(right, jnp.swapaxes(q, 0, 2), feat), factor.T), (q, obj)
+        r, m, s = core.shape
+        q, factor = jnp.linalg.qr(core.reshape(r, m * s).T)
+        q = q.T.reshape(q.shape[1], m, s)
+        return (absorb(right, jnp.swapaxes(q, 0, 2), feat), factor.T), (q, obj)
 
-    scan = _scannable(cores, feats, plans)
-    rights = _right_interfaces(cores, feats, scan)
-    identity = jnp.ones((1, 1), y.dtype)
-    carry, (cores[0], _, obj_first) = forward((ones, identity), (cores[0], feats[0], rights[1], plans[0]))
-    xs = [(cores[k], feats[k], rights[k + 1], plans[k]) for k in range(1, d - 1)]
-    (last_left, pending), ys = _fold(forward, carry, xs, scan)
-    cores[1 : d - 1] = [q for q, _, _ in ys]
-    lefts = [ones] + [left for _, left, _ in ys] + [last_left]
-    objectives = [obj_first] + [obj for _, _, obj in ys]
+    def absorb_right(basis, right, xs):
+        core, column = xs
+        return absorb(right, jnp.swapaxes(core, 0, 2), basis(column).astype(dtype)), (right,)
 
+    scan = _scannable(cores, model.bases, plans)
+    interior = range(1, d - 1)
+    fold = partial(_fold, bases=model.bases[1 : d - 1], scan=scan)
+    # rights[k] for the interior k = 2..d-1 (each step emits the interface entering its core), then rights[1].
+    last_right, _ = absorb_right(model.bases[d - 1], ones, (cores[d - 1], columns[d - 1]))
+    xs = ([cores[k] for k in interior], [columns[k] for k in interior])
+    right_1, (rights,) = fold(absorb_right, last_right, xs, reverse=True, arity=1)
+    identity = jnp.ones((1, 1), dtype)
+
+    carry, (cores[0], _, obj_first) = forward(model.bases[0], (boundary, identity),
+                                              (cores[0], columns[0], right_1, plans[0]))
+    xs = ([cores[k] for k in interior], [columns[k] for k in interior], rights, [plans[k] for k in interior])
+    (last_left, pending), (qs, lefts, objs) = fold(forward, carry, xs, arity=3)
+    objectives = [obj_first, *_items(objs, d - 2)]
     last = jnp.einsum("ab,bic->aic", pending, cores[d - 1])
-    carry, (cores[d - 1], obj_last) = backward((ones, identity), (last, feats[d - 1], lefts[d - 1], plans[d - 1]))
-    xs = [(cores[k], feats[k], lefts[k], plans[k]) for k in range(1, d - 1)]
-    (_, pending), ys = _fold(backward, carry, xs, scan, reverse=True)
-    cores[1 : d - 1] = [q for q, _ in ys]
-    objectives += [obj_last] + [obj for _, obj in reversed(ys)]
+    carry, (cores[d - 1], obj_last) = backward(model.bases[d - 1], (ones, identity),
+                                               (last, columns[d - 1], last_left, plans[d - 1]))
+    xs = (qs, [columns[k] for k in interior], lefts, [plans[k] for k in interior])
+    (_, pending), (qs, objs) = fold(backward, carry, xs, reverse=True, arity=2)
+    cores[1 : d - 1] = _items(qs, d - 2)
+    objectives += [obj_last, *reversed(_items(objs, d - 2))]
     cores[0] = jnp.einsum("aib,bc->aic", cores[0], pending)
     return FTT(TensorTrain(cores), model.bases), jnp.stack(objectives)
 
 
-def _scannable(cores, feats, plans) -> bool:
-    """Interior positions share shapes and use dense assembly: sweep them with ``lax.scan``."""
+def _absorb_in_chunks(v, core, vec, chunk_size: int):
+    """:func:`~jaxtt.tt.ops._absorb_vectors` over blocks of ``r · chunk_size`` samples.
+
+    The one-shot version forms an ``(N, m r)`` intermediate — at ``N = 10⁶`` the
+    largest array of a sweep; in blocks it is ``(r · chunk_size, m r)``, the size
+    of a chunk of design rows.
+    """
+    return lax.map(lambda rows: _absorb_vectors(rows[0][None], core, rows[1][None])[0], (v, vec),
+                   batch_size=chunk_size * core.shape[0])
+
+
+def _scannable(cores, bases, plans) -> bool:
+    """Interior positions share shapes and bases and use dense assembly: sweep them with ``lax.scan``."""
     interior = cores[1:-1]
     return (
         len(interior) >= 2
         and len({c.shape for c in interior}) == 1
-        and len({f.shape for f in feats[1:-1]}) == 1
+        and len(set(bases[1:-1])) == 1
         and all(p is None for p in plans[1:-1])
     )
 
 
-def _fold(step, carry, xs: list, scan: bool, reverse: bool = False):
-    """``carry, ys[i] = step(carry, xs[i])`` over ``i`` (reversed if asked), by ``lax.scan`` or a loop.
+def _items(stacked, count: int) -> list:
+    """The ``count`` items of a scan's stacked output (or a list from the loop) as a list."""
+    if isinstance(stacked, list):
+        return stacked
+    return [jax.tree_util.tree_map(lambda a, i=i: a[i], stacked) for i in range(count)]
 
-    The scan keeps the compiled program size independent of the number of cores.
+
+def _fold(step, carry, xs, *, bases, scan: bool, arity: int, reverse: bool = False):
+    """``carry, ys[i] = step(bases[i], carry, xs_i)`` over positions ``i`` (reversed if asked).
+
+    ``xs`` is a tuple of per-field sequences (lists, or arrays already stacked
+    along the position axis); ``step`` returns a tuple of ``arity`` outputs.
+    With ``scan`` all bases are equal and the fold is one ``lax.scan``
+    (compiled size independent of the number of cores) whose outputs stay
+    stacked, so large interfaces are never unstacked and restacked; otherwise
+    a Python loop returning a tuple of lists.
     """
     if scan:
-        carry, stacked = lax.scan(step, carry, jax.tree_util.tree_map(lambda *a: jnp.stack(a), *xs), reverse=reverse)
-        return carry, [jax.tree_util.tree_map(lambda a, i=i: a[i], stacked) for i in range(len(xs))]
-    ys = [None] * len(xs)
-    for i in reversed(range(len(xs))) if reverse else range(len(xs)):
-        carry, ys[i] = step(carry, xs[i])
-    return carry, ys
+        stacked = tuple(f if hasattr(f, "shape") else jax.tree_util.tree_map(lambda *a: jnp.stack(a), *f) for f in xs)
+        return lax.scan(partial(step, bases[0]), carry, stacked, reverse=reverse)
+    count = len(bases)
+    fields = [f if isinstance(f, list) else _items(f, count) for f in xs]
+    ys = [None] * count
+    for i in reversed(range(count)) if reverse else range(count):
+        carry, ys[i] = step(bases[i], carry, tuple(f[i] for f in fields))
+    return carry, tuple([y[j] for y in ys] for j in range(arity))
 
 
 def sweep_order(d: int) -> list[int]:
