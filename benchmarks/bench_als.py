@@ -146,6 +146,26 @@ def peak_memory_point(n):
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def xla_sweep_memory(n, d=8, rank=6, m=10):
+    """XLA's memory analysis (MB) of one compiled float32 sweep on N samples, per local solver (nothing runs)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxtt.basis import Legendre
+    from jaxtt.ftt import FTT, constant_init
+    from jaxtt.solvers.als import _compiled_sweep
+
+    bases = [Legendre(m, orthonormal=True)] * d
+    model = FTT(constant_init(jax.random.key(0), bases, rank), bases)
+    x, y = jax.ShapeDtypeStruct((n, d), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.float32)
+    out = {}
+    for label, cg in [("cholesky", 0), ("cg8", 8)]:
+        stats = _compiled_sweep(0, 4096, cg).lower(model, x, y, None, 0.0).compile().memory_analysis()
+        out[label] = {"arguments_mb": stats.argument_size_in_bytes / 2**20,
+                      "temporaries_mb": stats.temp_size_in_bytes / 2**20}
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer scaling points")
@@ -195,8 +215,9 @@ def main():
             f"{p[key]}: {p['cholesky']['time_per_sweep_s']:.3f}s / cg8 {p['cg8']['time_per_sweep_s']:.3f}s "
             f"(first {p['cholesky']['first_sweep_s']:.1f}s, {p['dtype']})" for p in points))
     memory_n = 100_000 if args.quick else 1_000_000
-    memory = {"n": memory_n, "peak_rss_mb": peak_memory_point(memory_n)}
-    print(f"peak RSS fitting N={memory_n}: {memory['peak_rss_mb']:.0f} MB")
+    memory = {"n": memory_n, "peak_rss_mb": peak_memory_point(memory_n), "xla": xla_sweep_memory(memory_n)}
+    print(f"peak RSS fitting N={memory_n} (process, both solvers): {memory['peak_rss_mb']:.0f} MB; XLA temporaries "
+          "of one sweep: " + ", ".join(f"{k} {v['temporaries_mb']:.0f} MB" for k, v in memory["xla"].items()))
 
     machine["load_average_end"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
@@ -210,6 +231,7 @@ def main():
 
 def plot(scaling):
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -222,6 +244,10 @@ def plot(scaling):
                       label=f"{solver}: time per sweep")
             ax.loglog(xs, [p[solver]["first_sweep_s"] for p in points], "s--", color=color, alpha=0.6,
                       label=f"{solver}: first sweep (with compile)")
+        if key != "n":
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(key)
         ax.set_ylabel("seconds")
         ax.grid(True, which="both", alpha=0.3)
