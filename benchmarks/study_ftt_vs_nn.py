@@ -20,7 +20,8 @@ Arms:
   (warm-up + cosine decay, peak lr 1e-3), batch 256, EMA 0.999; sampled with the EMA weights. On the headline
   problems the quality is recorded along the run (resumed from checkpoints, same optimizer and compilation).
 - FTT-ALS / FTT-DMRG: :class:`jaxtt.ftt.FTTDenoiser` (``time="core"``, Legendre basis unless varied) fitted in
-  closed form by :func:`jaxtt.solvers.fit_denoiser` on ``repeats`` regression triples per data point.
+  closed form by :func:`jaxtt.solvers.fit_denoiser` on ``repeats`` regression triples per data point (local solves
+  by Cholesky, or by ``cg_maxiter`` Kronecker-preconditioned CGLS steps where the label says "CGLS").
 - FTT-Adam: the same denoiser trained by :func:`jaxtt.train.fit` (AdamW, cosine schedule, peak lr 1e-2).
 - FTT-RCG: Riemannian conjugate gradients (:mod:`jaxtt.solvers.riemannian`) on fixed triples, when that
   module imports and runs.
@@ -28,7 +29,8 @@ Arms:
 Quality: MMD² (:func:`jaxtt.metrics.mmd`) and sliced W2 (:func:`jaxtt.metrics.sliced_wasserstein`) of
 ``n_eval = 2000`` deterministic DDIM samples (100 steps, ``eta = 0``) against 2000 fresh data points; the share
 of "outliers" (samples farther out than 1.5x the largest test-point norm) and, as a diagnostic, the sliced W2
-without them; the held-out L_simple (fixed noise and steps); for the mixtures the relative error to the exact
+without them; MMD² and SW of the same DDIM samples drawn with ``clip_x0`` (the predicted x̂0 clipped to the
+training data's range widened by 5 %, applied to every arm); the held-out L_simple (fixed noise and steps); for the mixtures the relative error to the exact
 ``eps*`` (:func:`jaxtt.metrics.eps_error`, mean over its default steps and at t = 10, 100, 500) and the excess
 L_simple over the exact optimum (``E‖eps_θ − eps*‖²/D`` on the same draws). The data-vs-data value of each
 metric (two independent data samples) is reported as its noise floor. "Reaches NN quality": MMD² and SW both
@@ -155,6 +157,7 @@ def settings_for(quick: bool) -> Settings:
                 _cfg(8, 12, 2, 2, time="additive"),
                 _cfg(2, 12, 2, 2),
                 _cfg(8, 4, 2, 2),
+                _cfg(8, 12, 2, 2, cg_maxiter=8),
             ),
             dmrg=(_cfg(8, 12, 2, 2),),
             adam_curve=(1000, 5000, 20_000),
@@ -188,6 +191,8 @@ def settings_for(quick: bool) -> Settings:
             _cfg(8, 32, 2, 2),
             _cfg(8, 12, 2, 2, reg=1e-4),
             _cfg(8, 12, 2, 2, reg=1e-2),
+            _cfg(8, 16, 2, 2, cg_maxiter=8),
+            _cfg(8, 16, 8, 3, cg_maxiter=8),
         ),
         dmrg=(_cfg(8, 12, 2, 1), _cfg(8, 12, 2, 2), _cfg(8, 12, 2, 4), _cfg(12, 12, 2, 2)),
         adam_curve=(1000, 5000, 20_000, 50_000),
@@ -278,19 +283,24 @@ class Evaluator:
         base = jax.random.fold_in(jax.random.key(s.seed + 1), sum(map(ord, problem.name)))
         self.k_sample, self.k_sw, self.k_loss, self.k_eps = jax.random.split(base, 4)
         self.floor = sample_quality(problem.x_ref, problem, self.k_sw)
+        low, high = float(jnp.min(problem.x)), float(jnp.max(problem.x))
+        self.box = (low - 0.05 * (high - low), high + 0.05 * (high - low))
         self.optimal_loss = None
         if problem.mixture is not None:
             mix = problem.mixture
             self.optimal_loss = float(ddpm_loss(lambda x, t: mix.optimal_eps(x, t, schedule), schedule, self.k_loss,
                                                 problem.x_test))
 
-    def samples(self, model):
-        return ddim_sample(model, self.schedule, self.k_sample, (self.s.n_eval, self.problem.dim), self.s.ddim_steps)
+    def samples(self, model, clip_x0=None):
+        return ddim_sample(model, self.schedule, self.k_sample, (self.s.n_eval, self.problem.dim), self.s.ddim_steps,
+                           clip_x0=clip_x0)
 
     def __call__(self, model, keep_samples: bool = False):
         start = time.perf_counter()
         samples = self.samples(model)
         out = sample_quality(samples, self.problem, self.k_sw)
+        clipped = sample_quality(self.samples(model, self.box), self.problem, self.k_sw)
+        out["mmd_clip"], out["sw_clip"] = clipped["mmd"], clipped["sw"]
         out["val_loss"] = finite_or_none(ddpm_loss(model, self.schedule, self.k_loss, self.problem.x_test))
         if self.problem.mixture is not None:
             mix, n = self.problem.mixture, self.s.eps_error_n
@@ -417,6 +427,8 @@ def train_ftt_closed_form(problem: Problem, schedule, cfg: dict, key, method: st
     model = FTTDenoiser(k_init, problem.dim, schedule.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"],
                         time=cfg["time"])
     kwargs = {"max_rank": cfg["rank"], "eps": cfg.get("eps", 1e-3)} if method == "dmrg" else {}
+    if "cg_maxiter" in cfg:
+        kwargs["cg_maxiter"] = cfg["cg_maxiter"]
     start = time.perf_counter()
     fitted, history = fit_denoiser(model, problem.x, schedule, k_fit, method=method, repeats=cfg["repeats"],
                                    sweeps=cfg["sweeps"], reg=cfg.get("reg", DEFAULT_REG), progress=False, **kwargs)
@@ -728,11 +740,15 @@ def runs_of(runs, problem, arm):
 
 def within(value, target) -> bool:
     """``value <= target + 10 % of |target|`` (lower is better; the unbiased MMD² estimate can be negative)."""
-    return value is not None and value <= target + (TOLERANCE - 1.0) * abs(target)
+    return value is not None and target is not None and value <= target + (TOLERANCE - 1.0) * abs(target)
 
 
-def reaches(quality: dict, target: dict, sw: str = "sw") -> bool:
-    """MMD² and SW (or, with ``sw="sw_trimmed"``, SW without the outlying samples) within 10 % of the target's."""
+def reaches(quality: dict, target: dict, sw: str = "sw", clipped: bool = False) -> bool:
+    """MMD² and SW (or, with ``sw="sw_trimmed"``, SW without the outlying samples) within 10 % of the target's;
+    ``clipped`` compares the samples drawn with ``clip_x0`` (both arms clipped)."""
+    if clipped:
+        return within(quality.get("mmd_clip"), target.get("mmd_clip")) and within(quality.get("sw_clip"),
+                                                                                   target.get("sw_clip"))
     return within(quality.get("mmd"), target["mmd"]) and within(quality.get(sw), target["sw"])
 
 
@@ -750,6 +766,7 @@ def headline(runs) -> dict:
         ladder = sorted(runs_of(runs, name, "FTT-ALS ladder"), key=lambda r: r["ladder_index"])
         first = next((r for r in ladder if reaches(r["quality"], target)), None)
         bulk = next((r for r in ladder if reaches(r["quality"], target, "sw_trimmed")), None)
+        clip = next((r for r in ladder if reaches(r["quality"], target, clipped=True)), None)
         scored = [r for r in ladder if r["quality"]["mmd"] is not None]
         best = min(scored, key=lambda r: r["quality"]["mmd"]) if scored else None
         entry = {
@@ -765,6 +782,9 @@ def headline(runs) -> dict:
             "ftt_first_without_outliers": None if bulk is None else {
                 "label": describe(bulk), "quality": bulk["quality"], "train_s": bulk["train_s"],
                 "time_ratio_ftt_over_nn": bulk["train_s"] / nn["train_s"]},
+            "ftt_first_clipped": None if clip is None else {
+                "label": describe(clip), "quality": clip["quality"], "train_s": clip["train_s"],
+                "time_ratio_ftt_over_nn": clip["train_s"] / nn["train_s"]},
         }
         if first is not None:
             entry["time_ratio_ftt_over_nn"] = first["train_s"] / nn["train_s"]
@@ -926,18 +946,20 @@ def describe(run: dict) -> str:
     if run["arm"] == "FTT-RCG":
         return f"{label} x{c['repeats']}, {c['max_iter']} iterations"
     label += f" x{c['repeats']}/{c['sweeps']}"
-    return label + (f" reg {c['reg']:g}" if "reg" in c else "")
+    label += f" reg {c['reg']:g}" if "reg" in c else ""
+    return label + (f" CGLS {c['cg_maxiter']}" if "cg_maxiter" in c else "")
 
 
 def quality_cells(q: dict) -> str:
     by_t = q.get("eps_error_by_t") or {}
     by_t_text = " / ".join(fmt(by_t.get(str(t)), ".2f") for t in EPS_ERROR_STEPS) if by_t else "-"
     return (f"{fmt(q['mmd'])} | {fmt(q['sw'])} | {fmt(q.get('sw_trimmed'))} | {fmt(q['outlier_frac'], '.4f')} | "
+            f"{fmt(q.get('mmd_clip'))} | {fmt(q.get('sw_clip'))} | "
             f"{fmt(q.get('eps_error'))} | {by_t_text} | "
             f"{fmt(q['val_loss'], '.4f')} | {fmt(q.get('excess_loss'), '.4f')}")
 
 
-QUALITY_HEADER = ("MMD² | SW | SW w/o outliers | outliers | eps-err (mean) | "
+QUALITY_HEADER = ("MMD² | SW | SW w/o outliers | outliers | MMD² clip_x0 | SW clip_x0 | eps-err (mean) | "
                   f"eps-err t={'/'.join(map(str, EPS_ERROR_STEPS))} | val L_simple | excess L_simple")
 
 
@@ -979,14 +1001,24 @@ def summary_markdown(result: dict) -> str:
                       f"{bulk['label']} is within 10 % of the NN (MMD² {fmt(q['mmd'])}, SW w/o outliers "
                       f"{fmt(q['sw_trimmed'])}, full SW {fmt(q['sw'])}) after {bulk['train_s']:.1f} s, "
                       f"{bulk['time_ratio_ftt_over_nn']:.2f} of the NN's training time."]
+    for name, h in result["headline"].items():
+        clip, nn_q = h.get("ftt_first_clipped"), h["nn"]["quality"]
+        if "mmd_clip" not in nn_q:
+            continue
+        text = (f"the first FTT rung within 10 % is {clip['label']} (MMD² {fmt(clip['quality']['mmd_clip'])}, SW "
+                f"{fmt(clip['quality']['sw_clip'])}) after {clip['train_s']:.1f} s, "
+                f"{clip['time_ratio_ftt_over_nn']:.2f} of the NN's training time" if clip else
+                "no FTT rung is within 10 %")
+        lines += ["", f"{name}, both arms sampled with `clip_x0` (x̂0 clipped to the training data's range "
+                  f"+5 %): NN MMD² {fmt(nn_q['mmd_clip'])}, SW {fmt(nn_q['sw_clip'])}; {text}."]
     lines += ["", "All problems: the NN against the FTT-ALS default of each dimension; `floor` is a second data "
               "sample against the test sample (and, for the mixtures, the exact eps*):", "",
               "| problem | D | arm | config | params | FLOPs/eval analytic (XLA) | train memory (XLA) | train s "
-              f"| compute s | {QUALITY_HEADER} |", "|---" * 18 + "|"]
+              f"| compute s | {QUALITY_HEADER} |", "|---" * 20 + "|"]
     for name, p in result["problems"].items():
         fl, exact = p["floor"], "-" if p["optimal_val_loss"] is None else "0"
         lines.append(f"| {name} | {p['dim']} | floor | data vs data | | | | | | {fmt(fl['mmd'])} | {fmt(fl['sw'])} "
-                     f"| | | {exact} | | {fmt(p['optimal_val_loss'], '.4f')} | {exact} |")
+                     f"| | | | | {exact} | | {fmt(p['optimal_val_loss'], '.4f')} | {exact} |")
         for r in result["runs"]:
             if r["problem"] != name or r["arm"] not in ("NN", "FTT-ALS"):
                 continue
@@ -999,7 +1031,7 @@ def summary_markdown(result: dict) -> str:
                 f"{flops} | {mem} | "
                 f"{fmt(r['train_s'], '.1f')} | {fmt(r['compute_s'], '.1f')} | {quality_cells(r['quality'])} |")
     lines += ["", "Swiss roll: FTT optimizers and design choices (NN for reference; ladder rungs in the JSON):", "",
-              f"| arm | config | params | train s | compute s | {QUALITY_HEADER} |", "|---" * 13 + "|"]
+              f"| arm | config | params | train s | compute s | {QUALITY_HEADER} |", "|---" * 15 + "|"]
     for r in result["runs"]:
         if r["problem"] == "swiss_roll" and r["arm"] != "FTT-ALS ladder":
             lines.append(f"| {r['arm']} | {describe(r)} | {r.get('params', '-')} | {fmt(r['train_s'], '.1f')} | "
@@ -1018,7 +1050,8 @@ def write_study_md(results_dir: Path):
     parts = ["# FTT vs NN study", "",
              "Produced by `benchmarks/study_ftt_vs_nn.py`; JSON and figures (`study_<mode>_*.png`) in "
              "`benchmarks/results/`. Quality: MMD² and sliced W2 (SW) of 2000 DDIM samples (100 steps) against "
-             "2000 fresh data points; outliers: share of samples beyond 1.5x the largest test-point norm; eps-err: "
+             "2000 fresh data points; outliers: share of samples beyond 1.5x the largest test-point norm; "
+             "clip_x0: the same DDIM samples with x̂0 clipped to the training range +5 %; eps-err: "
              "relative error to the exact eps* of the Gaussian mixtures; excess L_simple: held-out L_simple minus "
              "that of the exact eps* (= E‖eps_θ − eps*‖²/D); train s: wall time including compilation; "
              "compute s: the same minus the estimated compilation; FLOPs per eps evaluation: analytic count "
