@@ -36,8 +36,9 @@ L_simple over the exact optimum (``E‖eps_θ − eps*‖²/D`` on the same draw
 metric (two independent data samples) is reported as its noise floor. "Reaches NN quality": MMD² and SW both
 within 10 % of the NN's final values (``value <= target + 0.1·|target|``).
 
-Cost: training wall time including compilation (every ``fit_denoiser`` call compiles its sweep; the NN loop is
-compiled once per run), with the compilation estimated and subtracted as "compute" time; parameter counts;
+Cost: training wall time including compilation (``fit_als`` compiles a sweep once per shape and configuration
+and reuses it, so a configuration whose shapes occurred earlier in the run is timed without compilation; the NN
+loop is compiled once per run), with the compilation estimated and subtracted as "compute" time; parameter counts;
 FLOPs per eps evaluation, counted analytically (the reference) and by XLA's ``cost_analysis`` of the jitted
 model on a batch (per sample; XLA counts the body of a ``lax.scan`` once, so for FTTs whose interior cores are
 scanned, ``D >= 4`` here, its count is a lower bound); memory from XLA's ``memory_analysis`` of the compiled
