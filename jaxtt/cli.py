@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--m", type=int, default=16, help="basis functions per variable")
     demo.add_argument("--sweeps", type=int, default=6, help="ALS sweeps")
     demo.add_argument("--repeats", type=int, default=10, help="noise draws per data point for ALS")
+    demo.add_argument("--cg-steps", type=int, default=8,
+                      help="Kronecker-preconditioned CGLS steps per ALS core solve (0: exact Cholesky solves)")
     demo.add_argument("--nn-width", type=int, default=128)
     demo.add_argument("--nn-depth", type=int, default=3)
     demo.add_argument("--nn-steps", type=int, default=4000, help="AdamW steps")
@@ -73,7 +75,8 @@ def demo(args: argparse.Namespace) -> dict:
           f"{jax.default_backend()} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
     start = time.perf_counter()
     ftt = FTTDenoiser(keys[2], 2, args.T, rank=args.rank, m=args.m, basis=args.basis)
-    ftt, _ = fit_denoiser(ftt, data, schedule, keys[3], repeats=args.repeats, sweeps=args.sweeps, progress=progress)
+    ftt, _ = fit_denoiser(ftt, data, schedule, keys[3], repeats=args.repeats, sweeps=args.sweeps,
+                          cg_maxiter=args.cg_steps, progress=progress)
     jax.block_until_ready(ftt)
     ftt_time = time.perf_counter() - start
 
