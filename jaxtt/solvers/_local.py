@@ -82,8 +82,11 @@ def right_rows(feats, right):
 
 
 def _apply(left, w, g):
-    """``A g`` for design rows ``L ⊗ W``: ``(A g)_s = L_sᵀ G W_s`` with ``G = g`` as an ``r × q`` matrix (O(N r q))."""
-    return jnp.sum((left @ g.reshape(left.shape[1], w.shape[1])) * w, axis=1)
+    """``A g`` for design rows ``L ⊗ W``: ``(A g)_s = L_sᵀ G W_s`` with ``G = g`` as an ``r × q`` matrix (O(N r q)).
+
+    Contracted as ``W Gᵀ`` first, so the only intermediate is ``(N, r)``, not ``(N, q)``.
+    """
+    return jnp.sum(left * (w @ g.reshape(left.shape[1], w.shape[1]).T), axis=1)
 
 
 def _apply_transpose(left, w, u):
