@@ -8,6 +8,9 @@ and the functions are jit- and grad-compatible.
 
 from __future__ import annotations
 
+from functools import partial
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -95,6 +98,42 @@ def _right_qr(prev, core):
     return jnp.einsum("aib,bc->aic", prev, rr.T), q.T.reshape(q.shape[1], n, s)
 
 
+@partial(jax.jit, static_argnames=("max_rank",))
+def _round_masked(cores, eps, max_rank):
+    """The ``eps`` rounding sweep as one compiled program at full shapes.
+
+    Singular values that the ``eps`` rule (or ``max_rank``) drops are masked to
+    zero instead of cut, so every shape is static; the kept ranks come back as
+    an array and the zero slices are removed afterwards. The masked rows and
+    columns carry exact zeros, so each later SVD sees the truncated matrix padded
+    with zero rows: the same nonzero singular values and vectors as the
+    sequential algorithm.
+    """
+    d = len(cores)
+    cores = list(orthogonalize(TensorTrain(list(cores)), 0).cores)
+    delta = eps * jnp.linalg.norm(cores[0]) / max(d - 1, 1) ** 0.5
+    ranks = []
+    for k in range(d - 1):
+        r, n, _ = cores[k].shape
+        u, s, vt = jnp.linalg.svd(cores[k].reshape(r * n, -1), full_matrices=False)
+        tail = jnp.sqrt(jnp.cumsum(s[::-1] ** 2))[::-1]  # tail[j] = ‖s[j:]‖
+        keep = jnp.maximum(jnp.sum(tail > delta), 1)
+        if max_rank is not None:
+            keep = jnp.minimum(keep, max_rank)
+        kept = jnp.arange(s.shape[0]) < keep
+        s = jnp.where(kept, s, 0)
+        cores[k] = (u * kept).reshape(r, n, u.shape[1])
+        cores[k + 1] = jnp.einsum("ab,bic->aic", s[:, None] * vt, cores[k + 1])
+        ranks.append(keep)
+    return cores, jnp.stack(ranks)
+
+
+@partial(jax.jit, static_argnames=("ranks",))
+def _cut(cores, ranks):
+    """Drop the zero slices left by :func:`_round_masked` (one dispatch per rank pattern)."""
+    return [c[: ranks[k], :, : ranks[k + 1]] for k, c in enumerate(cores)]
+
+
 def orthogonalize(tt: TensorTrain, center: int = -1) -> TensorTrain:
     """Mixed canonical form with orthogonality centre ``center``.
 
@@ -132,8 +171,16 @@ def round(tt: TensorTrain, max_rank: int | None = None, eps: float = 0.0) -> Ten
     _require_tt(tt, "tt")
     max_rank, eps = _check_truncation(max_rank, eps)
     d = tt.ndim
+    if eps > 0:
+        if not all(is_concrete(c) for c in tt.cores):
+            raise ValueError(
+                "eps > 0 chooses ranks from the singular values and needs concrete arrays; "
+                "call it outside jax.jit, or use eps=0 with max_rank inside jit"
+            )
+        cores, ranks = _round_masked(tuple(tt.cores), eps, max_rank)
+        return TensorTrain(_cut(tuple(cores), (1, *np.asarray(ranks).tolist(), 1)))  # one host transfer
     cores = list(orthogonalize(tt, 0).cores)
-    delta = eps * jnp.linalg.norm(cores[0]) / max(d - 1, 1) ** 0.5 if eps > 0 else None
+    delta = None
     for k in range(d - 1):
         r, n, _ = cores[k].shape
         u, sv = _svd_split(cores[k].reshape(r * n, -1), delta, max_rank)
