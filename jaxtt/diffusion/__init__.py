@@ -1,13 +1,18 @@
-"""Diffusion: noise schedules, the forward process, the DDPM loss, samplers (DDPM, DDIM, annealed Langevin,
-probability-flow ODE) and likelihoods (variational bound, exact PF-ODE log-likelihood).
+"""Diffusion: noise schedules, the forward process, losses, model parameterizations, one sampling entry point
+with sampler objects, guidance and likelihoods.
 
 Time steps are ``t = 0..T`` with ``t = 0`` the data and ``t = 1..T`` the noised levels; schedule arrays have
-length ``T + 1`` and are indexed by ``t`` (see :mod:`jaxtt.diffusion.schedule`). A noise model is any callable
-``eps_fn(x, t)`` on a batch ``x`` of shape ``(N, *event_shape)`` with steps ``t`` of shape ``(N,)`` that returns
-``x``'s shape.
+length ``T + 1`` and are indexed by ``t`` (see :mod:`jaxtt.diffusion.schedule`). A model is any callable
+``model(x, t)`` on a batch ``x`` of shape ``(N, *event_shape)`` with steps ``t`` of shape ``(N,)`` that returns
+``x``'s shape; what it predicts (noise, data, velocity or score) is named by ``prediction=``.
+
+Sampling: ``sample(model, schedule, sampler, key, shape)`` with a sampler object (``DDPM``, ``DDIM``,
+``DPMSolver``, ``EulerMaruyama``, ``PredictorCorrector``, ``AnnealedLangevin``, ``ProbabilityFlowODE``); each
+discrete sampler also exposes a pure ``init``/``step`` pair for hand-written loops. ``ddpm_sample``,
+``ddim_sample``, ``langevin_sample`` and ``ode_sample`` are the same samplers as plain functions.
 
 The samplers, losses and likelihoods compile their whole computation with ``equinox.filter_jit``: array
-leaves of ``eps_fn`` (an Equinox module, a ``jax.tree_util.Partial``) are traced, so repeated calls with new
+leaves of the model (an Equinox module, a ``jax.tree_util.Partial``) are traced, so repeated calls with new
 parameters reuse the compiled code, while a fresh Python closure is a new static argument and compiles
 again. Inside a user's ``jax.jit`` they are simply traced.
 """
@@ -15,30 +20,64 @@ again. Inside a user's ``jax.jit`` they are simply traced.
 from jaxtt.diffusion.ddim import ddim_sample, ddim_timesteps
 from jaxtt.diffusion.ddpm import ddpm_sample
 from jaxtt.diffusion.forward import eps_to_score, predict_x0, q_sample, score_to_eps, training_triples
+from jaxtt.diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
 from jaxtt.diffusion.langevin import langevin_sample
-from jaxtt.diffusion.losses import ddpm_loss
+from jaxtt.diffusion.losses import ddpm_loss, loss_weights
 from jaxtt.diffusion.ode import LogLikelihood, log_likelihood, ode_encode, ode_sample
+from jaxtt.diffusion.parameterization import PREDICTIONS, convert_prediction
+from jaxtt.diffusion.samplers import (
+    DDIM,
+    DDPM,
+    AbstractSampler,
+    AnnealedLangevin,
+    DPMSolver,
+    EulerMaruyama,
+    Langevin,
+    PredictorCorrector,
+    ProbabilityFlowODE,
+    SamplerState,
+)
+from jaxtt.diffusion.sampling import SampleResult, sample
 from jaxtt.diffusion.schedule import Schedule, cosine_schedule, linear_schedule, schedule_from_betas
+from jaxtt.diffusion.timesteps import timesteps
 from jaxtt.diffusion.vlb import vlb
 
 __all__ = [
+    "AbstractSampler",
+    "AnnealedLangevin",
+    "ClassifierFreeGuidance",
+    "ClassifierGuidance",
+    "DDIM",
+    "DDPM",
+    "DPMSolver",
+    "EulerMaruyama",
+    "Langevin",
     "LogLikelihood",
+    "PREDICTIONS",
+    "PredictorCorrector",
+    "ProbabilityFlowODE",
+    "SampleResult",
+    "SamplerState",
     "Schedule",
+    "convert_prediction",
     "cosine_schedule",
     "ddim_sample",
     "ddim_timesteps",
     "ddpm_loss",
     "ddpm_sample",
     "eps_to_score",
+    "langevin_sample",
     "linear_schedule",
     "log_likelihood",
-    "langevin_sample",
+    "loss_weights",
     "ode_encode",
     "ode_sample",
     "predict_x0",
     "q_sample",
+    "sample",
     "schedule_from_betas",
     "score_to_eps",
+    "timesteps",
     "training_triples",
     "vlb",
 ]

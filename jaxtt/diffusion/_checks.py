@@ -21,10 +21,15 @@ def check_schedule(schedule) -> Schedule:
     return schedule
 
 
+def check_model(model, name: str = "model") -> None:
+    """Raise ``TypeError`` unless ``model`` is callable as ``model(x, t)``."""
+    if not callable(model):
+        raise TypeError(f"{name} must be callable as {name}(x, t), got {type(model).__name__}")
+
+
 def check_eps_fn(eps_fn) -> None:
     """Raise ``TypeError`` unless ``eps_fn`` is callable."""
-    if not callable(eps_fn):
-        raise TypeError(f"eps_fn must be callable as eps_fn(x, t), got {type(eps_fn).__name__}")
+    check_model(eps_fn, "eps_fn")
 
 
 def check_key(key) -> None:
@@ -100,18 +105,23 @@ def check_eta(eta):
     return eta
 
 
-def call_eps(eps_fn, x, t):
-    """``eps_fn(x, t)`` checked to return an array of ``x``'s shape, cast to ``x``'s dtype."""
-    out = eps_fn(x, t)
+def call_model(model, x, t, name: str = "model"):
+    """``model(x, t)`` checked to return an array of ``x``'s shape, cast to ``x``'s dtype."""
+    out = model(x, t)
     shape = getattr(out, "shape", None)
     if shape is None:
-        raise TypeError(f"eps_fn must return an array, got {type(out).__name__}")
+        raise TypeError(f"{name} must return an array, got {type(out).__name__}")
     if tuple(shape) != tuple(x.shape):
         raise ValueError(
-            f"eps_fn(x, t) must return an array of x's shape {tuple(x.shape)}, got {tuple(shape)}; "
-            "eps_fn takes a batch x of shape (N, *event_shape) and t of shape (N,)"
+            f"{name}(x, t) must return an array of x's shape {tuple(x.shape)}, got {tuple(shape)}; "
+            f"{name} takes a batch x of shape (N, *event_shape) and t of shape (N,)"
         )
     return jnp.asarray(out).astype(x.dtype)
+
+
+def call_eps(eps_fn, x, t):
+    """:func:`call_model` for a noise model named ``eps_fn``."""
+    return call_model(eps_fn, x, t, "eps_fn")
 
 
 def _scalar_item(value):

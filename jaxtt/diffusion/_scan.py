@@ -13,11 +13,11 @@ from jax import lax
 _FLAT_MAX = 16
 
 
-def sampler_scan(step, carry, xs, *, checkpoint: bool, trajectory: bool):
+def sampler_scan(step, carry, xs, *, checkpoint: bool, record=None):
     """Run ``step(carry, x) -> carry`` over the leading axis of the pytree ``xs``.
 
-    Returns ``(final_carry, trajectory)`` where ``trajectory`` stacks the initial carry and every iterate
-    (``steps + 1`` entries) when ``trajectory`` is True and is None otherwise.
+    Returns ``(final_carry, trajectory)`` where ``trajectory`` stacks ``record(c)`` of the initial carry and of
+    every iterate (``steps + 1`` entries) when ``record`` is given, and is None otherwise.
 
     With ``checkpoint=True`` each step is wrapped in ``jax.checkpoint`` and (for more than 16 steps) the
     steps are grouped into blocks of ``b = ceil(sqrt(n))`` steps, each block again checkpointed. Reverse-mode
@@ -26,9 +26,11 @@ def sampler_scan(step, carry, xs, *, checkpoint: bool, trajectory: bool):
     activations (Griewank & Walther 2000, two-level checkpointing). The forward pass is unchanged.
     """
 
+    trajectory = record is not None
+
     def body(c, x):
         new = step(c, x)
-        return new, (new if trajectory else None)
+        return new, (record(new) if trajectory else None)
 
     n = jax.tree.leaves(xs)[0].shape[0]
     if not checkpoint or n <= _FLAT_MAX:
@@ -54,4 +56,4 @@ def sampler_scan(step, carry, xs, *, checkpoint: bool, trajectory: bool):
             ys = jnp.concatenate(parts, axis=0)
     if not trajectory:
         return final, None
-    return final, jnp.concatenate([carry[None], ys], axis=0)
+    return final, jnp.concatenate([record(carry)[None], ys], axis=0)

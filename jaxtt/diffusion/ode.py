@@ -49,14 +49,13 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from jaxtt._validation import check_choice, check_int, check_real
 from jaxtt.diffusion._checks import (
-    call_eps,
+    call_model,
     check_data,
     check_eps_fn,
     check_key,
     check_schedule,
-    check_shape,
-    check_x_init,
 )
+from jaxtt.diffusion.parameterization import to_data_and_noise
 from jaxtt.diffusion.schedule import Schedule
 
 __all__ = ["LogLikelihood", "log_likelihood", "ode_encode", "ode_sample"]
@@ -84,14 +83,17 @@ def _log_snr(schedule: Schedule, s, dtype):
     return (log_ab - jnp.log(-jnp.expm1(log_ab))).astype(dtype)
 
 
-def _drift(eps_fn, schedule: Schedule, integer_t: bool):
-    """The probability-flow field ``g(lam, x) = (sigma^2 x - sigma eps(x, t(lam))) / 2`` for a batch ``x``."""
+def _drift(eps_fn, schedule: Schedule, integer_t: bool, prediction: str = "eps", name: str = "eps_fn"):
+    """The probability-flow field ``g(lam, x) = (sigma^2 x - sigma eps(x, t(lam))) / 2`` for a batch ``x``;
+    a model of another ``prediction`` kind is converted to its noise prediction first."""
 
     def g(lam, x):
         var = jax.nn.sigmoid(-lam).astype(x.dtype)
-        t = schedule.step_at_log_alpha_bar(-jax.nn.softplus(-lam))
+        log_ab = -jax.nn.softplus(-lam)
+        t = schedule.step_at_log_alpha_bar(log_ab)
         t_in = jnp.clip(jnp.round(t), 1, schedule.T).astype(jnp.int32) if integer_t else t.astype(x.dtype)
-        eps = call_eps(eps_fn, x, jnp.full((x.shape[0],), t_in))
+        out = call_model(eps_fn, x, jnp.full((x.shape[0],), t_in), name)
+        eps = out if prediction == "eps" else to_data_and_noise(out, x, log_ab.astype(x.dtype), prediction)[1]
         return 0.5 * var * x - 0.5 * jnp.sqrt(var) * eps
 
     return g
@@ -141,11 +143,13 @@ def ode_sample(
     integer_t: bool = False,
     trajectory_points: int = 101,
 ) -> Float[Array, "N *event"] | tuple[Float[Array, "N *event"], Float[Array, "P N *event"]]:
-    r"""Sample by solving the probability-flow ODE (module docstring) from ``s = 1`` down to ``s = s_min``.
+    r"""Sample by solving the probability-flow ODE (module docstring) from ``s = 1`` down to ``s = s_min``:
+    ``sample(eps_fn, schedule, ProbabilityFlowODE(...), key, shape)`` with the arguments spread out.
 
-    :math:`x(1) \sim N(0, I)` is drawn from ``key`` unless ``x_init`` is given; ``ode_sample(x_init=
-    ode_encode(x))`` decodes back to ``x`` up to the solver tolerance. Adaptive Tsit5 (default) with a PID
-    step-size controller; differentiable (diffrax's recursive checkpointing adjoint).
+    :math:`x(1) \sim N(0, I)` is drawn from ``key`` with the key layout of every jaxtt sampler (the same key gives
+    the same :math:`x(1)` as :func:`jaxtt.diffusion.sample` with any sampler) unless ``x_init`` is given;
+    ``ode_sample(x_init=ode_encode(x))`` decodes back to ``x`` up to the solver tolerance. Adaptive Tsit5
+    (default) with a PID step-size controller; differentiable (diffrax's recursive checkpointing adjoint).
 
     Args:
         eps_fn: batched noise model ``eps_fn(x, t)``; see the module docstring for how ``t`` is passed.
@@ -162,32 +166,30 @@ def ode_sample(
         integer_t: query ``eps_fn`` at rounded integer steps.
         trajectory_points: number of saved points when ``return_trajectory``.
     """
+    from jaxtt.diffusion.sampling import sample
+    from jaxtt.diffusion.samplers import ProbabilityFlowODE
+
     check_eps_fn(eps_fn)
-    schedule = check_schedule(schedule)
-    check_key(key)
-    shape = check_shape(shape)
-    s_min, rtol, atol, max_steps, solver = _check_solver_args(s_min, rtol, atol, max_steps, solver)
-    x_init, dtype = check_x_init(x_init, shape, schedule.dtype)
-    if return_trajectory:
-        save_ts = np.linspace(1.0, s_min, check_int(trajectory_points, "trajectory_points", minimum=2))
+    ode = ProbabilityFlowODE(
+        solver=diffrax.Tsit5() if solver is None else solver, rtol=rtol, atol=atol, s_min=s_min,
+        max_steps=max_steps, integer_t=integer_t, save_points=trajectory_points,
+    )
+    result = sample(eps_fn, schedule, ode, key, shape, x_init=x_init, save="all" if return_trajectory else "final")
+    return (result.samples, result.trajectory) if return_trajectory else result.samples
+
+
+def solve_probability_flow(model, schedule, x, ode, prediction: str, save: bool, name: str = "model"):
+    """Unchecked kernel of the ODE sampler: solve from ``s = 1`` (at ``x``) to ``ode.s_min``; returns
+    ``(ys, nfe)`` with ``ys`` the saved states (the last is the sample)."""
+    drift = _drift(model, schedule, ode.integer_t, prediction, name)
+    if save:
+        saveat = diffrax.SaveAt(ts=_log_snr(schedule, np.linspace(1.0, ode.s_min, ode.save_points), x.dtype))
     else:
-        save_ts = None
-    args = (solver, rtol, atol, max_steps, integer_t)
-    ys = _ode_sample(eps_fn, schedule, key, x_init, shape, dtype, s_min, save_ts, args)
-    return (ys[-1], ys) if return_trajectory else ys[-1]
-
-
-@eqx.filter_jit
-def _ode_sample(eps_fn, schedule, key, x_init, shape, dtype, s_min, save_ts, args):
-    solver, rtol, atol, max_steps, integer_t = args
-    x = jax.random.normal(key, shape, dtype=dtype) if x_init is None else x_init
-    drift = _drift(eps_fn, schedule, integer_t)
-    if save_ts is None:
         saveat = diffrax.SaveAt(t1=True)
-    else:
-        saveat = diffrax.SaveAt(ts=_log_snr(schedule, save_ts, dtype))
-    lam0, lam1 = _log_snr(schedule, 1.0, dtype), _log_snr(schedule, s_min, dtype)
-    return _solve(lambda lam, y, _: drift(lam, y), x, lam0, lam1, solver, rtol, atol, max_steps, saveat).ys
+    lam0, lam1 = _log_snr(schedule, 1.0, x.dtype), _log_snr(schedule, ode.s_min, x.dtype)
+    field = lambda lam, y, _: drift(lam, y)  # noqa: E731
+    sol = _solve(field, x, lam0, lam1, ode.solver, ode.rtol, ode.atol, ode.max_steps, saveat)
+    return sol.ys, sol.stats["num_steps"]
 
 
 def ode_encode(
