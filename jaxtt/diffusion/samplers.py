@@ -183,6 +183,15 @@ class AbstractSampler(eqx.Module):
         """Number of model evaluations of a run on ``schedule``."""
         return int(len(self.grid(schedule)))
 
+    def resolve(self, schedule: Schedule) -> AbstractSampler:
+        """The same sampler with its grid fixed for ``schedule`` (a grid that depends on the schedule's values,
+        ``spacing="log_snr"``, is computed here, outside any ``jit``)."""
+        if getattr(self, "spacing", None) == "log_snr" and getattr(self, "steps", None) is not None:
+            grid = tuple(int(v) for v in self.grid(schedule))
+            return eqx.tree_at(lambda s: (s.steps, s.timesteps, s.spacing), self, (None, grid, "linspace"),
+                               is_leaf=lambda v: v is None)
+        return self
+
     @abc.abstractmethod
     def _table(self, schedule: Schedule, dtype) -> dict:
         """Per-evaluation coefficient arrays (leading axis ``nfe``), including ``"t"``."""
@@ -217,7 +226,8 @@ class AbstractSampler(eqx.Module):
         x = check_data(x, "x")
         check_choice(prediction, "prediction", PREDICTIONS)
         box = check_clip_x0(clip_x0)
-        nfe = self.nfe(schedule)
+        sampler = self.resolve(schedule)
+        nfe = sampler.nfe(schedule)
         if isinstance(index, numbers.Integral) and not isinstance(index, bool):
             index = check_int(index, "index", minimum=0, maximum=nfe)
         else:
@@ -228,7 +238,7 @@ class AbstractSampler(eqx.Module):
                 raise ValueError(f"index must be an int or an integer array of shape ({x.shape[0]},)")
             if is_concrete(index) and index.size and (int(index.min()) < 0 or int(index.max()) > nfe):
                 raise ValueError(f"index must lie in 0..nfe = 0..{nfe}")
-        return self.init_unchecked(schedule, x, prediction, box, index)
+        return sampler.init_unchecked(schedule, x, prediction, box, index)
 
     def init_unchecked(self, schedule, x, prediction, box, index=0) -> SamplerState:
         """:meth:`init` without argument checks (``box`` already a validated pair or None)."""
@@ -658,6 +668,9 @@ class PredictorCorrector(AbstractSampler):
 
     def grid(self, schedule):
         return np.repeat(self.predictor.grid(schedule), self.corrector.n_steps + 1).astype(np.int32)
+
+    def resolve(self, schedule):
+        return eqx.tree_at(lambda s: s.predictor, self, self.predictor.resolve(schedule))
 
     def _table(self, schedule, dtype):
         n = self.corrector.n_steps + 1

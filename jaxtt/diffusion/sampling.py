@@ -130,6 +130,7 @@ def sample(
         if box is not None:
             raise ValueError("clip_x0 applies to the discrete samplers, not to ProbabilityFlowODE")
         return _sample_ode(model, schedule, sampler, key, x_init, shape, dtype, prediction, save == "all")
+    sampler = sampler.resolve(schedule)
     grid = sampler.grid(schedule)  # validates the sampler against the schedule (steps <= T, ...)
     messages = tuple(
         f"the model output is not finite at evaluation {k} (t = {int(t)}) of {type(sampler).__name__}; "

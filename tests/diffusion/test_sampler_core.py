@@ -320,6 +320,11 @@ def test_timestep_grids_follow_the_named_spacings():
     lam = 0.5 * np.log(np.asarray(sched.alpha_bars)[grid] / (1 - np.asarray(sched.alpha_bars)[grid]))
     d = np.diff(lam)  # uniform in log-SNR up to integer rounding (coarse only at the last few steps)
     assert np.std(d[:-4]) < 0.05 * np.mean(d) and np.all(d > 0)
+    # the log-SNR grid is fixed from the schedule before compiling (sample and init resolve it)
+    by_name = sample(TanhEps(), sched, DPMSolver(steps=20, spacing="log_snr"), jax.random.key(0), (2, 2)).samples
+    by_grid = sample(TanhEps(), sched, DPMSolver(timesteps=grid), jax.random.key(0), (2, 2)).samples
+    np.testing.assert_array_equal(by_name, by_grid)
+    np.testing.assert_array_equal(DPMSolver(steps=20, spacing="log_snr").init(sched, jnp.ones((2, 2))).t, grid[0])
     x = sample(TanhEps(), SCHED, DDIM(timesteps=np.array([50, 20, 3])), jax.random.key(0), (2, 2), save="all")
     assert x.trajectory.shape == (4, 2, 2)
 

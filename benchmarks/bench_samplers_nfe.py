@@ -1,0 +1,288 @@
+"""Sample quality against the number of model evaluations (NFE), jaxtt's samplers against diffusers', all driven
+by the exact optimal noise prediction of Gaussian mixtures; plus step-level equality with diffusers.
+
+    .venv-bench/bin/python benchmarks/bench_samplers_nfe.py [--quick]
+
+Problems: the 2-D three-component mixture of the test suite and an 8-D mixture of four components with random
+means and covariances (linear schedule, T = 1000, float64). For each NFE in 5, 10, 20, 50, 100, 1000 every
+sampler draws ``--n`` samples; quality is the unbiased MMD² (median-heuristic RBF) and the sliced Wasserstein-2
+distance to a fresh data sample of the same size, next to the floor (two independent data samples).
+
+Samplers: jaxtt DDIM (η = 0, ``"trailing"`` grid), DPM-Solver++ order 2 and 3 (diffusers' ``"linspace"``
+grid without its last point, i.e. diffusers' own timesteps + 1; and the log-SNR-uniform grid), DDPM on a
+sub-grid, Euler–Maruyama, predictor–corrector (DDIM + one Langevin corrector; NFE counts both), and the
+adaptive probability-flow ODE (Tsit5, at the NFE it chooses). diffusers (torch, CPU):
+``DPMSolverMultistepScheduler`` (dpmsolver++, order 2), ``UniPCMultistepScheduler`` (bh2, order 2) and
+``DDIMScheduler``, each with its default spacing. jaxtt steps are diffusers steps + 1 (see
+``jaxtt.diffusion.timesteps``).
+
+Step-level equality: for DDPM (``fixed_small`` = ``beta_tilde``), DDIM (η = 0.5) and DPM-Solver++ (order 2),
+both libraries take every step from the same point with the same model output and noise; the table reports
+the largest difference of one step relative to the largest entry, in float32 and float64 (diffusers'
+DPM-Solver upcasts its update to float32 internally, which bounds its float64 agreement).
+
+Writes ``benchmarks/results/bench_samplers_nfe.json`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler  # noqa: E402
+
+from jaxtt.data.mixture import GaussianMixture  # noqa: E402
+from jaxtt.diffusion import (  # noqa: E402
+    DDIM,
+    DDPM,
+    DPMSolver,
+    EulerMaruyama,
+    Langevin,
+    PredictorCorrector,
+    ProbabilityFlowODE,
+    linear_schedule,
+    sample,
+    timesteps,
+)
+from jaxtt.metrics import mmd, sliced_wasserstein  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results")
+T = 1000
+NFES = (5, 10, 20, 50, 100, 1000)
+
+
+def problems():
+    rng = np.random.default_rng(0)
+    two = GaussianMixture(
+        jnp.array([0.3, 0.3, 0.4]),
+        jnp.array([[-2.0, 0.0], [2.0, 0.5], [0.0, 2.0]]),
+        jnp.array([[[0.2, 0.05], [0.05, 0.1]], [[0.1, 0.0], [0.0, 0.3]], [[0.25, -0.1], [-0.1, 0.15]]]),
+    )
+    d, k = 8, 4
+    a = rng.normal(size=(k, d, d)) * 0.25
+    eight = GaussianMixture(jnp.ones(k), jnp.asarray(rng.normal(size=(k, d)) * 1.5),
+                            jnp.asarray(a @ a.transpose(0, 2, 1) + 0.05 * np.eye(d)))
+    return {"mixture-2d": two, "mixture-8d": eight}
+
+
+class Exact:
+    """The exact eps*(x_t, t) of a mixture, as a jaxtt model and as a torch function for diffusers."""
+
+    def __init__(self, mixture, schedule):
+        self.mixture, self.schedule = mixture, schedule
+        self.jax = jax.tree_util.Partial(lambda m, x, t: m.optimal_eps(x, t, schedule), mixture)
+
+    def torch(self, x, t_diffusers):
+        t = jnp.full((x.shape[0],), int(t_diffusers) + 1)
+        out = self.mixture.optimal_eps(jnp.asarray(x.double().numpy()), t, self.schedule)
+        return torch.from_numpy(np.asarray(out)).to(x.dtype)
+
+
+def jaxtt_samplers(nfe, schedule):
+    """name -> (sampler, actual NFE) for a budget of ``nfe`` model evaluations."""
+    dpm_grid = np.asarray(np.linspace(0, T - 1, nfe + 1).round()[::-1][:-1] + 1, dtype=np.int32)
+    out = {
+        "jaxtt DDIM": DDIM(steps=nfe, spacing="trailing"),
+        "jaxtt DPM-Solver++(2)": DPMSolver(timesteps=dpm_grid, order=2),
+        "jaxtt DPM-Solver++(3)": DPMSolver(timesteps=dpm_grid, order=3),
+        "jaxtt DPM-Solver++(2) log-SNR": DPMSolver(steps=nfe, order=2, spacing="log_snr"),
+        "jaxtt DDPM": DDPM("beta_tilde", timesteps=timesteps(T, nfe, "trailing")),
+        "jaxtt Euler-Maruyama": EulerMaruyama(steps=nfe, spacing="trailing"),
+    }
+    if nfe >= 4:
+        out["jaxtt PC (DDIM + Langevin)"] = PredictorCorrector(DDIM(steps=nfe // 2, spacing="trailing"),
+                                                               Langevin(snr=0.1))
+    return {name: (s, s.nfe(schedule)) for name, s in out.items()}
+
+
+def diffusers_run(kind, nfe, exact, n, dim, seed):
+    common = dict(num_train_timesteps=T, beta_schedule="linear")
+    if kind == "diffusers DPMSolverMultistep++(2)":
+        sch = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
+    elif kind == "diffusers UniPC(2)":
+        sch = UniPCMultistepScheduler(**common, solver_order=2)
+    else:
+        sch = DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True)
+    sch.set_timesteps(nfe)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    for t in sch.timesteps:
+        x = sch.step(exact.torch(x, t), t, x).prev_sample
+    return np.asarray(x.double().numpy())
+
+
+def quality(x, data, floor_data, key):
+    x = jnp.asarray(x)
+    return {
+        "mmd2": float(mmd(x, data)),
+        "sw": float(sliced_wasserstein(key, x, data)),
+        "floor_mmd2": float(mmd(floor_data, data)),
+        "floor_sw": float(sliced_wasserstein(key, floor_data, data)),
+    }
+
+
+def nfe_table(args):
+    schedule = linear_schedule(T)
+    rows = []
+    for pname, mixture in problems().items():
+        exact = Exact(mixture, schedule)
+        data = mixture.sample(jax.random.key(1), args.n)
+        floor_data = mixture.sample(jax.random.key(2), args.n)
+        shape = (args.n, mixture.dim)
+        for nfe in args.nfes:
+            for name, (sampler, used) in jaxtt_samplers(nfe, schedule).items():
+                start = time.perf_counter()
+                x = sample(exact.jax, schedule, sampler, jax.random.key(3), shape).samples
+                x.block_until_ready()
+                rows.append(dict(problem=pname, sampler=name, nfe=used, seconds=time.perf_counter() - start,
+                                 **quality(x, data, floor_data, jax.random.key(4))))
+            for name in ("diffusers DPMSolverMultistep++(2)", "diffusers UniPC(2)", "diffusers DDIM"):
+                start = time.perf_counter()
+                x = diffusers_run(name, nfe, exact, args.n, mixture.dim, 3)
+                rows.append(dict(problem=pname, sampler=name, nfe=nfe, seconds=time.perf_counter() - start,
+                                 **quality(x, data, floor_data, jax.random.key(4))))
+            print(f"  {pname} NFE {nfe} done", flush=True)
+        for rtol in (1e-3, 1e-5):
+            ode = ProbabilityFlowODE(rtol=rtol, atol=rtol)
+            res = sample(exact.jax, schedule, ode, jax.random.key(3), shape)
+            # Tsit5 evaluates the model 6 times per step (plus the first stage)
+            rows.append(dict(problem=pname, sampler=f"jaxtt PF-ODE Tsit5 rtol={rtol:g}", nfe=6 * int(res.steps) + 1,
+                             seconds=None, **quality(res.samples, data, floor_data, jax.random.key(4))))
+    return rows
+
+
+def use_schedule(sch, schedule):
+    """Give a diffusers scheduler jaxtt's schedule arrays (diffusers keeps them in float32 otherwise)."""
+    ab = torch.from_numpy(np.asarray(schedule.alpha_bars[1:]))
+    sch.betas = torch.from_numpy(np.asarray(schedule.betas[1:]))
+    sch.alphas = 1.0 - sch.betas
+    sch.alphas_cumprod = ab
+    if hasattr(sch, "lambda_t"):
+        sch.alpha_t, sch.sigma_t = torch.sqrt(ab), torch.sqrt(1 - ab)
+        sch.lambda_t = torch.log(sch.alpha_t) - torch.log(sch.sigma_t)
+    return sch
+
+
+def step_equality():
+    """Largest one-step difference between jaxtt and diffusers, relative to the largest entry."""
+    out = {}
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(2, 2))
+    for dtype in (np.float32, np.float64):
+        tdt = torch.float32 if dtype == np.float32 else torch.float64
+        schedule = linear_schedule(T, dtype=jnp.float32 if dtype == np.float32 else jnp.float64)
+        cases = {
+            "DDPM (beta_tilde, 1000 steps)": (
+                DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", variance_type="fixed_small",
+                              clip_sample=False), None, None),
+            "DDIM (eta 0.5, 50 steps, leading)": (
+                DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False,
+                              set_alpha_to_one=True), 50, 0.5),
+            "DPM-Solver++ (order 2, 20 steps)": (
+                DPMSolverMultistepScheduler(num_train_timesteps=T, beta_schedule="linear",
+                                            algorithm_type="dpmsolver++", solver_order=2), 20, None),
+        }
+        for name, (sch, steps, eta) in cases.items():
+            use_schedule(sch, schedule)
+            sch.set_timesteps(steps if steps else T)
+            grid = sch.timesteps.numpy().astype(np.int32) + 1
+            if name.startswith("DDPM"):
+                sampler = DDPM("beta_tilde")
+            elif name.startswith("DDIM"):
+                sampler = DDIM(timesteps=grid, eta=eta)
+            else:
+                sampler = DPMSolver(timesteps=grid, order=2)
+            x = rng.normal(size=(256, 2)).astype(dtype)
+            state = sampler.init(schedule, jnp.asarray(x))
+            worst = 0.0
+            for t_d in sch.timesteps:
+                xs = np.asarray(state.x)
+                eps = np.tanh(xs @ w + int(t_d) / T).astype(dtype)
+                noise = rng.normal(size=xs.shape).astype(dtype)
+                kwargs = {}
+                if name.startswith("DDIM"):
+                    kwargs = dict(eta=eta, variance_noise=torch.from_numpy(noise))
+                elif name.startswith("DDPM"):
+                    g = torch.Generator().manual_seed(int(t_d))
+                    noise = torch.randn(xs.shape, generator=torch.Generator().manual_seed(int(t_d)),
+                                        dtype=tdt).numpy()
+                    kwargs = dict(generator=g)
+                ref = sch.step(torch.from_numpy(eps), t_d, torch.from_numpy(xs), **kwargs).prev_sample.numpy()
+                state = sampler.step(state, jnp.asarray(eps), jnp.asarray(noise) if sampler.stochastic else None)
+                got = np.asarray(state.x)
+                worst = max(worst, float(np.max(np.abs(got - ref)) / max(1.0, np.max(np.abs(ref)))))
+                state = sampler.init(schedule, jnp.asarray(ref.astype(dtype)), index=int(state.index))  \
+                    if not name.startswith("DPM") else state
+            out[f"{name} {np.dtype(dtype).name}"] = worst
+    return out
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probs = sorted({r["problem"] for r in rows})
+    fig, axes = plt.subplots(1, len(probs), figsize=(6 * len(probs), 4.5))
+    for ax, p in zip(np.atleast_1d(axes), probs):
+        sub = [r for r in rows if r["problem"] == p]
+        for name in sorted({r["sampler"] for r in sub}):
+            pts = sorted((r["nfe"], r["sw"]) for r in sub if r["sampler"] == name)
+            style = "--" if name.startswith("diffusers") else "-"
+            ax.plot(*zip(*pts), style, marker="o", ms=3, label=name)
+        ax.axhline(sub[0]["floor_sw"], color="k", lw=0.8, ls=":", label="data floor")
+        ax.set(xscale="log", yscale="log", xlabel="NFE", ylabel="sliced Wasserstein-2", title=p)
+    np.atleast_1d(axes)[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="NFE 5, 10, 20 only and 1000 samples")
+    args = parser.parse_args()
+    args.nfes = (5, 10, 20) if args.quick else NFES
+    if args.quick:
+        args.n = min(args.n, 1000)
+    start = time.perf_counter()
+    load = os.getloadavg()
+    equality = step_equality()
+    rows = nfe_table(args)
+    tag = "_quick" if args.quick else ""
+    result = dict(machine=platform.machine(), cores=os.cpu_count(), jax=jax.__version__, torch=torch.__version__,
+                  load_start=load, load_end=os.getloadavg(), seconds=time.perf_counter() - start,
+                  step_equality=equality, rows=rows)
+    os.makedirs(RESULTS, exist_ok=True)
+    tmp = os.path.join(RESULTS, f"bench_samplers_nfe{tag}.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, os.path.join(RESULTS, f"bench_samplers_nfe{tag}.json"))
+    plot(rows, os.path.join(RESULTS, f"bench_samplers_nfe{tag}.png"))
+    print("\nstep-level max |jaxtt - diffusers| / max(1, |x|):")
+    for k, v in equality.items():
+        print(f"  {k:45s} {v:.2e}")
+    for p in sorted({r["problem"] for r in rows}):
+        sub = [r for r in rows if r["problem"] == p]
+        print(f"\n{p}  (floor: MMD² {sub[0]['floor_mmd2']:.5f}, SW {sub[0]['floor_sw']:.4f})")
+        names = sorted({r["sampler"] for r in sub})
+        print(f"{'sampler':40s} " + " ".join(f"{'NFE':>5s} {'MMD²':>9s} {'SW':>7s}" for _ in range(1)))
+        for name in names:
+            for r in sorted((r for r in sub if r["sampler"] == name), key=lambda r: r["nfe"]):
+                print(f"{name:40s} {r['nfe']:5d} {r['mmd2']:9.5f} {r['sw']:7.4f}")
+    print(f"\n{time.perf_counter() - start:.0f} s, load {load} -> {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
