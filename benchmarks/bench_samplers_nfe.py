@@ -5,8 +5,11 @@ by the exact optimal noise prediction of Gaussian mixtures; plus step-level equa
 
 Problems: the 2-D three-component mixture of the test suite and an 8-D mixture of four components with random
 means and covariances (linear schedule, T = 1000, float64). For each NFE in 5, 10, 20, 50, 100, 1000 every
-sampler draws ``--n`` samples; quality is the unbiased MMD² (median-heuristic RBF) and the sliced Wasserstein-2
-distance to a fresh data sample of the same size, next to the floor (two independent data samples).
+sampler draws ``--n`` samples from one shared :math:`x_T` (both libraries), so that differences are solver
+differences, not sampling noise. Quality: for deterministic samplers the RMS distance to the converged solution
+from the same :math:`x_T` (DPM-Solver++(3) with 1000 steps), and for all the unbiased MMD² (median-heuristic
+RBF) and sliced Wasserstein-2 distance to a data sample of the same size, next to their floor (two independent
+data samples).
 
 Samplers: jaxtt DDIM (η = 0, ``"trailing"`` grid), DPM-Solver++ order 2 and 3 (diffusers' ``"linspace"``
 grid without its last point, i.e. diffusers' own timesteps + 1; and the log-SNR-uniform grid), DDPM on a
@@ -36,6 +39,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -105,7 +109,7 @@ def jaxtt_samplers(nfe, schedule):
     return {name: (s, s.nfe(schedule)) for name, s in out.items()}
 
 
-def diffusers_run(kind, nfe, exact, n, dim, seed):
+def diffusers_run(kind, nfe, exact, x_T):
     common = dict(num_train_timesteps=T, beta_schedule="linear")
     if kind == "diffusers DPMSolverMultistep++(2)":
         sch = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
@@ -114,16 +118,20 @@ def diffusers_run(kind, nfe, exact, n, dim, seed):
     else:
         sch = DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True)
     sch.set_timesteps(nfe)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    x = torch.from_numpy(np.array(x_T))
     for t in sch.timesteps:
         x = sch.step(exact.torch(x, t), t, x).prev_sample
     return np.asarray(x.double().numpy())
 
 
-def quality(x, data, floor_data, key):
+DETERMINISTIC = ("DDIM", "DPM", "UniPC", "PF-ODE")
+
+
+def quality(x, data, floor_data, key, reference, name):
     x = jnp.asarray(x)
+    deterministic = any(k in name for k in DETERMINISTIC)
     return {
+        "err": float(jnp.sqrt(jnp.mean((x - reference) ** 2))) if deterministic else None,
         "mmd2": float(mmd(x, data)),
         "sw": float(sliced_wasserstein(key, x, data)),
         "floor_mmd2": float(mmd(floor_data, data)),
@@ -139,25 +147,32 @@ def nfe_table(args):
         data = mixture.sample(jax.random.key(1), args.n)
         floor_data = mixture.sample(jax.random.key(2), args.n)
         shape = (args.n, mixture.dim)
+        # one x_T for every sampler and both libraries, so differences are solver differences; the reference is
+        # the converged deterministic solution from it (DPM-Solver++(3), 1000 steps)
+        x_T = jax.random.normal(jax.random.key(3), shape, dtype=jnp.float64)
+        reference = sample(exact.jax, schedule, DPMSolver(steps=T, order=3), jax.random.key(3), shape,
+                           x_init=x_T).samples
+        q = lambda x, name: quality(x, data, floor_data, jax.random.key(4), reference, name)  # noqa: E731
         for nfe in args.nfes:
             for name, (sampler, used) in jaxtt_samplers(nfe, schedule).items():
                 start = time.perf_counter()
-                x = sample(exact.jax, schedule, sampler, jax.random.key(3), shape).samples
+                x = sample(exact.jax, schedule, sampler, jax.random.key(3), shape, x_init=x_T).samples
                 x.block_until_ready()
                 rows.append(dict(problem=pname, sampler=name, nfe=used, seconds=time.perf_counter() - start,
-                                 **quality(x, data, floor_data, jax.random.key(4))))
+                                 **q(x, name)))
             for name in ("diffusers DPMSolverMultistep++(2)", "diffusers UniPC(2)", "diffusers DDIM"):
                 start = time.perf_counter()
-                x = diffusers_run(name, nfe, exact, args.n, mixture.dim, 3)
+                x = diffusers_run(name, nfe, exact, x_T)
                 rows.append(dict(problem=pname, sampler=name, nfe=nfe, seconds=time.perf_counter() - start,
-                                 **quality(x, data, floor_data, jax.random.key(4))))
+                                 **q(x, name)))
             print(f"  {pname} NFE {nfe} done", flush=True)
         for rtol in (1e-3, 1e-5):
             ode = ProbabilityFlowODE(rtol=rtol, atol=rtol)
-            res = sample(exact.jax, schedule, ode, jax.random.key(3), shape)
+            res = sample(exact.jax, schedule, ode, jax.random.key(3), shape, x_init=x_T)
             # Tsit5 evaluates the model 6 times per step (plus the first stage)
-            rows.append(dict(problem=pname, sampler=f"jaxtt PF-ODE Tsit5 rtol={rtol:g}", nfe=6 * int(res.steps) + 1,
-                             seconds=None, **quality(res.samples, data, floor_data, jax.random.key(4))))
+            name = f"jaxtt PF-ODE Tsit5 rtol={rtol:g}"
+            rows.append(dict(problem=pname, sampler=name, nfe=6 * int(res.steps) + 1, seconds=None,
+                             **q(res.samples, name)))
     return rows
 
 
@@ -173,57 +188,75 @@ def use_schedule(sch, schedule):
     return sch
 
 
+def _cases():
+    return {
+        "DDPM (beta_tilde, 1000 steps)": (
+            DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", variance_type="fixed_small",
+                          clip_sample=False), T, lambda grid: DDPM("beta_tilde")),
+        "DDIM (eta 0.5, 50 steps, leading)": (
+            DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False, set_alpha_to_one=True),
+            50, lambda grid: DDIM(timesteps=grid, eta=0.5)),
+        "DPM-Solver++ (order 2, 20 steps)": (
+            DPMSolverMultistepScheduler(num_train_timesteps=T, beta_schedule="linear", algorithm_type="dpmsolver++",
+                                        solver_order=2), 20, lambda grid: DPMSolver(timesteps=grid, order=2)),
+    }
+
+
+def _as64(state, template):
+    """``state`` (float32) with its point and history cast to float64, on the float64 coefficient tables."""
+    up = lambda a: jnp.asarray(a, dtype=jnp.float64)  # noqa: E731
+    return eqx.tree_at(lambda s: (s.x, s.index, s.memory), template,
+                       (up(state.x), state.index, jax.tree.map(up, state.memory)))
+
+
 def step_equality():
-    """Largest one-step difference between jaxtt and diffusers, relative to the largest entry."""
+    """One-step differences: jaxtt vs diffusers from the same point, model output and noise, in float32 and
+    float64; in float32 also each library against the float64 step (jaxtt's, equal to diffusers' float64 step)
+    from the same inputs, which shows which side a float32 disagreement comes from. Relative to max(1, |x|)."""
     out = {}
     rng = np.random.default_rng(5)
     w = rng.normal(size=(2, 2))
+    sched64 = linear_schedule(T, dtype=jnp.float64)
     for dtype in (np.float32, np.float64):
-        tdt = torch.float32 if dtype == np.float32 else torch.float64
         schedule = linear_schedule(T, dtype=jnp.float32 if dtype == np.float32 else jnp.float64)
-        cases = {
-            "DDPM (beta_tilde, 1000 steps)": (
-                DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", variance_type="fixed_small",
-                              clip_sample=False), None, None),
-            "DDIM (eta 0.5, 50 steps, leading)": (
-                DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False,
-                              set_alpha_to_one=True), 50, 0.5),
-            "DPM-Solver++ (order 2, 20 steps)": (
-                DPMSolverMultistepScheduler(num_train_timesteps=T, beta_schedule="linear",
-                                            algorithm_type="dpmsolver++", solver_order=2), 20, None),
-        }
-        for name, (sch, steps, eta) in cases.items():
+        for name, (sch, steps, make) in _cases().items():
             use_schedule(sch, schedule)
-            sch.set_timesteps(steps if steps else T)
-            grid = sch.timesteps.numpy().astype(np.int32) + 1
-            if name.startswith("DDPM"):
-                sampler = DDPM("beta_tilde")
-            elif name.startswith("DDIM"):
-                sampler = DDIM(timesteps=grid, eta=eta)
-            else:
-                sampler = DPMSolver(timesteps=grid, order=2)
+            sch.set_timesteps(steps)
+            sampler = make(sch.timesteps.numpy().astype(np.int32) + 1)
             x = rng.normal(size=(256, 2)).astype(dtype)
             state = sampler.init(schedule, jnp.asarray(x))
-            worst = 0.0
+            template = sampler.init(sched64, jnp.asarray(x, dtype=jnp.float64))
+            worst = {"jaxtt vs diffusers": 0.0, "jaxtt vs float64": 0.0, "diffusers vs float64": 0.0}
             for t_d in sch.timesteps:
                 xs = np.asarray(state.x)
                 eps = np.tanh(xs @ w + int(t_d) / T).astype(dtype)
-                noise = rng.normal(size=xs.shape).astype(dtype)
+                noise = torch.randn(xs.shape, generator=torch.Generator().manual_seed(int(t_d)),
+                                    dtype=torch.float32 if dtype == np.float32 else torch.float64).numpy()
                 kwargs = {}
-                if name.startswith("DDIM"):
-                    kwargs = dict(eta=eta, variance_noise=torch.from_numpy(noise))
-                elif name.startswith("DDPM"):
-                    g = torch.Generator().manual_seed(int(t_d))
-                    noise = torch.randn(xs.shape, generator=torch.Generator().manual_seed(int(t_d)),
-                                        dtype=tdt).numpy()
-                    kwargs = dict(generator=g)
+                if isinstance(sampler, DDIM):
+                    kwargs = dict(eta=0.5, variance_noise=torch.from_numpy(noise))
+                elif isinstance(sampler, DDPM):  # diffusers draws the same noise from a generator of that seed
+                    kwargs = dict(generator=torch.Generator().manual_seed(int(t_d)))
                 ref = sch.step(torch.from_numpy(eps), t_d, torch.from_numpy(xs), **kwargs).prev_sample.numpy()
-                state = sampler.step(state, jnp.asarray(eps), jnp.asarray(noise) if sampler.stochastic else None)
-                got = np.asarray(state.x)
-                worst = max(worst, float(np.max(np.abs(got - ref)) / max(1.0, np.max(np.abs(ref)))))
-                state = sampler.init(schedule, jnp.asarray(ref.astype(dtype)), index=int(state.index))  \
-                    if not name.startswith("DPM") else state
-            out[f"{name} {np.dtype(dtype).name}"] = worst
+                z = jnp.asarray(noise) if sampler.stochastic else None
+                new = sampler.step(state, jnp.asarray(eps), z)
+                scale = max(1.0, float(np.max(np.abs(ref))))
+                worst["jaxtt vs diffusers"] = max(worst["jaxtt vs diffusers"],
+                                                  float(np.max(np.abs(np.asarray(new.x) - ref))) / scale)
+                if dtype == np.float32:
+                    exact = np.asarray(sampler.step(_as64(state, template), jnp.asarray(eps, jnp.float64),
+                                                    None if z is None else jnp.asarray(noise, jnp.float64)).x)
+                    worst["jaxtt vs float64"] = max(worst["jaxtt vs float64"],
+                                                    float(np.max(np.abs(np.asarray(new.x) - exact))) / scale)
+                    worst["diffusers vs float64"] = max(worst["diffusers vs float64"],
+                                                        float(np.max(np.abs(ref - exact))) / scale)
+                # single-step samplers continue from diffusers' point, so every step starts from the same x
+                state = new if isinstance(sampler, DPMSolver) else eqx.tree_at(
+                    lambda s: s.x, new, jnp.asarray(ref.astype(dtype)))
+            for k, v in worst.items():
+                if dtype == np.float64 and k != "jaxtt vs diffusers":
+                    continue
+                out[f"{name} {np.dtype(dtype).name}: {k}"] = v
     return out
 
 
@@ -238,11 +271,11 @@ def plot(rows, path):
     for ax, p in zip(np.atleast_1d(axes), probs):
         sub = [r for r in rows if r["problem"] == p]
         for name in sorted({r["sampler"] for r in sub}):
-            pts = sorted((r["nfe"], r["sw"]) for r in sub if r["sampler"] == name)
+            pts = sorted((r["nfe"], r["mmd2"]) for r in sub if r["sampler"] == name)
             style = "--" if name.startswith("diffusers") else "-"
             ax.plot(*zip(*pts), style, marker="o", ms=3, label=name)
-        ax.axhline(sub[0]["floor_sw"], color="k", lw=0.8, ls=":", label="data floor")
-        ax.set(xscale="log", yscale="log", xlabel="NFE", ylabel="sliced Wasserstein-2", title=p)
+        ax.axhline(abs(sub[0]["floor_mmd2"]), color="k", lw=0.8, ls=":", label="|data floor|")
+        ax.set(xscale="log", yscale="symlog", xlabel="NFE", ylabel="MMD² to data", title=p)
     np.atleast_1d(axes)[0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -272,15 +305,16 @@ def main():
     plot(rows, os.path.join(RESULTS, f"bench_samplers_nfe{tag}.png"))
     print("\nstep-level max |jaxtt - diffusers| / max(1, |x|):")
     for k, v in equality.items():
-        print(f"  {k:45s} {v:.2e}")
+        print(f"  {k:70s} {v:.2e}")
     for p in sorted({r["problem"] for r in rows}):
         sub = [r for r in rows if r["problem"] == p]
         print(f"\n{p}  (floor: MMD² {sub[0]['floor_mmd2']:.5f}, SW {sub[0]['floor_sw']:.4f})")
         names = sorted({r["sampler"] for r in sub})
-        print(f"{'sampler':40s} " + " ".join(f"{'NFE':>5s} {'MMD²':>9s} {'SW':>7s}" for _ in range(1)))
+        print(f"{'sampler':40s} {'NFE':>5s} {'RMS err':>9s} {'MMD²':>9s} {'SW':>7s}")
         for name in names:
             for r in sorted((r for r in sub if r["sampler"] == name), key=lambda r: r["nfe"]):
-                print(f"{name:40s} {r['nfe']:5d} {r['mmd2']:9.5f} {r['sw']:7.4f}")
+                err = "" if r["err"] is None else f"{r['err']:.2e}"
+                print(f"{name:40s} {r['nfe']:5d} {err:>9s} {r['mmd2']:9.5f} {r['sw']:7.4f}")
     print(f"\n{time.perf_counter() - start:.0f} s, load {load} -> {os.getloadavg()}")
 
 

@@ -24,7 +24,7 @@ from jaxtt.diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
 from jaxtt.diffusion.langevin import langevin_sample
 from jaxtt.diffusion.losses import ddpm_loss, loss_weights
 from jaxtt.diffusion.ode import LogLikelihood, log_likelihood, ode_encode, ode_sample
-from jaxtt.diffusion.parameterization import PREDICTIONS, convert_prediction
+from jaxtt.diffusion.parameterization import PREDICTIONS, FlowVelocity, convert_prediction
 from jaxtt.diffusion.samplers import (
     DDIM,
     DDPM,
@@ -51,6 +51,7 @@ __all__ = [
     "DDPM",
     "DPMSolver",
     "EulerMaruyama",
+    "FlowVelocity",
     "Langevin",
     "LogLikelihood",
     "PREDICTIONS",

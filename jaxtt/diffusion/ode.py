@@ -55,7 +55,7 @@ from jaxtt.diffusion._checks import (
     check_key,
     check_schedule,
 )
-from jaxtt.diffusion.parameterization import to_data_and_noise
+from jaxtt.diffusion.parameterization import PREDICTIONS, to_data_and_noise
 from jaxtt.diffusion.schedule import Schedule
 
 __all__ = ["LogLikelihood", "log_likelihood", "ode_encode", "ode_sample"]
@@ -203,20 +203,23 @@ def ode_encode(
     solver: diffrax.AbstractSolver | None = None,
     max_steps: int = 4096,
     integer_t: bool = False,
+    prediction: str = "eps",
 ) -> Float[Array, "N *event"]:
     r"""Encode data into the latent :math:`x(1)` by solving the probability-flow ODE forward from ``s_min``
-    to 1 (the deterministic inverse of :func:`ode_sample`; same arguments)."""
+    to 1 (the deterministic inverse of :func:`ode_sample`; same arguments, and ``prediction`` names what the
+    model outputs: ``"eps"``, ``"x0"``, ``"v"`` or ``"score"``)."""
     check_eps_fn(eps_fn)
     schedule = check_schedule(schedule)
     x = check_data(x, "x")
+    check_choice(prediction, "prediction", PREDICTIONS)
     s_min, rtol, atol, max_steps, solver = _check_solver_args(s_min, rtol, atol, max_steps, solver)
-    return _ode_encode(eps_fn, schedule, x, s_min, (solver, rtol, atol, max_steps, integer_t))
+    return _ode_encode(eps_fn, schedule, x, s_min, (solver, rtol, atol, max_steps, integer_t, prediction))
 
 
 @eqx.filter_jit
 def _ode_encode(eps_fn, schedule, x, s_min, args):
-    solver, rtol, atol, max_steps, integer_t = args
-    drift = _drift(eps_fn, schedule, integer_t)
+    solver, rtol, atol, max_steps, integer_t, prediction = args
+    drift = _drift(eps_fn, schedule, integer_t, prediction)
     lam0, lam1 = _log_snr(schedule, s_min, x.dtype), _log_snr(schedule, 1.0, x.dtype)
     saveat = diffrax.SaveAt(t1=True)
     return _solve(lambda lam, y, _: drift(lam, y), x, lam0, lam1, solver, rtol, atol, max_steps, saveat).ys[-1]
@@ -248,6 +251,7 @@ def log_likelihood(
     solver: diffrax.AbstractSolver | None = None,
     max_steps: int = 4096,
     integer_t: bool = False,
+    prediction: str = "eps",
 ) -> LogLikelihood:
     r"""Log-likelihood of ``x`` under the probability-flow ODE (Song et al. 2021, eq. 39-40; Chen et al. 2018,
     "Neural ODEs", instantaneous change of variables).
@@ -277,6 +281,7 @@ def log_likelihood(
         divergence: ``"auto"``, ``"exact"`` or ``"hutchinson"``.
         s_min: start time in ``(0, 1)``.
         rtol, atol, solver, max_steps, integer_t: as in :func:`ode_sample`.
+        prediction: what the model outputs (``"eps"``, ``"x0"``, ``"v"`` or ``"score"``).
 
     Returns:
         :class:`LogLikelihood` with ``log_prob`` (nats) and ``bits_per_dim``, each ``(N,)`` in ``x``'s dtype.
@@ -286,19 +291,21 @@ def log_likelihood(
     x = check_data(x, "x")
     check_key(key)
     check_choice(divergence, "divergence", ("auto", "exact", "hutchinson"))
+    check_choice(prediction, "prediction", PREDICTIONS)
     s_min, rtol, atol, max_steps, solver = _check_solver_args(s_min, rtol, atol, max_steps, solver)
     d = math.prod(x.shape[1:])
     kind = divergence if divergence != "auto" else ("exact" if d <= EXACT_DIVERGENCE_MAX_DIM else "hutchinson")
-    log_prob = _log_likelihood(eps_fn, schedule, x, key, kind, s_min, (solver, rtol, atol, max_steps, integer_t))
+    args = (solver, rtol, atol, max_steps, integer_t, prediction)
+    log_prob = _log_likelihood(eps_fn, schedule, x, key, kind, s_min, args)
     return LogLikelihood(log_prob=log_prob, bits_per_dim=-log_prob / (d * math.log(2.0)))
 
 
 @eqx.filter_jit
 def _log_likelihood(eps_fn, schedule, x, key, kind, s_min, args):
-    solver, rtol, atol, max_steps, integer_t = args
+    solver, rtol, atol, max_steps, integer_t, prediction = args
     n, d = x.shape[0], math.prod(x.shape[1:])
     probe = jax.random.rademacher(key, x.shape, dtype=x.dtype)
-    drift = _drift(eps_fn, schedule, integer_t)
+    drift = _drift(eps_fn, schedule, integer_t, prediction)
     y0 = (x, jnp.zeros((n,), dtype=x.dtype))
     field = lambda lam, y, _: _divergence(drift, y[0], lam, kind, probe)  # noqa: E731
     lam0, lam1 = _log_snr(schedule, s_min, x.dtype), _log_snr(schedule, 1.0, x.dtype)

@@ -13,6 +13,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from jaxtt._validation import check_choice
 from jaxtt.diffusion._checks import call_eps, check_data, check_eps_fn, check_key, check_schedule
+from jaxtt.diffusion.parameterization import PREDICTIONS, to_data_and_noise
 from jaxtt.diffusion.schedule import Schedule
 
 __all__ = ["vlb"]
@@ -25,6 +26,7 @@ def vlb(
     key: PRNGKeyArray,
     *,
     variance: str = "beta",
+    prediction: str = "eps",
 ) -> Float[Array, " N"]:
     r"""Single-sample estimate of the variational bound :math:`L \ge -\log p_\theta(x_0)` in nats, per row.
 
@@ -50,6 +52,8 @@ def vlb(
         x0: data ``(N, *event_shape)``, finite.
         key: PRNG key for the noise of each term.
         variance: ``"beta"`` or ``"beta_tilde"``.
+        prediction: what the model outputs (``"eps"``, ``"x0"``, ``"v"`` or ``"score"``; converted to
+            :math:`\hat\epsilon` exactly).
 
     Returns:
         Shape ``(N,)`` in ``x0``'s dtype.
@@ -59,11 +63,12 @@ def vlb(
     x0 = check_data(x0, "x0")
     check_key(key)
     check_choice(variance, "variance", ("beta", "beta_tilde"))
-    return _vlb(eps_fn, schedule, x0, key, variance)
+    check_choice(prediction, "prediction", PREDICTIONS)
+    return _vlb(eps_fn, schedule, x0, key, variance, prediction)
 
 
 @eqx.filter_jit
-def _vlb(eps_fn, schedule, x0, key, variance):
+def _vlb(eps_fn, schedule, x0, key, variance, prediction):
     dtype, n = x0.dtype, x0.shape[0]
     d = math.prod(x0.shape[1:])
 
@@ -86,6 +91,8 @@ def _vlb(eps_fn, schedule, x0, key, variance):
         std = schedule.noise_std_at(t).astype(dtype)
         x_t = scale * x0 + std * eps
         eps_hat = call_eps(eps_fn, x_t, jnp.full((n,), t, dtype=jnp.int32))
+        if prediction != "eps":
+            eps_hat = to_data_and_noise(eps_hat, x_t, schedule.log_alpha_bars[t], prediction)[1]
         beta, alpha = schedule.betas[t].astype(dtype), schedule.alphas[t].astype(dtype)
         mu_theta = (x_t - beta / std * eps_hat) * lax.rsqrt(alpha)
         c0 = schedule.posterior_mean_coef_x0[t].astype(dtype)

@@ -14,6 +14,7 @@ from jaxtt.diffusion import (
     AnnealedLangevin,
     DPMSolver,
     EulerMaruyama,
+    FlowVelocity,
     Langevin,
     PredictorCorrector,
     ProbabilityFlowODE,
@@ -22,8 +23,10 @@ from jaxtt.diffusion import (
     ddim_sample,
     ddpm_sample,
     linear_schedule,
+    log_likelihood,
     sample,
     timesteps,
+    vlb,
 )
 from jaxtt.diffusion.parameterization import from_data_and_noise
 
@@ -251,6 +254,36 @@ def test_every_parameterization_gives_the_same_samples(prediction):
     ode_b = sample(converted, SCHED, ProbabilityFlowODE(), jax.random.key(1), x_init.shape, x_init=x_init,
                    prediction=prediction).samples
     np.testing.assert_allclose(ode_a, ode_b, rtol=1e-6, atol=1e-6)
+
+
+def test_likelihoods_accept_every_parameterization():
+    x = jnp.asarray(_x_init(15, n=6))
+
+    def as_v(x, t):
+        return convert_prediction(SCHED, x, t, TanhEps()(x, t), source="eps", target="v")
+
+    np.testing.assert_allclose(vlb(as_v, SCHED, x, jax.random.key(0), prediction="v"),
+                               vlb(TanhEps(), SCHED, x, jax.random.key(0)), rtol=1e-9)
+    np.testing.assert_allclose(log_likelihood(as_v, SCHED, x, jax.random.key(0), prediction="v").log_prob,
+                               log_likelihood(TanhEps(), SCHED, x, jax.random.key(0)).log_prob, rtol=1e-6)
+
+
+def test_flow_velocity_with_ddim_is_euler_on_the_interpolant():
+    """Rectified flow x_u = (1 - u) x0 + u eps, v = eps - x0: DDIM(eta = 0) = Euler in u (written out)."""
+
+    def velocity(x, u):
+        return jnp.tanh(x @ jnp.asarray(W)) + u[:, None]
+
+    grid = timesteps(T, 9, "trailing")
+    a, s = np.sqrt(AB), np.sqrt(1 - AB)
+    u = np.append(s[grid] / (a[grid] + s[grid]), 0.0)
+    x_u = _x_init(16)
+    x_T = x_u * (a[grid[0]] + s[grid[0]])
+    got = sample(FlowVelocity(velocity, SCHED), SCHED, DDIM(timesteps=grid), jax.random.key(0), x_T.shape,
+                 x_init=jnp.asarray(x_T)).samples
+    for u0, u1 in zip(u[:-1], u[1:]):
+        x_u = x_u + (u1 - u0) * (np.tanh(x_u @ W) + u0)
+    np.testing.assert_allclose(np.asarray(got), x_u, rtol=1e-10, atol=1e-10)
 
 
 def test_conversions_against_the_closed_forms():
