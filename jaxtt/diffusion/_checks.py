@@ -139,6 +139,11 @@ def check_clip_x0(clip_x0) -> tuple[float, float] | None:
     """
     if clip_x0 is None:
         return None
+    if any(not is_concrete(v) for v in jax.tree.leaves(clip_x0)):
+        raise TypeError(
+            "clip_x0 must be concrete numbers, not traced values: it fixes the form of the compiled sampler "
+            "(the bounds themselves enter the computation as arrays, so new bounds do not recompile)"
+        )
     clip_x0 = _scalar_item(clip_x0)
     if isinstance(clip_x0, numbers.Real) and not isinstance(clip_x0, bool):
         c = check_real(clip_x0, "clip_x0", minimum=0.0, strict_minimum=True)

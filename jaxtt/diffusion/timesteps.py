@@ -115,5 +115,9 @@ def check_grid(grid, T: int, name: str = "timesteps") -> np.ndarray:
     if arr.min() < 1 or arr.max() > T:
         raise ValueError(f"{name} must lie in 1..T = 1..{T}, got values in [{arr.min()}, {arr.max()}]")
     if np.any(np.diff(arr) >= 0):
-        raise ValueError(f"{name} must be strictly decreasing (from noise to data), got {arr.tolist()}")
+        i = int(np.argmax(np.diff(arr) >= 0))
+        raise ValueError(
+            f"{name} must be strictly decreasing (from noise to data), got {name}[{i}] = {arr[i]} followed by "
+            f"{arr[i + 1]}"
+        )
     return arr.astype(np.int32)

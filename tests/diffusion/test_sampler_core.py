@@ -394,6 +394,8 @@ def test_timestep_grids_follow_the_named_spacings():
          "model_output"),
         (lambda: DDIM(steps=3).init(SCHED, jnp.ones((2, 2)), index=5), ValueError, "index"),
         (lambda: timesteps(100, 5, "log_snr"), ValueError, "schedule"),
+        (lambda: jax.jit(lambda c: sample(TanhEps(), SCHED, DDIM(steps=3), jax.random.key(0), (2, 2), clip_x0=c))(
+            1.0), TypeError, "clip_x0 must be concrete"),
     ],
 )
 def test_bad_input(make, err, match):
