@@ -51,6 +51,7 @@ from jaxtt.diffusion import (  # noqa: E402
     DDPM,
     DPMSolver,
     EulerMaruyama,
+    Heun,
     Langevin,
     PredictorCorrector,
     ProbabilityFlowODE,
@@ -101,6 +102,7 @@ def jaxtt_samplers(nfe, schedule):
         "jaxtt DPM-Solver++(2)": DPMSolver(timesteps=dpm_grid, order=2),
         "jaxtt DPM-Solver++(3)": DPMSolver(timesteps=dpm_grid, order=3),
         "jaxtt DPM-Solver++(2) log-SNR": DPMSolver(steps=nfe, order=2, spacing="log_snr"),
+        "jaxtt Heun": Heun(steps=(nfe + 1) // 2, spacing="trailing"),
         "jaxtt DDPM": DDPM("beta_tilde", timesteps=timesteps(T, nfe, "trailing")),
         "jaxtt Euler-Maruyama": EulerMaruyama(steps=nfe, spacing="trailing"),
     }
@@ -125,7 +127,7 @@ def diffusers_run(kind, nfe, exact, x_T):
     return np.asarray(x.double().numpy())
 
 
-DETERMINISTIC = ("DDIM", "DPM", "UniPC", "PF-ODE")
+DETERMINISTIC = ("DDIM", "DPM", "UniPC", "PF-ODE", "Heun")
 
 
 def quality(x, data, floor_data, key, reference, name):

@@ -15,6 +15,7 @@ from jaxtt.diffusion import (
     DPMSolver,
     EulerMaruyama,
     FlowVelocity,
+    Heun,
     Langevin,
     PredictorCorrector,
     ProbabilityFlowODE,
@@ -245,7 +246,8 @@ def test_every_parameterization_gives_the_same_samples(prediction):
         return convert_prediction(SCHED, x, t, TanhEps()(x, t), source="eps", target=prediction)
 
     x_init = jnp.asarray(_x_init(12))
-    for sampler in (DDIM(steps=10, eta=0.5), DPMSolver(steps=10, order=3), DDPM(), EulerMaruyama(steps=20)):
+    for sampler in (DDIM(steps=10, eta=0.5), DPMSolver(steps=10, order=3), DDPM(), EulerMaruyama(steps=20),
+                    Heun(steps=6)):
         a = sample(TanhEps(), SCHED, sampler, jax.random.key(1), x_init.shape, x_init=x_init).samples
         b = sample(converted, SCHED, sampler, jax.random.key(1), x_init.shape, x_init=x_init,
                    prediction=prediction).samples
@@ -281,9 +283,20 @@ def test_flow_velocity_with_ddim_is_euler_on_the_interpolant():
     x_T = x_u * (a[grid[0]] + s[grid[0]])
     got = sample(FlowVelocity(velocity, SCHED), SCHED, DDIM(timesteps=grid), jax.random.key(0), x_T.shape,
                  x_init=jnp.asarray(x_T)).samples
+    euler = x_u
     for u0, u1 in zip(u[:-1], u[1:]):
-        x_u = x_u + (u1 - u0) * (np.tanh(x_u @ W) + u0)
-    np.testing.assert_allclose(np.asarray(got), x_u, rtol=1e-10, atol=1e-10)
+        euler = euler + (u1 - u0) * (np.tanh(euler @ W) + u0)
+    np.testing.assert_allclose(np.asarray(got), euler, rtol=1e-10, atol=1e-10)
+    # Heun's method on the same grid (Karras et al. 2022, Alg. 1: Euler for the last step to u = 0)
+    got = sample(FlowVelocity(velocity, SCHED), SCHED, Heun(timesteps=grid), jax.random.key(0), x_T.shape,
+                 x_init=jnp.asarray(x_T))
+    assert int(got.steps) == 2 * len(grid) - 1
+    heun = x_u
+    for u0, u1 in zip(u[:-1], u[1:]):
+        d1 = np.tanh(heun @ W) + u0
+        pred = heun + (u1 - u0) * d1
+        heun = pred if u1 == 0 else heun + 0.5 * (u1 - u0) * (d1 + np.tanh(pred @ W) + u1)
+    np.testing.assert_allclose(np.asarray(got.samples), heun, rtol=1e-10, atol=1e-10)
 
 
 def test_conversions_against_the_closed_forms():
@@ -325,7 +338,8 @@ def test_float32_matches_float64_on_long_schedules(T_long):
 def test_the_same_key_gives_the_same_x_T_for_every_sampler():
     key = jax.random.key(3)
     starts = []
-    for sampler in (DDPM(), DDIM(steps=5), DPMSolver(steps=5), EulerMaruyama(steps=5), AnnealedLangevin(3, 2, 0.1),
+    for sampler in (DDPM(), DDIM(steps=5), DPMSolver(steps=5), EulerMaruyama(steps=5), Heun(steps=3),
+                    AnnealedLangevin(3, 2, 0.1),
                     PredictorCorrector(DDIM(steps=5)), ProbabilityFlowODE(save_points=3)):
         starts.append(sample(TanhEps(), SCHED, sampler, key, (4, 2), save="all").trajectory[0])
     for x in starts[1:]:
