@@ -1,9 +1,9 @@
 r"""Gaussian mixtures with exact log-density, score and optimal noise prediction under DDPM noising.
 
-For :math:`p(x) = \sum_k w_k N(x; \mu_k, \Sigma_k)` the forward process (seed 001 eq. 3) keeps the mixture
+For :math:`p(x) = \sum_k w_k N(x; \mu_k, \Sigma_k)` the forward process (Ho et al. 2020, eq. 4) keeps the mixture
 form: :math:`q(x_t) = \sum_k w_k N(x_t; \sqrt{\bar\alpha_t}\mu_k, \bar\alpha_t\Sigma_k + (1-\bar\alpha_t) I)`.
-Its score is closed form, and so is the minimiser of L_simple (seed 001 eq. 5),
-:math:`\epsilon^*(x_t, t) = E[\epsilon \mid x_t] = -\sqrt{1-\bar\alpha_t}\,\nabla\log q(x_t)` (seed 004 eq. 3.29).
+Its score is closed form, and so is the minimiser of L_simple (Ho et al. 2020, eq. 14),
+:math:`\epsilon^*(x_t, t) = E[\epsilon \mid x_t] = -\sqrt{1-\bar\alpha_t}\,\nabla\log q(x_t)` (Song et al. 2021, sec. 3.3).
 A single Gaussian is the case ``K = 1``; then :math:`\epsilon^*` is affine in :math:`x_t`.
 """
 
@@ -153,7 +153,7 @@ class GaussianMixture(eqx.Module):
     def noised(self, alpha_bar: float | Real[Array, ""]) -> GaussianMixture:
         r"""The law of :math:`x_t = \sqrt{\bar\alpha}x_0 + \sqrt{1-\bar\alpha}\epsilon` for :math:`x_0 \sim p`:
         the mixture with means :math:`\sqrt{\bar\alpha}\mu_k` and covariances
-        :math:`\bar\alpha\Sigma_k + (1-\bar\alpha)I` (seed 001 eq. 3). ``alpha_bar`` is a scalar in ``[0, 1]``."""
+        :math:`\bar\alpha\Sigma_k + (1-\bar\alpha)I` (Ho et al. 2020, eq. 4). ``alpha_bar`` is a scalar in ``[0, 1]``."""
         ab = jnp.asarray(alpha_bar, dtype=self.means.dtype)
         if ab.ndim != 0:
             raise ValueError(f"alpha_bar must be a scalar, got shape {tuple(ab.shape)}")
@@ -164,7 +164,7 @@ class GaussianMixture(eqx.Module):
 
     def optimal_eps(self, x_t: Float[Array, "N D"], t: Real[Array, " N"], schedule) -> Float[Array, "N D"]:
         r"""The exact optimal noise prediction :math:`\epsilon^*(x_t, t) = -\sqrt{1-\bar\alpha_t}\,\nabla\log q(x_t)`
-        (seed 004 eq. 3.29), the minimiser of L_simple over all functions, for data distributed as this mixture.
+        (Song et al. 2021, sec. 3.3), the minimiser of L_simple over all functions, for data distributed as this mixture.
 
         ``t`` has shape ``(N,)`` (or is a scalar): integer steps in ``1..T`` use the table
         :math:`\bar\alpha_t`; real steps in ``(0, T]`` use the schedule's continuous interpolant

@@ -41,7 +41,7 @@ def q_sample(
     t: Real[Array, " N"],
     eps: Float[Array, "N *event"],
 ) -> Float[Array, "N *event"]:
-    r"""Draw from :math:`q(x_t \mid x_0)` by reparameterisation (seed 001 eq. 3-4):
+    r"""Draw from :math:`q(x_t \mid x_0)` by reparameterisation (Ho et al. 2020, eq. 4):
     :math:`x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon`.
 
     Args:
@@ -61,7 +61,7 @@ def predict_x0(
     t: Real[Array, " N"],
     eps: Float[Array, "N *event"],
 ) -> Float[Array, "N *event"]:
-    r"""The data prediction implied by a noise prediction (seed 004 eq. 4.11; seed 001 eq. 4 solved for
+    r"""The data prediction implied by a noise prediction (Ho et al. 2020, eq. 4 solved for
     :math:`x_0`): :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}`.
 
     With the optimal :math:`\epsilon^*` this is Tweedie's posterior mean :math:`E[x_0 \mid x_t]`.
@@ -76,7 +76,7 @@ def eps_to_score(
     eps: Float[Array, "N *event"],
     t: Real[Array, " N"],
 ) -> Float[Array, "N *event"]:
-    r"""Score of :math:`q(x_t)` from a noise prediction (seed 004 eq. 3.29):
+    r"""Score of :math:`q(x_t)` from a noise prediction (Song et al. 2021, sec. 3.3; Vincent 2011):
     :math:`\nabla_{x_t}\log q(x_t) = -\epsilon/\sqrt{1-\bar\alpha_t}`."""
     schedule = check_schedule(schedule)
     eps = check_data(eps, "eps")
@@ -89,7 +89,7 @@ def score_to_eps(
     score: Float[Array, "N *event"],
     t: Real[Array, " N"],
 ) -> Float[Array, "N *event"]:
-    r"""Noise prediction from a score (inverse of seed 004 eq. 3.29):
+    r"""Noise prediction from a score (the inverse relation):
     :math:`\epsilon = -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\log q(x_t)`."""
     schedule = check_schedule(schedule)
     score = check_data(score, "score")
@@ -107,8 +107,8 @@ def training_triples(
 
     Each of the ``N`` data points is used ``repeats`` times (row ``r * N + n`` holds data point ``n``), each
     time with its own step :math:`t \sim U\{1, \dots, T\}` and noise :math:`\epsilon \sim N(0, I)`, and
-    :math:`x_t` from seed 001 eq. 4. Minimising :math:`\sum_m \|\epsilon_m - \epsilon_\theta(x_{t,m}, t_m)\|^2`
-    over these ``M = N * repeats`` rows is the Monte Carlo L_simple of seed 001 eq. 5/10.
+    :math:`x_t` from Ho et al. 2020, eq. 4. Minimising :math:`\sum_m \|\epsilon_m - \epsilon_\theta(x_{t,m}, t_m)\|^2`
+    over these ``M = N * repeats`` rows is the Monte Carlo L_simple of Ho et al. 2020, eq. 14.
 
     Returns:
         ``x_t`` of shape ``(M, *event_shape)`` in ``x0``'s dtype, integer ``t`` of shape ``(M,)`` and ``eps``

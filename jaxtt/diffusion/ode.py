@@ -7,7 +7,7 @@ In the continuous time ``s = t/T`` of :mod:`jaxtt.diffusion.schedule` (VP-SDE wi
 .. math::
     \frac{dx}{ds} = -\tfrac12\beta(s)\Big[x - \frac{\epsilon_\theta(x, sT)}{\sigma(s)}\Big],
 
-using :math:`\nabla_x \log q_s(x) = -\epsilon/\sigma(s)` (seed 004 eq. 3.29). Its solution from
+using :math:`\nabla_x \log q_s(x) = -\epsilon/\sigma(s)` (Song et al. 2021, sec. 3.3). Its solution from
 :math:`x(1) \sim N(0, I)` has the marginals :math:`q_s` of the forward process when
 :math:`\epsilon_\theta = \epsilon^*`.
 

@@ -1,14 +1,14 @@
 r"""Noise schedules of the discrete DDPM forward process and their continuous-time view.
 
 Time convention (used by every function of :mod:`jaxtt.diffusion`): the forward process has the steps
-``t = 0, 1, ..., T``; ``t = 0`` is the data and ``t = 1..T`` are the noised levels (seed 001 eq. 1-4). The
+``t = 0, 1, ..., T``; ``t = 0`` is the data and ``t = 1..T`` are the noised levels (Ho et al. 2020, sec. 2). The
 schedule arrays have length ``T + 1`` and are indexed directly by ``t``; entry 0 is the data level with
 :math:`\beta_0 = 0`, :math:`\alpha_0 = 1`, :math:`\bar\alpha_0 = 1`. With :math:`\alpha_t = 1 - \beta_t`,
 
 .. math::
     \bar\alpha_t = \prod_{i=1}^{t} \alpha_i
 
-(seed 001 eq. 1 prints the upper limit ``T``; the product runs to ``t``). A noise model ``eps_fn(x, t)``
+(the product runs to ``t``). A noise model ``eps_fn(x, t)``
 receives integer steps ``t`` in ``1..T``; samplers that need non-integer times (the probability-flow ODE)
 pass real ``t`` in ``(0, T]`` on the same scale.
 
@@ -84,10 +84,10 @@ class Schedule(eqx.Module):
     Attributes:
         betas: :math:`\beta_t`, with :math:`\beta_0 = 0`.
         alphas: :math:`\alpha_t = 1 - \beta_t`.
-        alpha_bars: :math:`\bar\alpha_t = \prod_{i \le t}\alpha_i` (seed 001 eq. 1, corrected upper limit).
+        alpha_bars: :math:`\bar\alpha_t = \prod_{i \le t}\alpha_i` (Ho et al. 2020, sec. 2).
         log_alpha_bars: :math:`\log\bar\alpha_t = \sum_{i \le t}\log(1 - \beta_i)`, accurate for small ``t``.
         posterior_variance: :math:`\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t`, the variance
-            of :math:`q(x_{t-1}\mid x_t, x_0)` (seed 002, below eq. 6; seed 004 eq. 2.42); 0 for ``t <= 1``.
+            of :math:`q(x_{t-1}\mid x_t, x_0)` (Ho et al. 2020, eq. 7); 0 for ``t <= 1``.
         posterior_mean_coef_x0: :math:`\frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}`, the weight of
             :math:`x_0` in the posterior mean :math:`\tilde\mu_t(x_t, x_0)` (Ho et al. 2020, eq. 7); 1 at ``t = 0``.
         posterior_mean_coef_xt: :math:`\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}`, the weight of
@@ -197,7 +197,7 @@ def _build(betas):
 def schedule_from_betas(betas: Float[Array, " T"]) -> Schedule:
     r"""Build a :class:`Schedule` from :math:`(\beta_1, \dots, \beta_T)`, each in ``(0, 1)``.
 
-    Computes :math:`\alpha_t`, :math:`\bar\alpha_t` (seed 001 eq. 1), the posterior variance
+    Computes :math:`\alpha_t`, :math:`\bar\alpha_t` (Ho et al. 2020, sec. 2), the posterior variance
     :math:`\tilde\beta_t` and the posterior-mean coefficients of :math:`q(x_{t-1}\mid x_t, x_0)` (Ho et al. 2020,
     eq. 6-7), and prepends the data level ``t = 0``. Keeps the dtype of ``betas``; differentiable in ``betas``.
     :math:`1 - \bar\alpha_t` is evaluated as ``-expm1(log ᾱ_t)`` to keep relative accuracy at small ``t``.
@@ -227,7 +227,7 @@ def _float_dtype(dtype):
 
 def linear_schedule(T: int, beta_start: float = 1e-4, beta_end: float = 2e-2, *, dtype=None) -> Schedule:
     r"""The linear DDPM schedule :math:`\beta_t = \beta_{start} + \frac{t-1}{T-1}(\beta_{end} - \beta_{start})`,
-    ``t = 1..T`` (Ho et al. 2020, sec. 4; seed 002 uses the same defaults).
+    ``t = 1..T`` (Ho et al. 2020, sec. 4).
 
     Args:
         T: number of steps, ``>= 1`` (``T = 1`` uses :math:`\beta_1 = \beta_{start}`).

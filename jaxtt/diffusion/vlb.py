@@ -1,4 +1,4 @@
-r"""The discrete-time variational bound on the negative log-likelihood (seed 004 eq. 2.38-2.41)."""
+r"""The discrete-time variational bound on the negative log-likelihood (Ho et al. 2020, eq. 5; Sohl-Dickstein et al. 2015)."""
 
 from __future__ import annotations
 
@@ -35,13 +35,13 @@ def vlb(
         + \sum_{t=2}^{T}\underbrace{D_{KL}(q(x_{t-1}\mid x_t, x_0)\,\|\,p_\theta(x_{t-1}\mid x_t))}_{L_{t-1}}
         \underbrace{-\log p_\theta(x_0\mid x_1)}_{L_0}
 
-    (seed 004 eq. 2.38-2.41), with :math:`q(x_{t-1}\mid x_t, x_0) = N(\tilde\mu_t, \tilde\beta_t I)` (seed 004
-    eq. 2.42), the DDPM reverse model :math:`p_\theta(x_{t-1}\mid x_t) = N(\mu_\theta(x_t, t), \sigma_t^2 I)` with
-    the mean of seed 002 eq. 6 and :math:`\sigma_t^2 = \beta_t` (``variance="beta"``) or :math:`\tilde\beta_t`
+    (Ho et al. 2020, eq. 5), with :math:`q(x_{t-1}\mid x_t, x_0) = N(\tilde\mu_t, \tilde\beta_t I)` (Ho et al.
+    2020, eq. 7), the DDPM reverse model :math:`p_\theta(x_{t-1}\mid x_t) = N(\mu_\theta(x_t, t), \sigma_t^2 I)` with
+    the mean of Ho et al. 2020, eq. 11 and :math:`\sigma_t^2 = \beta_t` (``variance="beta"``) or :math:`\tilde\beta_t`
     (``"beta_tilde"``), and a Gaussian decoder :math:`p_\theta(x_0\mid x_1) = N(\mu_\theta(x_1, 1), \beta_1 I)`
     (continuous data; :math:`\tilde\beta_1 = 0` cannot serve as a decoder variance, so the decoder uses
     :math:`\beta_1` for both choices). Every term :math:`t` is evaluated once with its own
-    :math:`x_t \sim q(x_t\mid x_0)` (seed 001 eq. 4), so the result is an unbiased estimate of the bound.
+    :math:`x_t \sim q(x_t\mid x_0)` (Ho et al. 2020, eq. 4), so the result is an unbiased estimate of the bound.
 
     A ``lax.scan`` over ``t = 1..T``: ``T`` calls of ``eps_fn`` on the batch. Divide by ``D * log(2)`` for
     bits per dimension.
