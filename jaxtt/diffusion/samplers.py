@@ -443,6 +443,19 @@ class DPMSolver(AbstractSampler):
         steps / timesteps / spacing: the grid, as for :class:`DDIM` (``spacing="log_snr"`` is the paper's).
         order: 1, 2 (default) or 3.
         variant: ``"++"`` (default, data prediction) or ``""`` (noise prediction).
+
+    Examples:
+        A hand-written loop over the pure step (what :func:`jaxtt.diffusion.sample` scans):
+
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.diffusion import DPMSolver, linear_schedule
+        >>> schedule, solver = linear_schedule(1000), DPMSolver(steps=10, order=3)
+        >>> state = solver.init(schedule, jax.random.normal(jax.random.key(0), (4, 2)))
+        >>> model = lambda x, t: 0.9 * x
+        >>> for _ in range(solver.nfe(schedule)):
+        ...     state = solver.step(state, model(state.x, jnp.full((4,), state.t)))
+        >>> bool(state.done), state.x.shape
+        (True, (4, 2))
     """
 
     steps: int | None = None
