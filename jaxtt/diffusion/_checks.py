@@ -21,10 +21,14 @@ def check_schedule(schedule) -> Schedule:
     return schedule
 
 
-def check_model(model, name: str = "model") -> None:
-    """Raise ``TypeError`` unless ``model`` is callable as ``model(x, t)``."""
+def check_model(model, name: str = "model", schedule=None) -> None:
+    """Raise ``TypeError`` unless ``model`` is callable as ``model(x, t)``, and ``ValueError`` when the model
+    declares a number of steps ``model.T`` (as FTT denoisers do) that differs from ``schedule.T``."""
     if not callable(model):
         raise TypeError(f"{name} must be callable as {name}(x, t), got {type(model).__name__}")
+    model_T = getattr(model, "T", None)
+    if schedule is not None and isinstance(model_T, int) and model_T != schedule.T:
+        raise ValueError(f"{name} was built for T = {model_T} steps, but the schedule has T = {schedule.T}")
 
 
 def check_eps_fn(eps_fn) -> None:
@@ -47,6 +51,8 @@ def check_data(x, name: str):
     x = check_array(x, name, floating=True)
     if x.ndim < 1:
         raise ValueError(f"{name} must have shape (N, *event_shape), got a scalar")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one row, got shape {tuple(x.shape)}")
     check_finite(x, name)
     return jnp.asarray(x)
 

@@ -124,13 +124,11 @@ def ddpm_loss(
         >>> float(ddpm_loss(lambda x, t: jnp.zeros_like(x), linear_schedule(100), jax.random.key(0), x0)) > 0.8
         True
     """
-    check_model(model)
     schedule = check_schedule(schedule)
+    check_model(model, schedule=schedule)
     check_key(key)
     x0 = check_data(x0, "x0")
     check_choice(prediction, "prediction", PREDICTIONS)
-    if x0.shape[0] == 0:
-        raise ValueError("x0 must hold at least one row, got an empty batch")
     if weights is not None:
         weights = check_array(weights, "weights", ndim=1, floating=True)
         if weights.shape[0] != schedule.T + 1:

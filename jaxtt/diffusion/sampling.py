@@ -112,8 +112,8 @@ def sample(
         >>> bool((x_T == sample(model, schedule, DDIM(steps=50), jax.random.key(0), (4, 2), save="all").trajectory[0]).all())
         True
     """
-    check_model(model)
     schedule = check_schedule(schedule)
+    check_model(model, schedule=schedule)
     if not isinstance(sampler, (AbstractSampler, ProbabilityFlowODE)):
         raise TypeError(
             "sampler must be a jaxtt sampler object (DDPM, DDIM, DPMSolver, EulerMaruyama, PredictorCorrector, "

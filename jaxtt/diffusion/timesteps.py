@@ -77,11 +77,11 @@ def _log_snr_grid(schedule, T: int, steps: int) -> np.ndarray:
     if not is_concrete(schedule.log_alpha_bars):
         raise ValueError('spacing="log_snr" needs a concrete schedule (its values pick the grid); build the '
                          "grid outside jax.jit and pass it as timesteps=")
-    log_ab = np.asarray(schedule.log_alpha_bars, dtype=np.float64)
-    lam = 0.5 * (log_ab - np.log(-np.expm1(log_ab)))  # decreasing in t for t >= 1 (lam[0] = inf)
-    targets = np.linspace(lam[T], lam[1], steps)
-    # lam[1:] is decreasing: search on its negation to find the nearest step to each target
-    neg = -lam[1:]
+    log_ab = np.asarray(schedule.log_alpha_bars, dtype=np.float64)[1:]
+    lam = 0.5 * (log_ab - np.log(-np.expm1(log_ab)))  # lam[k] at step k + 1, decreasing
+    targets = np.linspace(lam[T - 1], lam[0], steps)
+    # lam is decreasing: search on its negation to find the nearest step to each target
+    neg = -lam
     idx = np.clip(np.searchsorted(neg, -targets), 1, T - 1) if T > 1 else np.zeros(steps, dtype=int)
     lo, hi = np.maximum(idx - 1, 0), idx
     nearest = np.where(np.abs(neg[lo] + targets) <= np.abs(neg[hi] + targets), lo, hi) + 1

@@ -376,6 +376,10 @@ def test_timestep_grids_follow_the_named_spacings():
     assert x.trajectory.shape == (4, 2, 2)
 
 
+class _WithT(TanhEps):
+    T: int = 1000
+
+
 @pytest.mark.parametrize(
     ("make", "err", "match"),
     [
@@ -408,6 +412,8 @@ def test_timestep_grids_follow_the_named_spacings():
          "model_output"),
         (lambda: DDIM(steps=3).init(SCHED, jnp.ones((2, 2)), index=5), ValueError, "index"),
         (lambda: timesteps(100, 5, "log_snr"), ValueError, "schedule"),
+        (lambda: sample(_WithT(), SCHED, DDIM(steps=3), jax.random.key(0), (2, 2)), ValueError, "built for T = 1000"),
+        (lambda: sample(TanhEps(), SCHED, DDIM(steps=3), jax.random.key(0), (0, 2)), ValueError, "shape"),
         (lambda: jax.jit(lambda c: sample(TanhEps(), SCHED, DDIM(steps=3), jax.random.key(0), (2, 2), clip_x0=c))(
             1.0), TypeError, "clip_x0 must be concrete"),
     ],
