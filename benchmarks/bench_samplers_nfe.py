@@ -11,7 +11,7 @@ from the same :math:`x_T` (DPM-Solver++(3) with 1000 steps), and for all the unb
 RBF) and sliced Wasserstein-2 distance to a data sample of the same size, next to their floor (two independent
 data samples).
 
-Samplers: jaxtt DDIM (η = 0, ``"trailing"`` grid), DPM-Solver++ order 2 and 3 (diffusers' ``"linspace"``
+Samplers: jaxtt UniPC (bh2, order 2 and 3, on diffusers' DPM/UniPC grid), DDIM (η = 0, ``"trailing"`` grid), DPM-Solver++ order 2 and 3 (diffusers' ``"linspace"``
 grid without its last point, i.e. diffusers' own timesteps + 1; and the log-SNR-uniform grid), DDPM on a
 sub-grid, Euler–Maruyama, predictor–corrector (DDIM + one Langevin corrector; NFE counts both), and the
 adaptive probability-flow ODE (Tsit5, at the NFE it chooses). diffusers (torch, CPU):
@@ -19,10 +19,13 @@ adaptive probability-flow ODE (Tsit5, at the NFE it chooses). diffusers (torch, 
 ``DDIMScheduler``, each with its default spacing. jaxtt steps are diffusers steps + 1 (see
 ``jaxtt.diffusion.timesteps``).
 
-Step-level equality: for DDPM (``fixed_small`` = ``beta_tilde``), DDIM (η = 0.5) and DPM-Solver++ (order 2),
+Step-level equality: for DDPM (``fixed_small`` = ``beta_tilde``), DDIM (η = 0.5), DPM-Solver++ (order 2) and
+UniPC (bh2, order 3),
 both libraries take every step from the same point with the same model output and noise; the table reports
-the largest difference of one step relative to the largest entry, in float32 and float64 (diffusers'
-DPM-Solver upcasts its update to float32 internally, which bounds its float64 agreement).
+the largest difference of one step relative to the largest entry, in float32 and float64. diffusers keeps the
+noise levels of its multistep schedulers in float32 whatever the data; the comparison hands them jaxtt's (in
+the compared dtype), so that the float64 figures compare the algorithms (DPM-Solver's update itself is still
+computed in float32 by diffusers).
 
 Writes ``benchmarks/results/bench_samplers_nfe.json`` and ``.png``.
 """
@@ -56,6 +59,7 @@ from jaxtt.diffusion import (  # noqa: E402
     PredictorCorrector,
     ProbabilityFlowODE,
     linear_schedule,
+    UniPC,
     sample,
     timesteps,
 )
@@ -101,6 +105,8 @@ def jaxtt_samplers(nfe, schedule):
         "jaxtt DDIM": DDIM(steps=nfe, spacing="trailing"),
         "jaxtt DPM-Solver++(2)": DPMSolver(timesteps=dpm_grid, order=2),
         "jaxtt DPM-Solver++(3)": DPMSolver(timesteps=dpm_grid, order=3),
+        "jaxtt UniPC(2)": UniPC(timesteps=dpm_grid, order=2),
+        "jaxtt UniPC(3)": UniPC(timesteps=dpm_grid, order=3),
         "jaxtt DPM-Solver++(2) log-SNR": DPMSolver(steps=nfe, order=2, spacing="log_snr"),
         "jaxtt Heun": Heun(steps=(nfe + 1) // 2, spacing="trailing"),
         "jaxtt DDPM": DDPM("beta_tilde", timesteps=timesteps(T, nfe, "trailing")),
@@ -129,7 +135,7 @@ def diffusers_run(kind, nfe, exact, x_T):
 
 #: samplers whose output is a deterministic function of x_T (their distance to the converged solution is reported)
 DETERMINISTIC = ("diffusers DDIM", "diffusers DPMSolverMultistep++(2)", "diffusers UniPC(2)", "jaxtt DDIM",
-                 "jaxtt DPM-Solver++", "jaxtt PF-ODE", "jaxtt Heun")
+                 "jaxtt DPM-Solver++", "jaxtt PF-ODE", "jaxtt Heun", "jaxtt UniPC")
 
 
 def quality(x, data, floor_data, key, reference, name):
@@ -189,6 +195,15 @@ def nfe_table(args):
     return rows
 
 
+def use_sigmas(sch, schedule):
+    """After ``set_timesteps``: the scheduler's noise levels in the schedule's dtype (DPMSolverMultistep and
+    UniPC store them in float32 whatever the data, which bounds their float64 agreement at ~1e-7 / ~1e-5)."""
+    if hasattr(sch, "sigmas") and sch.sigmas is not None and len(sch.sigmas) == len(sch.timesteps) + 1:
+        ac = np.asarray(schedule.alpha_bars[1:])[sch.timesteps.numpy()]
+        sch.sigmas = torch.from_numpy(np.append(((1 - ac) / ac) ** 0.5, 0.0).astype(ac.dtype))
+    return sch
+
+
 def use_schedule(sch, schedule):
     """Give a diffusers scheduler jaxtt's schedule arrays (diffusers keeps them in float32 otherwise)."""
     ab = torch.from_numpy(np.asarray(schedule.alpha_bars[1:]))
@@ -212,6 +227,9 @@ def _cases():
         "DPM-Solver++ (order 2, 20 steps)": (
             DPMSolverMultistepScheduler(num_train_timesteps=T, beta_schedule="linear", algorithm_type="dpmsolver++",
                                         solver_order=2), 20, lambda grid: DPMSolver(timesteps=grid, order=2)),
+        "UniPC (bh2, order 3, 20 steps)": (
+            UniPCMultistepScheduler(num_train_timesteps=T, beta_schedule="linear", solver_order=3), 20,
+            lambda grid: UniPC(timesteps=grid, order=3)),
     }
 
 
@@ -235,6 +253,7 @@ def step_equality():
         for name, (sch, steps, make) in _cases().items():
             use_schedule(sch, schedule)
             sch.set_timesteps(steps)
+            use_sigmas(sch, schedule)
             sampler = make(sch.timesteps.numpy().astype(np.int32) + 1)
             x = rng.normal(size=(256, 2)).astype(dtype)
             state = sampler.init(schedule, jnp.asarray(x))
@@ -264,7 +283,7 @@ def step_equality():
                     worst["diffusers vs float64"] = max(worst["diffusers vs float64"],
                                                         float(np.max(np.abs(ref - exact))) / scale)
                 # single-step samplers continue from diffusers' point, so every step starts from the same x
-                state = new if isinstance(sampler, DPMSolver) else eqx.tree_at(
+                state = new if isinstance(sampler, (DPMSolver, UniPC)) else eqx.tree_at(
                     lambda s: s.x, new, jnp.asarray(ref.astype(dtype)))
             for k, v in worst.items():
                 if dtype == np.float64 and k != "jaxtt vs diffusers":

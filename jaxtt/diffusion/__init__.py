@@ -37,6 +37,7 @@ from jaxtt.diffusion.samplers import (
     PredictorCorrector,
     ProbabilityFlowODE,
     SamplerState,
+    UniPC,
 )
 from jaxtt.diffusion.sampling import SampleResult, sample
 from jaxtt.diffusion.schedule import Schedule, cosine_schedule, linear_schedule, schedule_from_betas
@@ -81,6 +82,7 @@ __all__ = [
     "schedule_from_betas",
     "score_to_eps",
     "timesteps",
+    "UniPC",
     "training_triples",
     "vlb",
 ]

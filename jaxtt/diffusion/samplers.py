@@ -64,6 +64,7 @@ __all__ = [
     "PredictorCorrector",
     "ProbabilityFlowODE",
     "SamplerState",
+    "UniPC",
 ]
 
 
@@ -537,6 +538,117 @@ class DPMSolver(AbstractSampler):
         d2 = (d1_0 - d1_1) / (r0 + r1)
         new = first + per_row(c["k2"], x) * d1_0 + per_row(c["k31"], x) * d1_3 + per_row(c["k32"], x) * d2
         return new, (m0, m1)
+
+
+class UniPC(AbstractSampler):
+    r"""UniPC (Zhao et al. 2023, "UniPC: A Unified Predictor-Corrector Framework for Fast Sampling of Diffusion
+    Models"): the multistep data-prediction predictor UniP-p with the :math:`B(h) = e^{h} - 1` variant ("bh2")
+    and the corrector UniC, which reuses the model evaluation at the new point (no extra evaluations), as in
+    diffusers' ``UniPCMultistepScheduler`` (its defaults: ``predict_x0=True``, ``solver_type="bh2"``,
+    ``lower_order_final=True``, final step to :math:`\lambda = \infty`).
+
+    For the step :math:`s_0 = \tau_k \to t = \tau_{k+1}` with :math:`h = \lambda_t - \lambda_{s_0}`,
+    :math:`r_i = (\lambda_{s_i} - \lambda_{s_0})/h` and :math:`D_i = (m_i - m_0)/r_i` (data predictions
+    :math:`m_i` at earlier steps :math:`s_i`):
+
+    .. math::
+        \tilde x_t = \frac{s_t}{s_{s_0}}x_{s_0} - a_t(e^{-h} - 1)\,m_0 - a_t B(-h)\sum_i \rho^p_i D_i,
+
+    and once :math:`m_t = \hat x_0(\tilde x_t)` is known (at the next step's evaluation), the corrected point
+
+    .. math::
+        x_t = \frac{s_t}{s_{s_0}}x_{s_0} - a_t(e^{-h} - 1)\,m_0
+        - a_t B(-h)\Big(\sum_i \rho^c_i D_i + \rho^c_t (m_t - m_0)\Big),
+
+    where :math:`\rho^p` solves the order conditions :math:`\sum_i \rho_i r_i^{k-1} = b_k` of Zhao et al.
+    (Alg. 2; :math:`\rho^p = 1/2` for order 2) and :math:`\rho^c` the same system including :math:`r_t = 1`
+    (:math:`\rho^c = 1/2` for order 1). The order at step :math:`k` is
+    :math:`\min(\text{order}, S - k, k + 1)`; the predictor of order 2 is DPM-Solver++(2).
+
+    Args:
+        steps / timesteps / spacing: the grid, as for :class:`DDIM`.
+        order: 1, 2 (default) or 3.
+    """
+
+    steps: int | None = None
+    timesteps: tuple | None = eqx.field(default=None, converter=_as_grid)
+    spacing: str = "linspace"
+    order: int = 2
+    stochastic: ClassVar[bool] = False
+
+    def __check_init__(self):
+        _check_steps_or_grid(self.steps, self.timesteps, self.spacing)
+        check_int(self.order, "order", minimum=1, maximum=3)
+
+    def grid(self, schedule):
+        return _grid(schedule, self.steps, self.timesteps, self.spacing)
+
+    def _table(self, schedule, dtype):
+        grid = self.grid(schedule)
+        n = len(grid)
+        k = np.arange(n)
+        orders = np.minimum(np.minimum(self.order, n - k), k + 1)
+        lab, lab_next = _log_ab_pair(schedule, grid)
+        lam = 0.5 * (lab - jnp.log(_noise_var(lab)))
+        last = k == n - 1
+        lam_next = jnp.concatenate([lam[1:], lam[-1:] + 1.0])
+        h = jnp.where(last, 1.0, lam_next - lam)  # the last step (to lambda = inf) is first order
+        hh = -h
+        phi1 = jnp.where(last, -1.0, jnp.expm1(hh))  # e^{-h} - 1, = B(-h) for "bh2"
+        rk1 = jnp.where(orders >= 2, (jnp.concatenate([lam[:1] - 1.0, lam[:-1]]) - lam) / h, -1.0)
+        rk2 = jnp.where(orders >= 3, (jnp.concatenate([lam[:2] - 2.0, lam[:-2]])[:n] - lam) / h, -2.0)
+        hk = phi1 / hh - 1.0
+        b1 = hk / phi1
+        hk = hk / hh - 0.5
+        b2 = 2.0 * hk / phi1
+        hk = hk / hh - 1.0 / 6.0
+        b3 = 6.0 * hk / phi1
+        zero = jnp.zeros_like(h)
+        # predictor: order 2 uses rho = 1/2 (as diffusers), order 3 the 2x2 order conditions
+        det = rk2 - rk1
+        rp1 = jnp.where(orders == 2, 0.5, jnp.where(orders == 3, (b1 * rk2 - b2) / det, 0.0))
+        rp2 = jnp.where(orders == 3, (b2 - b1 * rk1) / det, 0.0)
+        # corrector of the same step (applied at the next evaluation): the systems including r_t = 1
+        rc1_2 = (b1 - b2) / (1.0 - rk1)
+        one = jnp.ones_like(h)
+        r3 = jnp.stack([jnp.stack([one, one, one], -1), jnp.stack([rk1, rk2, one], -1),
+                        jnp.stack([rk1**2, rk2**2, one], -1)], -2)
+        rho3 = jnp.linalg.solve(r3, jnp.stack([b1, b2, b3], -1)[..., None])[..., 0]
+        rc1 = jnp.where(orders == 2, rc1_2, jnp.where(orders == 3, rho3[:, 0], zero))
+        rc2 = jnp.where(orders == 3, rho3[:, 1], zero)
+        rcl = jnp.where(orders == 1, 0.5, jnp.where(orders == 2, b1 - rc1_2, rho3[:, 2]))
+        var_t, var_next = _noise_var(lab), _noise_var(lab_next)
+        sig = jnp.sqrt(var_next / var_t)
+        a_next = jnp.exp(0.5 * lab_next)
+        predictor = {"sig": sig, "a": a_next, "phi1": phi1, "rk1": rk1, "rk2": rk2, "rp1": rp1, "rp2": rp2}
+        corrector = {"sig": sig, "a": a_next, "phi1": phi1, "rk1": rk1, "rk2": rk2, "rc1": rc1, "rc2": rc2,
+                     "rcl": rcl}
+        shift = lambda v: jnp.concatenate([v[:1], v[:-1]])  # noqa: E731 - step k - 1's entries at evaluation k
+        table = {"t": jnp.asarray(grid), "lab": lab, "c_active": jnp.asarray(k > 0)}
+        table.update(predictor)
+        table.update({f"c_{name}": shift(v) for name, v in corrector.items()})
+        return table
+
+    def _memory(self, x):
+        return (jnp.zeros_like(x),) * 4
+
+    def _update(self, state, c, out, noise):
+        x = state.x
+        row = lambda v: per_row(v, x)  # noqa: E731
+        m_t, _ = to_data_and_noise(out, x, c["lab"], state.prediction, state.box)
+        x_prev, h1, h2, h3 = state.memory
+        # UniC for the previous step, with the model output at the point its predictor reached
+        base = row(c["c_sig"]) * x_prev - row(c["c_a"] * c["c_phi1"]) * h1
+        d1, d2 = (h2 - h1) / row(c["c_rk1"]), (h3 - h1) / row(c["c_rk2"])
+        corr = row(c["c_rc1"]) * d1 + row(c["c_rc2"]) * d2 + row(c["c_rcl"]) * (m_t - h1)
+        corrected = base - row(c["c_a"] * c["c_phi1"]) * corr
+        active = c["c_active"]
+        xc = jnp.where(active if jnp.ndim(active) == 0 else row(active) > 0, corrected, x)
+        # UniP from the corrected point
+        d1, d2 = (h1 - m_t) / row(c["rk1"]), (h2 - m_t) / row(c["rk2"])
+        new = (row(c["sig"]) * xc - row(c["a"] * c["phi1"]) * m_t
+               - row(c["a"] * c["phi1"]) * (row(c["rp1"]) * d1 + row(c["rp2"]) * d2))
+        return new, (xc, m_t, h1, h2)
 
 
 class Heun(AbstractSampler):

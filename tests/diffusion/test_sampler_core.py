@@ -26,6 +26,7 @@ from jaxtt.diffusion import (
     linear_schedule,
     log_likelihood,
     sample,
+    UniPC,
     timesteps,
     vlb,
 )
@@ -113,6 +114,75 @@ def _np_dpm(x, grid, order, variant):
         else:
             x = x1 - sig_t * ((np.exp(h) - 1.0) / h - 1.0) * d1 - sig_t * ((np.exp(h) - 1.0 - h) / h**2 - 0.5) * d2
     return x
+
+
+def _np_unipc(x, grid, order):
+    """UniPC-p with B(h) = e^h - 1 and data prediction (Zhao et al. 2023, Alg. 2), transcribed from the
+    structure of diffusers' UniPCMultistepScheduler.step (UniC of the previous step, then UniP)."""
+    def lam(t):
+        return np.inf if t == 0 else 0.5 * np.log(AB[t] / (1 - AB[t]))
+    def a(t): return np.sqrt(AB[t])
+    def sg(t): return np.sqrt(1 - AB[t])
+    full = list(grid) + [0]
+    S = len(grid)
+    ms = []
+    last_x = None; this_order = None; lower = 0
+    def coeffs(k, order, m_list):
+        s0, t = full[k], full[k + 1]
+        h = lam(t) - lam(s0)
+        rks, D1s = [], []
+        for i in range(1, order):
+            si = full[k - i]
+            rk = (lam(si) - lam(s0)) / h
+            rks.append(rk); D1s.append((m_list[-(i + 1)] - m_list[-1]) / rk)
+        rks.append(1.0)
+        rks = np.array(rks)
+        hh = -h
+        hphi1 = np.expm1(hh)
+        hphik = hphi1 / hh - 1
+        fac = 1
+        Bh = np.expm1(hh)
+        R, bb = [], []
+        for i in range(1, order + 1):
+            R.append(rks ** (i - 1)); bb.append(hphik * fac / Bh)
+            fac *= i + 1
+            hphik = hphik / hh - 1 / fac
+        return s0, t, hphi1, Bh, np.array(R), np.array(bb), D1s
+    for k in range(S):
+        tk = full[k]
+        eps = _np_eps(x, tk)
+        m_t = (x - sg(tk) * eps) / a(tk)
+        if k > 0:
+            s0, t, hphi1, Bh, R, bb, D1s = coeffs(k - 1, this_order, ms)
+            rhos_c = np.array([0.5]) if this_order == 1 else np.linalg.solve(R, bb)
+            corr = sum(r * d for r, d in zip(rhos_c[:-1], D1s)) if D1s else 0
+            x = sg(t) / sg(s0) * last_x - a(t) * hphi1 * ms[-1] - a(t) * Bh * (corr + rhos_c[-1] * (m_t - ms[-1]))
+        ms.append(m_t)
+        this_order = min(min(order, S - k), lower + 1)
+        last_x = x
+        s0, t, hphi1, Bh, R, bb, D1s = coeffs(k, this_order, ms)
+        if this_order == 1 or not D1s:
+            pred = 0
+        elif this_order == 2:
+            pred = 0.5 * D1s[0]
+        else:
+            rhos_p = np.linalg.solve(R[:-1, :-1], bb[:-1])
+            pred = sum(r * d for r, d in zip(rhos_p, D1s))
+        if t == 0:
+            x = ms[-1] if this_order == 1 else x  # sigma_t = 0, a_t = 1
+        else:
+            x = sg(t) / sg(s0) * x - a(t) * hphi1 * ms[-1] - a(t) * Bh * pred
+        lower = min(lower + 1, order)
+    return x
+
+
+@pytest.mark.parametrize(("order", "steps"), [(1, 6), (2, 8), (3, 8), (3, 20)])
+def test_unipc_matches_the_published_algorithm(order, steps):
+    x_init = _x_init(17)
+    got = sample(TanhEps(), SCHED, UniPC(steps=steps, order=order), jax.random.key(0), x_init.shape,
+                 x_init=jnp.asarray(x_init)).samples
+    np.testing.assert_allclose(np.asarray(got), _np_unipc(x_init, timesteps(T, steps), order), rtol=1e-10,
+                               atol=1e-10)
 
 
 @pytest.mark.parametrize(("order", "variant", "steps"), [(2, "++", 8), (3, "++", 8), (3, "++", 20), (2, "", 8),
@@ -247,7 +317,7 @@ def test_every_parameterization_gives_the_same_samples(prediction):
 
     x_init = jnp.asarray(_x_init(12))
     for sampler in (DDIM(steps=10, eta=0.5), DPMSolver(steps=10, order=3), DDPM(), EulerMaruyama(steps=20),
-                    Heun(steps=6)):
+                    Heun(steps=6), UniPC(steps=8, order=3)):
         a = sample(TanhEps(), SCHED, sampler, jax.random.key(1), x_init.shape, x_init=x_init).samples
         b = sample(converted, SCHED, sampler, jax.random.key(1), x_init.shape, x_init=x_init,
                    prediction=prediction).samples
