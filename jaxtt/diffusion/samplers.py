@@ -188,10 +188,6 @@ class AbstractSampler(eqx.Module):
     def resolve(self, schedule: Schedule) -> AbstractSampler:
         """The same sampler with its grid fixed for ``schedule`` (a grid that depends on the schedule's values,
         ``spacing="log_snr"``, is computed here, outside any ``jit``)."""
-        if getattr(self, "spacing", None) == "log_snr" and getattr(self, "steps", None) is not None:
-            grid = tuple(int(v) for v in self.grid(schedule))
-            return eqx.tree_at(lambda s: (s.steps, s.timesteps, s.spacing), self, (None, grid, "linspace"),
-                               is_leaf=lambda v: v is None)
         return self
 
     @abc.abstractmethod
@@ -298,6 +294,36 @@ class AbstractSampler(eqx.Module):
                            (new_x, state.index + active.astype(jnp.int32), memory))
 
 
+class AbstractGridSampler(AbstractSampler):
+    """A sampler on a grid of steps, given by ``steps`` (with a named ``spacing``) or by explicit ``timesteps``
+    (:mod:`jaxtt.diffusion.timesteps`); exactly one of the two, unless the sampler defaults to every step."""
+
+    steps: int | None = None
+    timesteps: tuple | None = eqx.field(default=None, converter=_as_grid)
+    spacing: str = "linspace"
+    every_step_by_default: ClassVar[bool] = False
+
+    def __check_init__(self):
+        if not (self.every_step_by_default and self.steps is None and self.timesteps is None):
+            _check_steps_or_grid(self.steps, self.timesteps, self.spacing)
+
+    def steps_grid(self, schedule: Schedule) -> np.ndarray:
+        """The grid of steps :math:`\\tau_1 > \\dots > \\tau_S` on ``schedule``."""
+        if self.steps is None and self.timesteps is None:
+            return np.arange(schedule.T, 0, -1, dtype=np.int32)
+        return _grid(schedule, self.steps, self.timesteps, self.spacing)
+
+    def grid(self, schedule):
+        return self.steps_grid(schedule)
+
+    def resolve(self, schedule):
+        if self.spacing == "log_snr" and self.steps is not None:
+            grid = tuple(int(v) for v in self.steps_grid(schedule))
+            return eqx.tree_at(lambda s: (s.steps, s.timesteps, s.spacing), self, (None, grid, "linspace"),
+                               is_leaf=lambda v: v is None)
+        return self
+
+
 class DDPM(AbstractSampler):
     r"""Ancestral sampling (Ho et al. 2020, Algorithm 2) on a grid: from :math:`t` to :math:`p` draw from the
     posterior :math:`q(x_p \mid x_t, \hat x_0)`,
@@ -351,7 +377,7 @@ class DDPM(AbstractSampler):
         return new + per_row(c["sigma"], x) * noise, ()
 
 
-class DDIM(AbstractSampler):
+class DDIM(AbstractGridSampler):
     r"""DDIM (Song, Meng & Ermon 2021, eq. 12 and 16): from :math:`t` to :math:`p`
 
     .. math::
@@ -369,21 +395,14 @@ class DDIM(AbstractSampler):
         eta: stochasticity in ``[0, 1]`` (a float or a traced scalar; differentiable).
     """
 
-    steps: int | None = None
-    timesteps: tuple | None = eqx.field(default=None, converter=_as_grid)
-    spacing: str = "linspace"
     eta: float | Array = 0.0
 
     def __check_init__(self):
-        _check_steps_or_grid(self.steps, self.timesteps, self.spacing)
         _check_eta(self.eta)
 
     @property
     def stochastic(self):  # type: ignore[override]
         return not (isinstance(self.eta, numbers.Real) and float(self.eta) == 0.0)
-
-    def grid(self, schedule):
-        return _grid(schedule, self.steps, self.timesteps, self.spacing)
 
     def _table(self, schedule, dtype):
         grid = self.grid(schedule)
@@ -411,7 +430,7 @@ def _check_eta(eta):
         raise ValueError(f"eta must lie in [0, 1], got {float(eta)}")
 
 
-class DPMSolver(AbstractSampler):
+class DPMSolver(AbstractGridSampler):
     r"""Multistep DPM-Solver (Lu et al. 2022) and DPM-Solver++ (Lu et al. 2023) of order 1–3 on the discrete
     schedule, in log-SNR time :math:`\lambda_t = \log(a_t/s_t)`.
 
@@ -459,20 +478,13 @@ class DPMSolver(AbstractSampler):
         (True, (4, 2))
     """
 
-    steps: int | None = None
-    timesteps: tuple | None = eqx.field(default=None, converter=_as_grid)
-    spacing: str = "linspace"
     order: int = 2
     variant: str = "++"
     stochastic: ClassVar[bool] = False
 
     def __check_init__(self):
-        _check_steps_or_grid(self.steps, self.timesteps, self.spacing)
         check_int(self.order, "order", minimum=1, maximum=3)
         check_choice(self.variant, "variant", ("++", ""))
-
-    def grid(self, schedule):
-        return _grid(schedule, self.steps, self.timesteps, self.spacing)
 
     def orders(self, schedule) -> np.ndarray:
         """The order used at each step (warm-up and final lowering as in diffusers)."""
@@ -540,7 +552,7 @@ class DPMSolver(AbstractSampler):
         return new, (m0, m1)
 
 
-class UniPC(AbstractSampler):
+class UniPC(AbstractGridSampler):
     r"""UniPC (Zhao et al. 2023, "UniPC: A Unified Predictor-Corrector Framework for Fast Sampling of Diffusion
     Models"): the multistep data-prediction predictor UniP-p with the :math:`B(h) = e^{h} - 1` variant ("bh2")
     and the corrector UniC, which reuses the model evaluation at the new point (no extra evaluations), as in
@@ -570,18 +582,11 @@ class UniPC(AbstractSampler):
         order: 1, 2 (default) or 3.
     """
 
-    steps: int | None = None
-    timesteps: tuple | None = eqx.field(default=None, converter=_as_grid)
-    spacing: str = "linspace"
     order: int = 2
     stochastic: ClassVar[bool] = False
 
     def __check_init__(self):
-        _check_steps_or_grid(self.steps, self.timesteps, self.spacing)
         check_int(self.order, "order", minimum=1, maximum=3)
-
-    def grid(self, schedule):
-        return _grid(schedule, self.steps, self.timesteps, self.spacing)
 
     def _table(self, schedule, dtype):
         grid = self.grid(schedule)
@@ -651,7 +656,7 @@ class UniPC(AbstractSampler):
         return new, (xc, m_t, h1, h2)
 
 
-class Heun(AbstractSampler):
+class Heun(AbstractGridSampler):
     r"""Heun's method (second order, two model evaluations per step) on the probability-flow ODE written in the
     time of the linear interpolant, :math:`u_t = s_t/(a_t + s_t)`, :math:`x_u = x_t/(a_t + s_t)`:
 
@@ -670,23 +675,14 @@ class Heun(AbstractSampler):
         steps / timesteps / spacing: the grid, as for :class:`DDIM`.
     """
 
-    steps: int | None = None
-    timesteps: tuple | None = eqx.field(default=None, converter=_as_grid)
-    spacing: str = "linspace"
     stochastic: ClassVar[bool] = False
 
-    def __check_init__(self):
-        _check_steps_or_grid(self.steps, self.timesteps, self.spacing)
-
-    def _steps(self, schedule):
-        return _grid(schedule, self.steps, self.timesteps, self.spacing)
-
     def grid(self, schedule):
-        steps = self._steps(schedule)
+        steps = self.steps_grid(schedule)
         return np.concatenate([steps[:1], np.repeat(steps[1:], 2)]).astype(np.int32)
 
     def _table(self, schedule, dtype):
-        steps = self._steps(schedule)
+        steps = self.steps_grid(schedule)
         n = len(steps)
         lab = schedule.log_alpha_bars[np.asarray(steps)]
         a, s = signal_and_noise_scales(lab)
@@ -719,7 +715,7 @@ class Heun(AbstractSampler):
         return new, memory
 
 
-class EulerMaruyama(AbstractSampler):
+class EulerMaruyama(AbstractGridSampler):
     r"""Euler–Maruyama on the reverse-time VP SDE (Song et al. 2021, eq. 6 and the score_sde sampler):
 
     .. math::
@@ -733,18 +729,7 @@ class EulerMaruyama(AbstractSampler):
         steps / timesteps / spacing: the grid, as for :class:`DDIM` (default: ``steps=T``, every step).
     """
 
-    steps: int | None = None
-    timesteps: tuple | None = eqx.field(default=None, converter=_as_grid)
-    spacing: str = "linspace"
-
-    def __check_init__(self):
-        if self.steps is not None or self.timesteps is not None:
-            _check_steps_or_grid(self.steps, self.timesteps, self.spacing)
-
-    def grid(self, schedule):
-        if self.steps is None and self.timesteps is None:
-            return np.arange(schedule.T, 0, -1, dtype=np.int32)
-        return _grid(schedule, self.steps, self.timesteps, self.spacing)
+    every_step_by_default: ClassVar[bool] = True
 
     def _table(self, schedule, dtype):
         grid = self.grid(schedule)
