@@ -51,7 +51,7 @@ def run_jaxtt(x, y, x_val, y_val, *, m=10, rank=6, sweeps=10, dtype="float32", c
 
     from jaxtt.basis import Legendre
     from jaxtt.ftt import FTT, constant_init
-    from jaxtt.ftt.denoiser import _feasible_ranks
+    from jaxtt.tt import feasible_ranks
     from jaxtt.solvers import fit_als
 
     from jaxtt.solvers.als import _compiled_sweep
@@ -60,7 +60,7 @@ def run_jaxtt(x, y, x_val, y_val, *, m=10, rank=6, sweeps=10, dtype="float32", c
     _compiled_sweep.cache_clear()
     dt = jnp.dtype(dtype)
     bases = [Legendre(m, orthonormal=True)] * x.shape[1]
-    ranks = _feasible_ranks([m] * x.shape[1], rank)  # r_1 <= m: only interior ranks can exceed m
+    ranks = feasible_ranks([m] * x.shape[1], rank)  # r_1 <= m: only interior ranks can exceed m
     model = FTT(constant_init(jax.random.key(0), bases, ranks, dtype=dt), bases)
     model, hist = fit_als(model, jnp.asarray(x, dt), jnp.asarray(y, dt), sweeps=sweeps, reg=reg, stagnation=0.0,
                           x_val=jnp.asarray(x_val, dt), y_val=jnp.asarray(y_val, dt), chunk_size=chunk_size,

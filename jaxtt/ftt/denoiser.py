@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import equinox as eqx
 import jax
@@ -15,8 +14,7 @@ from jaxtt.basis import Basis, BSpline, Chebyshev, Fourier, Legendre
 from jaxtt.basis import Indicator
 from jaxtt.ftt.functional import FTT
 from jaxtt.nn.embedding import SinusoidalEmbedding
-from jaxtt.tt import TensorTrain, expand_ranks
-from jaxtt.tt.ops import _absorb_vectors
+from jaxtt.tt import TensorTrain, absorb, expand_ranks, feasible_ranks
 
 __all__ = ["FTTDenoiser", "constant_init", "make_basis"]
 
@@ -125,7 +123,7 @@ class FTTDenoiser(eqx.Module):
             bases.append(make_basis(basis, check_int(time_m or m, "time_m", minimum=1), (0.0, 1.0)))
         if self.output == "core":
             bases.append(Indicator(dim))
-        ranks = _feasible_ranks([b.m for b in bases], rank)
+        ranks = feasible_ranks([b.m for b in bases], rank)
         if self.output == "independent":
             keys = jax.random.split(key, dim)
             tt = jax.vmap(lambda k: constant_init(k, bases, ranks, noise=noise, dtype=dtype))(keys)
@@ -177,7 +175,7 @@ class FTTDenoiser(eqx.Module):
         feats = [b(v[:, k]).astype(cores[0].dtype) for k, b in enumerate(self.input_bases)]
         left = jnp.ones((v.shape[0], 1), cores[0].dtype)
         for core, f in zip(cores[:-1], feats):
-            left = _absorb_vectors(left, core, f)
+            left = absorb(left, core, f)
         return left @ cores[-1][:, :, 0]
 
     @property
@@ -185,11 +183,3 @@ class FTTDenoiser(eqx.Module):
         """Number of trained parameters."""
         return int(sum(np.prod(c.shape) for c in self.ftt.tt.cores))
 
-
-def _feasible_ranks(shape, rank: int) -> tuple[int, ...]:
-    """Cap the interior ranks by the sizes of the unfoldings, ``r_k <= min(Π_{≤k} n, Π_{>k} n)``."""
-    ranks = [1]
-    for k in range(1, len(shape)):
-        left, right = math.prod(shape[:k]), math.prod(shape[k:])
-        ranks.append(min(rank, left, right))
-    return tuple(ranks + [1])

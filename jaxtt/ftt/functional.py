@@ -11,8 +11,7 @@ from jaxtyping import Array, Float
 
 from jaxtt._validation import check_array, check_finite
 from jaxtt.basis import Basis
-from jaxtt.tt import TensorTrain
-from jaxtt.tt.ops import _absorb_vectors, contract_rank1, interfaces
+from jaxtt.tt import TensorTrain, absorb, contract_rank1, interfaces
 
 __all__ = ["FTT"]
 
@@ -90,7 +89,7 @@ class FTT(eqx.Module):
         def one(tt: TensorTrain):
             lefts, rights = interfaces(tt, feats)
             cols = [
-                jnp.einsum("nb,nb->n", _absorb_vectors(lefts[k], core, dk), rights[k + 1])
+                jnp.einsum("nb,nb->n", absorb(lefts[k], core, dk), rights[k + 1])
                 for k, (core, dk) in enumerate(zip(tt.cores, derivs))
             ]
             return jnp.stack(cols, axis=-1)

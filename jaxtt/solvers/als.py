@@ -56,8 +56,7 @@ from jaxtt._validation import check_array, check_finite, check_int, check_real
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
 from jaxtt.solvers._sparse import local_plan, normal_equations_local, squared_residual_local, supports_local
-from jaxtt.tt import TensorTrain, orthogonalize
-from jaxtt.tt.ops import _absorb_vectors
+from jaxtt.tt import TensorTrain, absorb, orthogonalize
 
 __all__ = ["als_sweep", "fit_als", "local_plans", "check_fit_data", "check_training_data", "check_feasible_ranks"]
 
@@ -66,7 +65,7 @@ def _right_interfaces(cores, feats):
     """``rights[k]`` contracts cores ``k..d-1`` with the features; ``rights[d] = 1`` (a list, for eager sweeps)."""
     rights = [jnp.ones((feats[0].shape[0], 1), cores[0].dtype)]
     for core, feat in zip(reversed(cores), reversed(feats)):
-        rights.insert(0, _absorb_vectors(rights[0], jnp.swapaxes(core, 0, 2), feat))
+        rights.insert(0, absorb(rights[0], jnp.swapaxes(core, 0, 2), feat))
     return rights
 
 
@@ -198,13 +197,13 @@ def als_sweep(
 
 
 def _absorb_in_chunks(v, core, vec, chunk_size: int):
-    """:func:`~jaxtt.tt.ops._absorb_vectors` over blocks of ``r · chunk_size`` samples.
+    """:func:`~jaxtt.tt.ops.absorb` over blocks of ``r · chunk_size`` samples.
 
     The one-shot version forms an ``(N, m r)`` intermediate — at ``N = 10⁶`` the
     largest array of a sweep; in blocks it is ``(r · chunk_size, m r)``, the size
     of a chunk of design rows.
     """
-    return lax.map(lambda rows: _absorb_vectors(rows[0][None], core, rows[1][None])[0], (v, vec),
+    return lax.map(lambda rows: absorb(rows[0][None], core, rows[1][None])[0], (v, vec),
                    batch_size=chunk_size * core.shape[0])
 
 

@@ -61,9 +61,7 @@ from jaxtt._validation import check_bool, check_choice, check_int, check_real
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
 from jaxtt.solvers.als import _relative_residual, _right_interfaces, check_training_data
-from jaxtt.tt import TensorTrain, orthogonalize
-from jaxtt.tt.decompositions import _truncation_rank
-from jaxtt.tt.ops import _absorb_vectors
+from jaxtt.tt import TensorTrain, absorb, interfaces, orthogonalize, truncation_rank
 
 __all__ = ["fit_dmrg", "dmrg_sweep"]
 
@@ -93,7 +91,7 @@ def _split(w, shape, eps, max_rank, move_right: bool):
     """Coefficient truncation: truncated SVD of the ``(r0 m1) × (m2 r1)`` unfolding of ``W``."""
     r0, m1, m2, r1 = shape
     u, s, vt = jnp.linalg.svd(w.reshape(r0 * m1, m2 * r1), full_matrices=False)
-    rank = _truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
+    rank = truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
     u, s, vt = u[:, :rank], s[:rank], vt[:rank]
     if move_right:
         return u.reshape(r0, m1, rank), (s[:, None] * vt).reshape(rank, m2, r1)
@@ -165,7 +163,7 @@ def _split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right: bool):
     """
     r0, m1, m2, r1 = shape
     u, s, vt, inv_l, inv_r = _whitened_svd(w.reshape(r0 * m1, m2 * r1), cov_l, cov_r)
-    rank = _truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
+    rank = truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
     a = inv_l @ u[:, :rank]
     b = (s[:rank, None] * vt[:rank]) @ inv_r.T
     a, b = _canonical_pair(a, b, move_right)
@@ -197,7 +195,7 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
     y = y.astype(model.tt.dtype)
     cores = list(orthogonalize(model.tt, 0).cores)
     d = len(cores)
-    rights = _right_interfaces(cores, feats)
+    _, rights = interfaces(TensorTrain(cores), feats)
     lefts = [rights[d]] + [None] * (d - 1)
     objectives = []
     order = list(range(d - 1)) + list(range(d - 2, -1, -1))
@@ -215,9 +213,9 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
         else:
             cores[k], cores[k + 1] = _split(w, shape, eps, max_rank, move_right)
         if move_right:
-            lefts[k + 1] = _absorb_vectors(lefts[k], cores[k], feats[k])
+            lefts[k + 1] = absorb(lefts[k], cores[k], feats[k])
         else:
-            rights[k + 1] = _absorb_vectors(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
+            rights[k + 1] = absorb(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
     if polish:
         g, obj = _local_solve(lefts[0], [feats[0]], rights[1], y, reg, cores[0].reshape(-1), dense_limit, cg_maxiter)
         objectives.append(float(obj))

@@ -49,7 +49,7 @@ stopping rules, history and a progress bar.
 
 An *objective* is a callable ``TensorTrain -> scalar`` written with jaxtt
 operations; its Riemannian gradient comes from automatic differentiation
-(:func:`jaxtt.tt.riemannian.value_and_riemannian_grad`). An objective may also
+(:func:`jaxtt.tt.autodiff.value_and_riemannian_grad`). An objective may also
 define ``riemannian_value_and_grad(at: TangentVector) -> (loss, TangentVector)``
 and ``line_curvature(direction: TangentVector) -> scalar`` to supply cheaper
 versions (as :class:`LeastSquares` does). Pass data-holding
@@ -73,10 +73,11 @@ from tqdm.auto import tqdm
 from jaxtt._validation import check_array, check_choice, check_finite, check_int, check_real
 from jaxtt.ftt import FTT
 from jaxtt.solvers.als import check_fit_data
-from jaxtt.tt import TensorTrain, contract_rank1
+from jaxtt.tt import TensorTrain, absorb, contract_rank1
+from jaxtt.tt import autodiff
 from jaxtt.tt import inner as tt_inner
 from jaxtt.tt import riemannian as rm
-from jaxtt.tt.riemannian import TangentVector, _absorb, _gauged, _interfaces, _plus_cores, _rank1_deltas
+from jaxtt.tt.riemannian import TangentVector
 
 __all__ = [
     "LeastSquares",
@@ -139,7 +140,7 @@ class LeastSquares(eqx.Module):
             return contract_rank1(tt, self.features) - self.targets
         v = jnp.ones((self.targets.shape[0], 1), tt.dtype)
         for core, f in zip(tt.cores, self.features):
-            v = _absorb(v, core, f)
+            v = absorb(v, core, f)
         return v[:, 0] - self.targets
 
     def __call__(self, tt: TensorTrain) -> Float[Array, ""]:
@@ -154,13 +155,12 @@ class LeastSquares(eqx.Module):
 
     def riemannian_value_and_grad(self, at: TangentVector) -> tuple[Float[Array, ""], TangentVector]:
         """``f(X)`` and ``P_X ∇f(X) = P_X (1/N) Σ_s r_s Φ_s`` at the point of ``at``; ``O(N d n r²)``."""
-        lefts, rights = _interfaces(at.left, at.right, self.features)
-        res = lefts[-1][:, 0] - self.targets  # lefts[d] = ⟨X, Φ_s⟩
-        n = res.shape[0]
-        deltas = list(_rank1_deltas(lefts, rights, res / n, self.features, [u.shape[1] for u in at.left]))
-        deltas[-1] = deltas[-1] + self.reg / n * at.left[-1]  # X = U_1 ⋯ U_{d-1} U_d
+        n = self.targets.shape[0]
+        values, grad = rm.project_rank1(at, self.features, lambda v: (v - self.targets) / n)
+        res = values - self.targets
+        deltas = grad.deltas[:-1] + (grad.deltas[-1] + self.reg / n * at.left[-1],)  # X = U_1 ⋯ U_{d-1} U_d
         value = 0.5 * jnp.mean(res * res) + 0.5 * self.reg / n * jnp.vdot(at.left[-1], at.left[-1])
-        return value, TangentVector(at.left, at.right, _gauged(at.left, deltas))
+        return value, TangentVector(at.left, at.right, deltas)
 
 
 class RiemannianState(eqx.Module):
@@ -195,7 +195,7 @@ def _value_and_grad(objective, at: TangentVector):
     custom = getattr(objective, "riemannian_value_and_grad", None)
     if custom is not None:
         return custom(at)
-    return rm.value_and_riemannian_grad(objective, at)
+    return autodiff.value_and_riemannian_grad(objective, at)
 
 
 def _select(flag, a, b):
@@ -214,8 +214,7 @@ def _line_curvature(objective, direction: TangentVector) -> Float[Array, ""]:
         return custom(direction)
 
     def phi(t):
-        deltas = [t * g for g in direction.deltas]
-        return objective(TensorTrain(_plus_cores(direction.left, direction.right, deltas, 1.0)))
+        return objective(rm.line_point(direction, t))
 
     def dphi(t):
         return jax.jvp(phi, (t,), (jnp.ones_like(t),))[1]

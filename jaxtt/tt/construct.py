@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_int, check_real
+from jaxtt._validation import check_instance, check_int, check_real
 from jaxtt.tt.core import TensorTrain
 
-__all__ = ["random", "zeros", "rank_one", "full", "expand_ranks"]
+__all__ = ["random", "zeros", "rank_one", "full", "expand_ranks", "feasible_ranks"]
 
 
 def expand_ranks(shape: Sequence[int], ranks) -> tuple[int, ...]:
@@ -36,6 +37,24 @@ def expand_ranks(shape: Sequence[int], ranks) -> tuple[int, ...]:
     if min(ranks) < 1:
         raise ValueError(f"ranks must be >= 1, got {tuple(ranks)}")
     return tuple(ranks)
+
+
+def feasible_ranks(shape: Sequence[int], rank: int) -> tuple[int, ...]:
+    """Ranks ``(1, r_1, …, r_{d-1}, 1)`` with ``r_k = min(rank, Π_{j<=k} n_j, Π_{j>k} n_j)``.
+
+    The unfolding ``A_{(k)}`` of a tensor of mode sizes ``n`` is a
+    ``Π_{j<=k} n_j × Π_{j>k} n_j`` matrix, so no TT rank can usefully exceed
+    either size (Oseledets 2011, Thm. 2.1).
+
+    Examples:
+        >>> feasible_ranks((2, 8, 8, 2), 6)
+        (1, 2, 6, 2, 1)
+    """
+    shape = _check_shape(shape)
+    rank = check_int(rank, "rank", minimum=1)
+    return (1,) + tuple(
+        min(rank, math.prod(shape[:k]), math.prod(shape[k:])) for k in range(1, len(shape))
+    ) + (1,)
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -100,13 +119,8 @@ def full(tt: TensorTrain) -> Float[Array, "*shape"]:
 
     Cost ``O(Π_k n_k · r)`` time and memory: only for small tensors.
     """
-    _require_tt(tt, "tt")
+    check_instance(tt, "tt", TensorTrain)
     result = tt.cores[0][0]  # (n_1, r_1)
     for core in tt.cores[1:]:
         result = jnp.tensordot(result, core, axes=1)
     return result[..., 0]
-
-
-def _require_tt(x, name: str) -> None:
-    if not isinstance(x, TensorTrain):
-        raise TypeError(f"{name} must be a TensorTrain, got {type(x).__name__}")
