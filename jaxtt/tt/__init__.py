@@ -4,7 +4,7 @@
 operation here is a pure function of it.
 """
 
-from jaxtt.tt.construct import expand_ranks, feasible_ranks, full, random, rank_one, zeros
+from jaxtt.tt.construct import default_float, expand_ranks, feasible_ranks, full, random, rank_one, zeros
 from jaxtt.tt.core import TensorTrain
 from jaxtt.tt.decompositions import from_dense, orthogonalize, round, truncation_rank
 from jaxtt.tt.ops import absorb, add, contract_rank1, get, hadamard, inner, interfaces, norm, scale
@@ -19,6 +19,7 @@ __all__ = [
     "rank_one",
     "full",
     "expand_ranks",
+    "default_float",
     "feasible_ranks",
     "from_dense",
     "orthogonalize",

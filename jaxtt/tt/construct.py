@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from jaxtt._validation import check_instance, check_int, check_real
 from jaxtt.tt.core import TensorTrain
 
-__all__ = ["random", "zeros", "rank_one", "full", "expand_ranks", "feasible_ranks"]
+__all__ = ["random", "zeros", "rank_one", "full", "expand_ranks", "feasible_ranks", "default_float"]
 
 
 def expand_ranks(shape: Sequence[int], ranks) -> tuple[int, ...]:
@@ -69,7 +69,7 @@ def random(
     ranks,
     *,
     stddev: float = 1.0,
-    dtype=jnp.float32,
+    dtype=None,
 ) -> TensorTrain:
     """Tensor train with i.i.d. ``N(0, σ_k²)`` core entries.
 
@@ -81,11 +81,13 @@ def random(
         shape: mode sizes ``(n_1, …, n_d)``.
         ranks: int, ``d - 1`` interior ranks, or all ``d + 1`` ranks.
         stddev: scale of the cores.
-        dtype: floating dtype of the cores.
+        dtype: floating dtype of the cores; default float64 when
+            ``jax_enable_x64`` is set, else float32.
     """
     shape = _check_shape(shape)
     ranks = expand_ranks(shape, ranks)
     stddev = check_real(stddev, "stddev", minimum=0.0)
+    dtype = default_float(dtype)
     keys = jax.random.split(key, len(shape))
     cores = [
         jax.random.normal(k, (ranks[i], n, ranks[i + 1]), dtype) * (stddev / ranks[i] ** 0.5)
@@ -94,11 +96,23 @@ def random(
     return TensorTrain(cores)
 
 
-def zeros(shape: Sequence[int], ranks=1, *, dtype=jnp.float32) -> TensorTrain:
-    """The zero tensor with the given TT ranks (all cores zero)."""
+def zeros(shape: Sequence[int], ranks=1, *, dtype=None) -> TensorTrain:
+    """The zero tensor with the given TT ranks (all cores zero; dtype as in :func:`random`)."""
     shape = _check_shape(shape)
     ranks = expand_ranks(shape, ranks)
+    dtype = default_float(dtype)
     return TensorTrain([jnp.zeros((ranks[i], n, ranks[i + 1]), dtype) for i, n in enumerate(shape)])
+
+
+def default_float(dtype=None):
+    """``dtype`` as JAX will store it; ``None`` is the default float (float64 under ``jax_enable_x64``).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> default_float(jnp.float32)
+        dtype('float32')
+    """
+    return jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
 
 
 def rank_one(vectors: Sequence[Float[Array, " n"]]) -> TensorTrain:

@@ -8,7 +8,7 @@ import pytest
 from jaxtt import tt
 from jaxtt.basis import Legendre
 from jaxtt.ftt import FTT, constant_init
-from jaxtt.solvers import dmrg_sweep, fit_dmrg
+from jaxtt.solvers import DMRG, dmrg_sweep, fit
 from jaxtt.solvers.dmrg import _feature_covariances, _split_function, _square_root
 
 
@@ -28,7 +28,7 @@ N = 600
 
 
 def start(bases, rank, dtype=jnp.float64):
-    return FTT(constant_init(jax.random.key(1), bases, rank, dtype=dtype), bases)
+    return FTT(constant_init(bases, rank, dtype=dtype, key=jax.random.key(1)), bases)
 
 
 def relative_residual(model, x, y):
@@ -162,19 +162,19 @@ def test_polish_reports_the_objective_of_the_returned_model_and_lowers_it():
 def test_bad_truncation_and_polish_are_rejected():
     x, y = jnp.zeros((10, 3)), jnp.ones(10)
     with pytest.raises(ValueError, match="truncation must be one of"):
-        fit_dmrg(start(BASES, 1), x, y, truncation="frobenius", progress=False)
+        DMRG(truncation="frobenius")
     with pytest.raises(ValueError, match="truncation must be one of"):
         dmrg_sweep(start(BASES, 1), x, y, truncation="values")
     with pytest.raises(TypeError, match="polish must be a bool"):
-        fit_dmrg(start(BASES, 1), x, y, polish="yes", progress=False)
+        DMRG(polish="yes")
 
 
 def test_float32_stays_float32():
     bases = BASES[:2]
     x, y = ftt_data(bases, 2, N)
-    model, hist = fit_dmrg(start(bases, 1, jnp.float32), x.astype(jnp.float32), y.astype(jnp.float32), sweeps=1,
-                           eps=1e-4, max_rank=3, progress=False)
+    model, hist = fit(start(bases, 1, jnp.float32), x.astype(jnp.float32), y.astype(jnp.float32),
+                      DMRG(eps=1e-4, max_rank=3), max_steps=1, progress=False)
     assert all(core.dtype == jnp.float32 for core in model.tt.cores)
     assert model(x.astype(jnp.float32)).dtype == jnp.float32
-    assert hist["ranks"][-1] == (1, 2, 1)
-    assert hist["train_residual"][-1] < 1e-3
+    assert hist.ranks[-1] == (1, 2, 1)
+    assert hist.train_residual[-1] < 1e-3
