@@ -1,7 +1,7 @@
 """The ``jaxtt`` console entry point.
 
 ``jaxtt demo`` trains an FTT denoiser by closed-form TT-ALS sweeps and the
-ResNet-MLP of seed 001 eq. (6) by AdamW on a 2-D toy data set, samples both
+ResNet-MLP noise model (:class:`jaxtt.nn.ResNetMLP`) by AdamW on a 2-D toy data set, samples both
 with DDIM and DDPM (predicted x0 clipped to the data range, ``--no-clip`` to
 turn it off), prints a comparison table and writes
 ``demo_samples.png`` (data | FTT | NN) and ``demo_results.json``.

@@ -80,8 +80,8 @@ class FTT(eqx.Module):
             >>> from jaxtt.basis import Legendre
             >>> bases = [Legendre(3)] * 2
             >>> f = FTT(constant_init(bases, 2, noise=0.0, key=jax.random.key(0)), bases)
-            >>> f(jnp.array([[0.1, -0.5], [0.7, 0.2]]))
-            Array([1., 1.], dtype=float32)
+            >>> [round(v, 6) for v in f(jnp.array([[0.1, -0.5], [0.7, 0.2]])).tolist()]
+            [1.0, 1.0]
         """
         feats = self.features(self.check_inputs(x))
         return _map_batch(lambda t: contract_rank1(t, feats), self.tt)

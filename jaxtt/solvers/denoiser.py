@@ -83,6 +83,17 @@ def fit_denoiser(
 
     Raises:
         jaxtt.errors.NumericalError: a step went non-finite (see :func:`jaxtt.solvers.fit`).
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> from jaxtt.ftt import FTTDenoiser
+        >>> x0 = 0.5 * jax.random.normal(jax.random.key(0), (300, 2))
+        >>> model = FTTDenoiser(2, 50, rank=2, m=4, key=jax.random.key(1))
+        >>> model, results = fit_denoiser(model, x0, linear_schedule(50), jax.random.key(2), steps=2, repeats=2,
+        ...                               progress=False)
+        >>> results[0].step, results[0].loss[-1] < results[0].loss[0]
+        ([0, 1, 2], True)
     """
     check_instance(denoiser, "denoiser", FTTDenoiser)
     check_instance(schedule, "schedule", Schedule)

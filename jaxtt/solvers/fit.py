@@ -141,7 +141,7 @@ def fit(
         >>> x = jax.random.uniform(jax.random.key(0), (500, 3), minval=-1, maxval=1)
         >>> y = x[:, 0] * x[:, 1] + x[:, 2] ** 2
         >>> model = FTT(constant_init(bases, 2, key=jax.random.key(1)), bases)
-        >>> model, result = fit(model, x, y, ALS(), max_steps=4, tol=1e-4, progress=False)
+        >>> model, result = fit(model, x, y, ALS(), max_steps=10, tol=1e-4, progress=False)
         >>> result.train_residual[-1] < 1e-4, result.status
         (True, 'tol')
     """

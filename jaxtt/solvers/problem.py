@@ -60,6 +60,16 @@ class LeastSquares(eqx.Module):
             :class:`~jaxtt.tt.riemannian.Rank1Sum`).
         targets: ``(N,)`` finite values ``y_s``.
         reg: ridge weight ``λ >= 0``.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> keys = jax.random.split(jax.random.key(1), 3)
+        >>> features = [jax.random.normal(k, (50, n)) for k, n in zip(keys, X.shape)]
+        >>> objective = LeastSquares(features, tt.contract_rank1(X, features), reg=0.1)
+        >>> bool(abs(objective(X) - 0.1 * tt.norm(X) ** 2 / 100) < 1e-6 * objective(X))  # no misfit: ridge only
+        True
     """
 
     features: tuple[Array, ...]

@@ -185,6 +185,19 @@ class RGD(Solver):
             ``line_curvature``, else ``"quadratic"``); see the module docstring.
         step0: first trial step of the ``"quadratic"`` rule and the fallback of
             ``"newton"`` when ``φ''(0) <= 0``.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.ftt import FTT, constant_init
+        >>> from jaxtt.solvers import fit
+        >>> bases = [Legendre(4)] * 3
+        >>> x = jax.random.uniform(jax.random.key(0), (500, 3), minval=-1, maxval=1)
+        >>> y = x[:, 0] * x[:, 1] + x[:, 2] ** 2
+        >>> start = FTT(constant_init(bases, 2, key=jax.random.key(1)), bases)
+        >>> model, result = fit(start, x, y, RCG(), max_steps=30, progress=False)
+        >>> result.train_residual[-1] < 1e-3, result.loss[-1] < result.loss[0]
+        (True, True)
     """
 
     reg: float = 0.0

@@ -141,10 +141,10 @@ def absorb(v: Float[Array, "N r"], core: Float[Array, "r n s"], data) -> Float[A
         >>> import jax.numpy as jnp
         >>> core = jnp.arange(12.0).reshape(2, 3, 2)
         >>> v, phi = jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 1.0, 0.0]])
-        >>> absorb(v, core, phi)  # v @ core[:, 1, :]
-        Array([[18., 21.]], dtype=float32)
-        >>> absorb(v, core, jnp.array([1]))
-        Array([[18., 21.]], dtype=float32)
+        >>> absorb(v, core, phi).tolist()  # v @ core[:, 1, :]
+        [[18.0, 21.0]]
+        >>> absorb(v, core, jnp.array([1])).tolist()  # the same unit vector, as an index
+        [[18.0, 21.0]]
     """
     if jnp.issubdtype(data.dtype, jnp.integer):
         return jnp.einsum("sa,asb->sb", v, jnp.take(core, data, axis=1))
@@ -172,8 +172,8 @@ def _check_vectors(tt: TensorTrain, vectors):
 def contract_rank1(tt: TensorTrain, vectors) -> Float[Array, " N"]:
     """Batched contraction with rank-one tensors, ``y_s = ⟨A, v_1^s ⊗ ⋯ ⊗ v_d^s⟩``.
 
-    This is the evaluation of a functional TT ``f(x) = ⟨A, Φ(x)⟩`` (seed 001
-    eq. 8) with ``vectors[k][s] = φ_k(x_{s,k})``. Each step is one GEMM
+    This is the evaluation of a functional TT ``f(x) = ⟨A, Φ(x)⟩`` (Gorodetsky,
+    Karaman, Marzouk 2019) with ``vectors[k][s] = φ_k(x_{s,k})``. Each step is one GEMM
     ``(N, r) × (r, n r)`` followed by a reduction over ``n``: cost
     ``O(N d n r²)`` time and ``O(N n r)`` memory.
 

@@ -135,7 +135,7 @@ class Rank1Sum(eqx.Module):
     """A sum of rank-one tensors ``Z = Σ_s c_s φ_1^s ⊗ ⋯ ⊗ φ_d^s``, never formed densely.
 
     The Euclidean gradient of the least-squares loss ``½ Σ_s (⟨X, Φ_s⟩ − y_s)²``
-    is ``Σ_s (⟨X, Φ_s⟩ − y_s) Φ_s`` (seed 001 eqs. 8–9 with ``Φ_s = Φ(x_s)``), i.e.
+    is ``Σ_s (⟨X, Φ_s⟩ − y_s) Φ_s`` (FTT regression with ``Φ_s = Φ(x_s)``), i.e.
     a ``Rank1Sum`` with ``coeffs`` = residuals and ``vectors`` = features.
 
     Args:
@@ -447,6 +447,16 @@ def project(at: TensorTrain | TangentVector, Z: TensorTrain | Rank1Sum) -> Tange
         at: the point ``X`` (a :class:`TensorTrain` with full ranks) or any
             tangent vector at it (its frames are reused).
         Z: the tensor to project, of ``X``'s mode sizes.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, X)  # X lies in its own tangent space
+        >>> bool(jnp.allclose(tt.full(to_tt(xi)), tt.full(X), atol=1e-5))
+        True
+        >>> retract(X, xi, 0.5).ranks  # (1 + 0.5) X, back on the manifold
+        (1, 2, 2, 1)
     """
     left, right = _at(at)
     shape = tuple(int(u.shape[1]) for u in left)
@@ -520,7 +530,7 @@ def _to_tt_kernel(left, right, deltas) -> list:
 def contract_rank1(xi: TangentVector, vectors: Sequence[Array] | Array) -> Float[Array, " N"]:
     """Batched contraction ``q_s = ⟨ξ, v_1^s ⊗ ⋯ ⊗ v_d^s⟩`` of a tangent vector with rank-one tensors.
 
-    For an FTT (seed 001 eq. 8) this is the directional derivative of
+    For a functional TT this is the directional derivative of
     ``f(x_s) = ⟨X, Φ(x_s)⟩`` along ``ξ``. One left-to-right pass over the block
     cores of :func:`to_tt` without their zero block: ``a_{k+1} = a_k U_k(v_k)``,
     ``c_{k+1} = a_k δ_k(v_k) + c_k V_k(v_k)``, ``q = c_d``; cost ``O(N d n r²)``.
