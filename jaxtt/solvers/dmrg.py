@@ -102,7 +102,7 @@ def _split(w, shape, eps, max_rank, move_right: bool):
 
 
 @partial(jax.jit, static_argnames=("chunk_size",))
-def _feature_covariances(left, f1, f2, right, chunk_size=4096):
+def feature_covariances(left, f1, f2, right, chunk_size=4096):
     """``C_L = (1/N) Σ_s a_s a_sᵀ`` and ``C_R = (1/N) Σ_s b_s b_sᵀ``.
 
     ``a_s = L_s ⊗ φ_k(x_{s,k})`` and ``b_s = φ_{k+1}(x_{s,k+1}) ⊗ R_s``, in the
@@ -117,7 +117,7 @@ def _feature_covariances(left, f1, f2, right, chunk_size=4096):
     return cov_l / n, cov_r / n
 
 
-def _square_root(cov):
+def square_root(cov):
     """``R`` and ``R⁻¹`` with ``Rᵀ R = C`` (up to a floor), from ``C = Q diag(λ) Qᵀ``.
 
     ``R = diag(√λ̃) Qᵀ`` and ``R⁻¹ = Q diag(1/√λ̃)`` with
@@ -139,8 +139,8 @@ def _whitened_svd(w, cov_l, cov_r):
     supercore's function under the product of the left and right empirical
     marginals (equal to ``Σ_s f_s²`` for independent left/right variables).
     """
-    root_l, inv_l = _square_root(cov_l)
-    root_r, inv_r = _square_root(cov_r)
+    root_l, inv_l = square_root(cov_l)
+    root_r, inv_r = square_root(cov_r)
     u, s, vt = jnp.linalg.svd(root_l @ w @ root_r.T, full_matrices=False)
     return u, s, vt, inv_l, inv_r
 
@@ -158,7 +158,7 @@ def _canonical_pair(a, b, move_right: bool):
     return a @ t.T, q.T
 
 
-def _split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right: bool):
+def split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right: bool):
     """Function truncation: truncated SVD of ``R_L W R_Rᵀ``, mapped back and made canonical.
 
     Left factor ``R_L⁻¹ U_r``, right factor ``Σ_r V_rᵀ R_R⁻ᵀ``; their product is the
@@ -189,11 +189,15 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
     docstring. ``polish`` re-solves core 0, which carries the singular values
     of the final split, by one single-site ridge solve at the truncated ranks.
     """
-    truncation = check_choice(truncation, "truncation", TRUNCATIONS)
-    polish = check_bool(polish, "polish")
-    eps = check_real(eps, "eps", minimum=0.0)
-    if max_rank is not None:
-        max_rank = check_int(max_rank, "max_rank", minimum=1)
+    solver = DMRG(eps=eps, max_rank=max_rank, reg=reg, dense_limit=dense_limit, cg_maxiter=cg_maxiter,
+                  truncation=truncation, polish=polish)  # validates the arguments
+    return _sweep(model, x, y, solver)
+
+
+def _sweep(model: FTT, x, y, solver: DMRG):
+    """:func:`dmrg_sweep` with the settings of a validated ``solver``."""
+    eps, max_rank, reg, truncation = solver.eps, solver.max_rank, solver.reg, solver.truncation
+    dense_limit, cg_maxiter = solver.dense_limit, solver.cg_maxiter
     feats = model.features(x)
     y = y.astype(model.tt.dtype)
     cores = list(orthogonalize(model.tt, 0).cores)
@@ -212,15 +216,15 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
             raise NumericalError(f"DMRG produced a non-finite local solution at cores ({k}, {k + 1})", core=k,
                                  remedy="increase reg")
         if truncation == "function":
-            cov_l, cov_r = _feature_covariances(lefts[k], feats[k], feats[k + 1], rights[k + 2])
-            cores[k], cores[k + 1] = _split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right)
+            cov_l, cov_r = feature_covariances(lefts[k], feats[k], feats[k + 1], rights[k + 2])
+            cores[k], cores[k + 1] = split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right)
         else:
             cores[k], cores[k + 1] = _split(w, shape, eps, max_rank, move_right)
         if move_right:
             lefts[k + 1] = absorb(lefts[k], cores[k], feats[k])
         else:
             rights[k + 1] = absorb(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
-    if polish:
+    if solver.polish:
         g, obj = _local_solve(lefts[0], [feats[0]], rights[1], y, reg, cores[0].reshape(-1), dense_limit, cg_maxiter)
         objectives.append(float(obj))
         if not np.isfinite(objectives[-1]):
@@ -342,12 +346,8 @@ class DMRG(Solver):
     def step(self, state: DMRGState) -> DMRGState:
         """One two-site sweep per output (eager)."""
         targets = [state.y[:, j] for j in range(state.y.shape[1])] if state.batched else [state.y]
-        trains = tuple(
-            dmrg_sweep(FTT(train, state.bases), state.x, target, eps=self.eps, max_rank=self.max_rank, reg=self.reg,
-                       dense_limit=self.dense_limit, cg_maxiter=self.cg_maxiter, truncation=self.truncation,
-                       polish=self.polish)[0].tt
-            for train, target in zip(state.trains, targets)
-        )
+        trains = tuple(_sweep(FTT(train, state.bases), state.x, target, self)[0].tt
+                       for train, target in zip(state.trains, targets))
         state = DMRGState(trains, state.bases, state.batched, state.loss, state.x, state.y, state.step + 1)
         loss = least_squares_loss(state.model.tt, state.model.features(state.x), state.y, self.reg)
         return eqx.tree_at(lambda s: s.loss, state, loss)

@@ -191,7 +191,7 @@ def _dense_design(left, feats, right):
 @pytest.mark.parametrize("n_feats", [1, 2], ids=["single-site", "two-site"])
 def test_matrix_free_pass_matches_dense_design_matrix(n_feats):
     """residual_pass / squared_residual equal y − A g, Aᵀ(y − A g) and ‖y − A g‖² of the explicit design."""
-    from jaxtt.solvers._local import _chunked, residual_pass, squared_residual
+    from jaxtt.solvers._local import chunked, residual_pass, squared_residual
 
     rng = np.random.default_rng(4)
     n, shapes = 203, [3, 4, 5, 2][: n_feats + 2]
@@ -200,7 +200,7 @@ def test_matrix_free_pass_matches_dense_design_matrix(n_feats):
     design = _dense_design(left, feats, right)
     g = rng.standard_normal(design.shape[1])
     factors = [jnp.asarray(a) for a in (left, *feats, right)]
-    gradient, v = residual_pass(_chunked(factors, 50), jnp.asarray(g), _chunked([jnp.asarray(y)], 50)[0])
+    gradient, v = residual_pass(chunked(factors, 50), jnp.asarray(g), chunked([jnp.asarray(y)], 50)[0])
     np.testing.assert_allclose(np.ravel(v)[:n], y - design @ g, rtol=1e-12)
     np.testing.assert_allclose(np.ravel(v)[n:], 0.0)  # zero-padded rows
     np.testing.assert_allclose(gradient, design.T @ (y - design @ g), rtol=1e-12)

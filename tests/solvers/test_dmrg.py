@@ -9,7 +9,7 @@ from jaxtt import tt
 from jaxtt.basis import Legendre
 from jaxtt.ftt import FTT, constant_init
 from jaxtt.solvers import DMRG, dmrg_sweep, fit
-from jaxtt.solvers.dmrg import _feature_covariances, _split_function, _square_root
+from jaxtt.solvers.dmrg import feature_covariances, split_function, square_root
 
 
 def ftt_data(bases, rank, n, low=-1.0, high=1.0, noise=0.0, seed=0):
@@ -64,10 +64,10 @@ def test_whitened_error_identity_on_product_data():
     bases, x, phi_u, phi_v, _ = grid_problem()
     feats = [jnp.asarray(b(x[:, k])) for k, b in enumerate(bases)]
     ones = jnp.ones((x.shape[0], 1))
-    cov_l, cov_r = _feature_covariances(ones, feats[0], feats[1], ones, chunk_size=7)
+    cov_l, cov_r = feature_covariances(ones, feats[0], feats[1], ones, chunk_size=7)
     np.testing.assert_allclose(cov_l, np.asarray(feats[0]).T @ np.asarray(feats[0]) / x.shape[0], rtol=1e-12)
-    root_l, inv_l = _square_root(cov_l)
-    root_r, _ = _square_root(cov_r)
+    root_l, inv_l = square_root(cov_l)
+    root_r, _ = square_root(cov_r)
     np.testing.assert_allclose(np.asarray(inv_l) @ np.asarray(root_l), np.eye(5), atol=1e-10)
     e = np.random.default_rng(4).normal(size=(5, 5))
     direct = np.sum((phi_u @ e @ phi_v.T) ** 2)
@@ -121,7 +121,7 @@ def test_split_is_canonical_and_equals_the_whitened_truncation(move_right):
     a_l, a_r = rng.normal(size=(40, p)), rng.normal(size=(40, q)) * np.linspace(0.1, 3, q)
     cov_l, cov_r = a_l.T @ a_l / 40, a_r.T @ a_r / 40
     w = rng.normal(size=(p, q))
-    left, right = _split_function(jnp.asarray(w.reshape(-1)), shape, jnp.asarray(cov_l), jnp.asarray(cov_r),
+    left, right = split_function(jnp.asarray(w.reshape(-1)), shape, jnp.asarray(cov_l), jnp.asarray(cov_r),
                                   0.0, 3, move_right)
     assert left.shape == (2, 3, 3) and right.shape == (3, 4, 3)
     a, b = np.asarray(left).reshape(p, 3), np.asarray(right).reshape(3, q)
