@@ -109,6 +109,8 @@ def fit_denoiser(
         raise ValueError(f"x0 must have shape (N, {denoiser.dim}) with N >= 1, got {tuple(x0.shape)}")
     check_finite(x0, "x0")
     if reg is not None:
+        if not hasattr(solver, "reg"):
+            raise TypeError(f"reg: {type(solver).__name__} has no reg field to set; pass reg=None")
         solver = eqx.tree_at(lambda s: s.reg, solver, reg * x0.shape[0] * repeats)
     rounds, per_round = (steps, 1) if resample else (1, steps)
     results = []

@@ -21,6 +21,7 @@ solver) and a progress bar; the states can equally be driven by hand, inside
 
 from __future__ import annotations
 
+import abc
 import time
 from typing import NamedTuple
 
@@ -47,13 +48,13 @@ class Solver(eqx.Module):
     by :func:`fit` after every step.
     """
 
+    @abc.abstractmethod
     def init(self, model: FTT, x: Float[Array, "N d"], y: Float[Array, "N *D"]):
         """Starting state for fitting ``model`` to ``(x, y)``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def step(self, state):
         """The state after one step."""
-        raise NotImplementedError
 
     def check(self, state, step: int) -> None:
         """Raise :class:`~jaxtt.errors.NumericalError` if ``state`` holds a non-finite loss."""
