@@ -56,11 +56,13 @@ class Solver(eqx.Module):
     def step(self, state):
         """The state after one step."""
 
+    #: what :meth:`check` suggests when the loss goes non-finite
+    remedy = "increase reg or check the scaling of the data"
+
     def check(self, state, step: int) -> None:
-        """Raise :class:`~jaxtt.errors.NumericalError` if ``state`` holds a non-finite loss."""
+        """Raise :class:`~jaxtt.errors.NumericalError` (with :attr:`remedy`) if ``state`` holds a non-finite loss."""
         if not np.isfinite(float(state.loss)):
-            raise NumericalError(f"{type(self).__name__} produced a non-finite loss", step=step,
-                                 remedy="increase reg or check the scaling of the data")
+            raise NumericalError(f"{type(self).__name__} produced a non-finite loss", step=step, remedy=self.remedy)
 
 
 class FitResult(NamedTuple):

@@ -71,6 +71,7 @@ class GradientDescent(Solver):
 
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     reg: float = 0.0
+    remedy = "lower the learning rate (or use a closed-form solver such as ALS)"
 
     def __check_init__(self):
         check_instance(self.optimizer, "optimizer", optax.GradientTransformation)

@@ -115,7 +115,7 @@ def test_stopping_rules():
 def test_divergent_gradient_descent_raises_numerical_error_with_the_step():
     """A learning rate of 1e200 puts cores of size ~1e200 into a cubic model: the first update overflows."""
     x, y = data()
-    with pytest.raises(NumericalError, match="GradientDescent produced a non-finite loss at step 1; increase reg") as err:
+    with pytest.raises(NumericalError, match="non-finite loss at step 1; lower the learning rate") as err:
         fit(start(), x, y, GradientDescent(optax.sgd(1e200)), max_steps=5, progress=False)
     assert err.value.step == 1 and err.value.core is None
 
