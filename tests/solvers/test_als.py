@@ -65,8 +65,9 @@ def test_each_local_solve_does_not_increase_objective(ranks):
 
 def test_chunked_and_unchunked_accumulation_agree():
     _, x, y = target_and_data(n=300)
-    a, oa = als_sweep(start(2), x, y, reg=1e-6, chunk_size=37)  # 37 does not divide 300: padding
-    b, ob = als_sweep(start(2), x, y, reg=1e-6, chunk_size=10_000)
+    sweep = jax.jit(als_sweep, static_argnames="chunk_size")  # compiled, not dispatched op by op
+    a, oa = sweep(start(2), x, y, reg=1e-6, chunk_size=37)  # 37 does not divide 300: padding
+    b, ob = sweep(start(2), x, y, reg=1e-6, chunk_size=10_000)
     np.testing.assert_allclose(oa, ob, rtol=1e-9)
     for ca, cb in zip(a.tt.cores, b.tt.cores):
         np.testing.assert_allclose(ca, cb, rtol=1e-7, atol=1e-10)
@@ -163,16 +164,18 @@ def test_sparse_bspline_assembly_equals_dense():
     model = FTT(constant_init(bases, 3, dtype=jnp.float64, key=jax.random.key(0)), bases)
     plans = local_plans(model, x, chunk_size=32)
     assert plans[1] is None and plans[0] is not None
-    sparse, obj_sparse = als_sweep(model, x, y, plans, reg=1e-6)
-    dense, obj_dense = als_sweep(model, x, y, None, reg=1e-6)
+    sweep = jax.jit(als_sweep)
+    sparse, obj_sparse = sweep(model, x, y, plans, reg=1e-6)
+    dense, obj_dense = sweep(model, x, y, None, reg=1e-6)
     np.testing.assert_allclose(obj_sparse, obj_dense, rtol=1e-9)
     np.testing.assert_allclose(sparse(x), dense(x), rtol=1e-8, atol=1e-10)
 
 
 def test_matrix_free_cg_local_solves_match_cholesky():
     _, x, y = target_and_data(rank=2, n=600)
-    chol, obj_chol = als_sweep(start(2), x, y, None, reg=1e-6)
-    cg, obj_cg = als_sweep(start(2), x, y, None, reg=1e-6, cg_maxiter=200)
+    sweep = jax.jit(als_sweep, static_argnames="cg_maxiter")
+    chol, obj_chol = sweep(start(2), x, y, None, reg=1e-6)
+    cg, obj_cg = sweep(start(2), x, y, None, reg=1e-6, cg_maxiter=200)
     np.testing.assert_allclose(obj_cg, obj_chol, rtol=1e-6)
     fitted, hist = fit(start(2), x, y, ALS(reg=1e-6, cg_maxiter=200), max_steps=2, progress=False)
     assert hist.loss[-1] * 2 * len(y) <= obj_chol[-1] * (1 + 1e-6)
@@ -243,8 +246,9 @@ def test_inexact_cg_sweeps_stay_monotone_and_converge():
     """A few warm-started CG iterations per local solve never increase J and still fit the target."""
     target, x, y = target_and_data(rank=2, n=1500)
     model, previous = start(2), np.inf
+    sweep = jax.jit(als_sweep, static_argnames="cg_maxiter")
     for _ in range(6):
-        model, objs = als_sweep(model, x, y, reg=1e-8, cg_maxiter=3)
+        model, objs = sweep(model, x, y, reg=1e-8, cg_maxiter=3)
         objs = np.asarray(objs)
         assert objs[0] <= previous * (1 + 1e-10)
         assert np.all(np.diff(objs) <= 1e-10 * objs[:-1])
