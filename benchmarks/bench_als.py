@@ -51,25 +51,25 @@ def run_jaxtt(x, y, x_val, y_val, *, m=10, rank=6, sweeps=10, dtype="float32", c
 
     from jaxtt.basis import Legendre
     from jaxtt.ftt import FTT, constant_init
-    from jaxtt.ftt.denoiser import _feasible_ranks
-    from jaxtt.solvers import fit_als
-
-    from jaxtt.solvers.als import _compiled_sweep
+    from jaxtt.solvers import ALS, fit
+    from jaxtt.solvers.als import compiled_sweep
+    from jaxtt.tt import feasible_ranks
 
     jax.clear_caches()  # every run compiles afresh, so first_sweep_s always includes compilation
-    _compiled_sweep.cache_clear()
+    compiled_sweep.cache_clear()
     dt = jnp.dtype(dtype)
     bases = [Legendre(m, orthonormal=True)] * x.shape[1]
-    ranks = _feasible_ranks([m] * x.shape[1], rank)  # r_1 <= m: only interior ranks can exceed m
-    model = FTT(constant_init(jax.random.key(0), bases, ranks, dtype=dt), bases)
-    model, hist = fit_als(model, jnp.asarray(x, dt), jnp.asarray(y, dt), sweeps=sweeps, reg=reg, stagnation=0.0,
-                          x_val=jnp.asarray(x_val, dt), y_val=jnp.asarray(y_val, dt), chunk_size=chunk_size,
-                          cg_maxiter=cg_maxiter, progress=False)
+    ranks = feasible_ranks([m] * x.shape[1], rank)  # r_1 <= m: only interior ranks can exceed m
+    model = FTT(constant_init(bases, ranks, dtype=dt, key=jax.random.key(0)), bases)
+    model, hist = fit(model, jnp.asarray(x, dt), jnp.asarray(y, dt),
+                      ALS(reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter), max_steps=sweeps, stagnation=None,
+                      validation=(jnp.asarray(x_val, dt), jnp.asarray(y_val, dt)), progress=False)
+    sweep_times = hist.time[1:]  # entry 0 is the start (features and loss), not a sweep
     return {
-        "first_sweep_s": hist["time"][0],
-        "time_per_sweep_s": float(np.median(hist["time"][1:])) if len(hist["time"]) > 1 else hist["time"][0],
-        "val_error": hist["val_residual"][-1],
-        "val_error_per_sweep": hist["val_residual"],
+        "first_sweep_s": sweep_times[0],
+        "time_per_sweep_s": float(np.median(sweep_times[1:])) if len(sweep_times) > 1 else sweep_times[0],
+        "val_error": hist.val_residual[-1],
+        "val_error_per_sweep": hist.val_residual[1:],
     }
 
 
@@ -153,14 +153,14 @@ def xla_sweep_memory(n, d=8, rank=6, m=10):
 
     from jaxtt.basis import Legendre
     from jaxtt.ftt import FTT, constant_init
-    from jaxtt.solvers.als import _compiled_sweep
+    from jaxtt.solvers.als import compiled_sweep
 
     bases = [Legendre(m, orthonormal=True)] * d
-    model = FTT(constant_init(jax.random.key(0), bases, rank), bases)
+    model = FTT(constant_init(bases, rank, dtype=jnp.float32, key=jax.random.key(0)), bases)
     x, y = jax.ShapeDtypeStruct((n, d), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.float32)
     out = {}
     for label, cg in [("cholesky", 0), ("cg8", 8)]:
-        stats = _compiled_sweep(0, 4096, cg).lower(model, x, y, None, 0.0).compile().memory_analysis()
+        stats = compiled_sweep(0, 4096, cg).lower(model, x, y, None, 0.0).compile().memory_analysis()
         out[label] = {"arguments_mb": stats.argument_size_in_bytes / 2**20,
                       "temporaries_mb": stats.temp_size_in_bytes / 2**20}
     return out

@@ -10,7 +10,7 @@ works on tensor entries, so the workload is the discrete-index analogue of the W
 FTT issue: ``d = 8`` inputs on ``[-1, 1]`` binned into ``n = 10`` cells, ``N = 20,000`` training
 samples, targets from a TT of rank 3, model rank 3 — i.e. least squares on observed entries
 (tensor completion). jaxtt solves the same problem as an FTT regression with the one-hot (indicator)
-basis: :class:`jaxtt.solvers.riemannian.LeastSquares` with the multi-indices (unit features
+basis: :class:`jaxtt.solvers.LeastSquares` with the multi-indices (unit features
 ``e_{i_k}``, evaluated by gathers) and, for reference, with explicit one-hot feature rows (the FTT code
 path with an indicator basis, ``n`` times more arithmetic). Reported: median wall time per iteration
 (ttml and jaxtt steps interleaved in rounds from the common start, after compilation, which is
@@ -18,8 +18,8 @@ reported separately) and the relative training and held-out errors after equal w
 
 Part 2 — convergence curves (relative training residual against wall time) on the continuous FTT
 regression (Legendre basis, ``m = 10``, ``d = 8``, ``N = 20,000``, exactly representable smooth
-rank-3 target, start from :func:`jaxtt.ftt.constant_init`) for ALS, DMRG (when ``jaxtt.solvers.dmrg`` has a
-``fit_dmrg``), RGD, RCG and Adam (optax on the cores).
+rank-3 target, start from :func:`jaxtt.ftt.constant_init`) for ALS, DMRG, RGD, RCG and Adam (optax on the
+cores).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from ttml.tt_rlinesearch import TensorTrainLineSearch  # noqa: E402
 import jaxtt.tt as T  # noqa: E402
 from jaxtt.basis import Legendre  # noqa: E402
 from jaxtt.ftt import FTT, constant_init  # noqa: E402
-from jaxtt.solvers import riemannian as S  # noqa: E402
+from jaxtt import solvers as S  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 D, N_BINS, N_TRAIN, N_TEST = 8, 10, 20_000, 5_000
@@ -125,7 +125,7 @@ def run_ttml(idx, y, start, budget: float) -> dict:
 
 
 def run_jaxtt(objective, start_tt, solver, budget: float) -> dict:
-    init, step = eqx.filter_jit(solver.init), eqx.filter_jit(solver.step)
+    init, step = eqx.filter_jit(solver.init_objective), eqx.filter_jit(solver.step_objective)
     s = time.perf_counter()
     state = jax.block_until_ready(step(objective, init(objective, start_tt)))
     compile_s = time.perf_counter() - s
@@ -163,7 +163,7 @@ def interleaved_step_times(idx, y, start, setups, rounds: int = 7, steps: int = 
     """Per-iteration wall times, ttml and jaxtt alternating in rounds so that load drift hits all alike."""
     compiled = {}
     for name, (objective, start_tt, solver) in setups.items():
-        init, step = eqx.filter_jit(solver.init), eqx.filter_jit(solver.step)
+        init, step = eqx.filter_jit(solver.init_objective), eqx.filter_jit(solver.step_objective)
         s = time.perf_counter()
         jax.block_until_ready(step(objective, init(objective, start_tt)))
         compiled[name] = (init, step, time.perf_counter() - s)
@@ -229,7 +229,7 @@ def continuous_problem(rank: int, seed: int = 1):
         c[0, 0, 0] = 1.0
     target = FTT(T.TensorTrain([jnp.asarray(c) for c in cores]), bases)
     y = target(x)
-    start = FTT(constant_init(jax.random.PRNGKey(seed), bases, rank, dtype=jnp.float64), bases)
+    start = FTT(constant_init(bases, rank, dtype=jnp.float64, key=jax.random.PRNGKey(seed)), bases)
     return x, y, start
 
 
@@ -242,26 +242,21 @@ def _curve_from_steps(step_times, residuals, drop_first: bool) -> list[list[floa
 
 
 def part2(rank: int, budget: float) -> dict:
-    from jaxtt.solvers.als import fit_als
-
     x, y, start = continuous_problem(rank)
     ynorm = float(jnp.linalg.norm(y))
     curves = {}
 
-    _, probe = fit_als(start, x, y, sweeps=3, stagnation=0.0, progress=False)  # sweep cost, to fill the budget
-    sweeps = max(3, int(budget / float(np.median(probe["time"][1:]))))
-    _, h = fit_als(start, x, y, sweeps=sweeps, tol=1e-13, stagnation=0.0, progress=False)
-    curves["ALS"] = _curve_from_steps(h["time"], h["train_residual"], drop_first=True)
-    print(f"  ALS done ({sum(h['time']):.1f} s)", flush=True)
+    # Entry 0 of a FitResult is the starting model; the curves below start after the first step, as before.
+    _, probe = S.fit(start, x, y, S.ALS(), max_steps=3, stagnation=None, progress=False)  # sweep cost, for the budget
+    sweeps = max(3, int(budget / float(np.median(probe.time[2:]))))
+    _, h = S.fit(start, x, y, S.ALS(), max_steps=sweeps, tol=1e-13, stagnation=None, progress=False)
+    curves["ALS"] = _curve_from_steps(h.time[1:], h.train_residual[1:], drop_first=True)
+    print(f"  ALS done ({sum(h.time):.1f} s)", flush=True)
 
-    try:
-        from jaxtt.solvers.dmrg import fit_dmrg
-    except ImportError:
-        fit_dmrg = None
-    if fit_dmrg is not None:  # two-site sweeps capped at the model rank (uncapped ranks grow to the data size)
-        _, h = fit_dmrg(start, x, y, sweeps=3, max_rank=rank, progress=False)
-        curves["DMRG"] = _curve_from_steps(h["time"], h["train_residual"], drop_first=False)
-        print(f"  DMRG done ({sum(h['time']):.1f} s)", flush=True)
+    # two-site sweeps capped at the model rank (uncapped ranks grow to the data size)
+    _, h = S.fit(start, x, y, S.DMRG(max_rank=rank), max_steps=3, stagnation=None, progress=False)
+    curves["DMRG"] = _curve_from_steps(h.time[1:], h.train_residual[1:], drop_first=False)
+    print(f"  DMRG done ({sum(h.time):.1f} s)", flush=True)
 
     objective = S.LeastSquares(start.features(x), y)
     for name, solver in (("RGD", S.RGD()), ("RCG", S.RCG())):
@@ -306,8 +301,8 @@ def compile_times(dims=(8, 16, 32), n_samples: int = 1000) -> dict:
         start = T.TensorTrain([jnp.asarray(c) for c in _constant_plus_noise(rng, (N_BINS,) * d, 3, 1e-2)])
         solver = S.RCG()
         s = time.perf_counter()
-        state = eqx.filter_jit(solver.init).lower(objective, start).compile()(objective, start)
-        eqx.filter_jit(solver.step).lower(objective, state).compile()
+        state = eqx.filter_jit(solver.init_objective).lower(objective, start).compile()(objective, start)
+        eqx.filter_jit(solver.step_objective).lower(objective, state).compile()
         out[d] = time.perf_counter() - s
     return out
 

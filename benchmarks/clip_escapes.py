@@ -39,7 +39,7 @@ from jaxtt.data import toy_dataset
 from jaxtt.diffusion import ddim_sample, ddpm_sample, linear_schedule
 from jaxtt.ftt import FTTDenoiser
 from jaxtt.metrics import mmd, sliced_wasserstein
-from jaxtt.solvers import fit_denoiser
+from jaxtt.solvers import ALS, fit_denoiser
 
 RESULTS = Path(__file__).resolve().parent / "results"
 T = 1000
@@ -90,9 +90,10 @@ def timed(fn):
 
 def run_config(cfg: dict, x_train, held_out, schedule, key, radius: float, box) -> dict:
     k_init, k_fit, k_sample = jax.random.split(key, 3)
-    model = FTTDenoiser(k_init, 2, T, rank=cfg["rank"], m=cfg["m"], basis="legendre", time=cfg["time"])
-    (model, _), fit_s = timed(lambda: fit_denoiser(model, x_train, schedule, k_fit, method="als",
-                                                   repeats=cfg["repeats"], sweeps=cfg["sweeps"], progress=False))
+    model = FTTDenoiser(2, T, rank=cfg["rank"], m=cfg["m"], basis="legendre", time=cfg["time"], dtype=jnp.float32,
+                        key=k_init)
+    (model, _), fit_s = timed(lambda: fit_denoiser(model, x_train, schedule, k_fit, solver=ALS(),
+                                                   steps=cfg["sweeps"], repeats=cfg["repeats"], progress=False))
     shape = (N_SAMPLES, 2)
     samplers = {
         "DDIM-50": lambda clip: ddim_sample(model, schedule, k_sample, shape, DDIM_STEPS, clip_x0=clip),
@@ -154,7 +155,7 @@ def main() -> None:
                      "n_mmd": N_MMD, "T": T, "schedule": "linear", "dtype": "float32", "ddim_steps": DDIM_STEPS,
                      "ddim_eta": 0.0, "ddpm_variance": "beta", "box_margin": BOX_MARGIN,
                      "escape": f"|x| > {ESCAPE_FACTOR} R", "outlier": f"|x| > {OUTLIER_FACTOR} R",
-                     "fit": "fit_denoiser(method='als'), FTTDenoiser(basis='legendre')"},
+                     "fit": "fit_denoiser(solver=ALS()), FTTDenoiser(basis='legendre')"},
         "radius": radius,
         "box": list(box),
         "mmd_floor": float(mmd(reference, held_out)),

@@ -36,7 +36,7 @@ L_simple over the exact optimum (``E‖eps_θ − eps*‖²/D`` on the same draw
 metric (two independent data samples) is reported as its noise floor. "Reaches NN quality": MMD² and SW both
 within 10 % of the NN's final values (``value <= target + 0.1·|target|``).
 
-Cost: training wall time including compilation (``fit_als`` compiles a sweep once per shape and configuration
+Cost: training wall time including compilation (the ALS solver compiles a sweep once per shape and configuration
 and reuses it, so a configuration whose shapes occurred earlier in the run is timed without compilation; the NN
 loop is compiled once per run), with the compilation estimated and subtracted as "compute" time; parameter counts;
 FLOPs per eps evaluation, counted analytically (the reference) and by XLA's ``cost_analysis`` of the jitted
@@ -83,7 +83,8 @@ from jaxtt.diffusion import ddim_sample, ddpm_loss, linear_schedule, training_tr
 from jaxtt.ftt import FTTDenoiser  # noqa: E402
 from jaxtt.metrics import eps_error, mmd, sliced_wasserstein  # noqa: E402
 from jaxtt.nn import Batched, ResNetMLP  # noqa: E402
-from jaxtt.solvers import als_sweep, fit_denoiser, regression_data  # noqa: E402
+from jaxtt.solvers import ALS, DMRG, RCG, als_sweep, fit_denoiser, regression_data  # noqa: E402
+from jaxtt.solvers import fit as fit_ftt  # noqa: E402
 from jaxtt.solvers.als import local_plans  # noqa: E402
 from jaxtt.train import default_optimizer, fit  # noqa: E402
 
@@ -425,59 +426,44 @@ def train_adam_curve(model, problem: Problem, schedule, optimizer, curve, key, e
 def train_ftt_closed_form(problem: Problem, schedule, cfg: dict, key, method: str = "als"):
     """Build an FTT denoiser and fit it with :func:`jaxtt.solvers.fit_denoiser`; return (model, timing dict)."""
     k_init, k_fit = jax.random.split(key)
-    model = FTTDenoiser(k_init, problem.dim, schedule.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"],
-                        time=cfg["time"])
-    kwargs = {"max_rank": cfg["rank"], "eps": cfg.get("eps", 1e-3)} if method == "dmrg" else {}
-    if "cg_maxiter" in cfg:
-        kwargs["cg_maxiter"] = cfg["cg_maxiter"]
+    model = FTTDenoiser(problem.dim, schedule.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"], time=cfg["time"],
+                        dtype=jnp.float32, key=k_init)
+    if method == "dmrg":
+        solver = DMRG(max_rank=cfg["rank"], eps=cfg.get("eps", 1e-3), **({"cg_maxiter": cfg["cg_maxiter"]}
+                                                                        if "cg_maxiter" in cfg else {}))
+    else:
+        solver = ALS(cg_maxiter=cfg.get("cg_maxiter", 0))
     start = time.perf_counter()
-    fitted, history = fit_denoiser(model, problem.x, schedule, k_fit, method=method, repeats=cfg["repeats"],
-                                   sweeps=cfg["sweeps"], reg=cfg.get("reg", DEFAULT_REG), progress=False, **kwargs)
+    fitted, results = fit_denoiser(model, problem.x, schedule, k_fit, solver=solver, steps=cfg["sweeps"],
+                                   repeats=cfg["repeats"], reg=cfg.get("reg", DEFAULT_REG), progress=False)
     jax.block_until_ready(fitted)
     wall = time.perf_counter() - start
-    rounds = history["rounds"][0]
-    if method == "als":
-        sweep_times, residual = rounds["time"], rounds["train_residual"][-1]
-        ranks = fitted.ftt.tt.ranks
-    else:
-        sweep_times = list(np.sum(rounds["time"], axis=0))
-        residual = float(np.mean([r[-1] for r in rounds["train_residual"]]))
-        ranks = [list(r[-1]) for r in rounds["ranks"]]
+    result = results[0]
+    sweep_times, residual = result.time[1:], result.train_residual[-1]  # entry 0 is the starting model
+    ranks = fitted.ftt.tt.ranks
     compile_s = max(0.0, sweep_times[0] - float(np.median(sweep_times[1:]))) if len(sweep_times) > 1 else None
     timing = {"train_s": wall, "compile_s": compile_s, "compute_s": None if compile_s is None else wall - compile_s,
               "sweep_s": [float(v) for v in sweep_times], "train_residual": float(residual), "ranks": ranks}
     return fitted, timing
 
 
-def riemannian_solvers():
-    """(module, None) when :mod:`jaxtt.solvers.riemannian` imports, else (None, reason)."""
-    try:
-        from jaxtt.solvers import riemannian
-    except Exception as err:  # the module is optional: report why the arm is skipped
-        return None, f"jaxtt.solvers.riemannian does not import: {type(err).__name__}: {err}"
-    missing = [n for n in ("RCG", "fit_ftt") if not hasattr(riemannian, n)]
-    if missing:
-        return None, f"jaxtt.solvers.riemannian lacks {missing}"
-    return riemannian, None
-
-
-def train_ftt_rcg(riemannian, problem: Problem, schedule, cfg: dict, key, max_iter: int):
+def train_ftt_rcg(problem: Problem, schedule, cfg: dict, key, max_iter: int):
     k_init, k_fit = jax.random.split(key)
-    model = FTTDenoiser(k_init, problem.dim, schedule.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"],
-                        time=cfg["time"])
+    model = FTTDenoiser(problem.dim, schedule.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"], time=cfg["time"],
+                        dtype=jnp.float32, key=k_init)
     start = time.perf_counter()
     x_t, t, eps = training_triples(k_fit, problem.x, schedule, cfg["repeats"])
     v, y = regression_data(model, x_t, t, eps)
-    ftt, history = riemannian.fit_ftt(model.ftt, v, y, solver=riemannian.RCG(), max_iter=max_iter, progress=False)
+    ftt, result = fit_ftt(model.ftt, v, y, RCG(), max_steps=max_iter, progress=False)
     fitted = eqx.tree_at(lambda m: m.ftt, model, ftt)
     jax.block_until_ready(fitted)
     wall = time.perf_counter() - start
-    times = history["time"]
+    times = result.time
     compile_s = max(0.0, sum(times[:2]) - 2 * float(np.median(times[2:]))) if len(times) > 3 else None
     return fitted, {"train_s": wall, "compile_s": compile_s,
                     "compute_s": None if compile_s is None else wall - compile_s,
-                    "iterations": len(history["loss"]) - 1, "status": history["status"],
-                    "final_loss": history["loss"][-1], "train_residual": history["train_residual"]}
+                    "iterations": len(result.step) - 1, "status": result.status,
+                    "final_loss": result.loss[-1], "train_residual": result.train_residual[-1]}
 
 
 # --------------------------------------------------------------------------------------------------- landscapes
@@ -692,8 +678,8 @@ class Study:
         name = "swiss_roll"
         problem, evaluator = self.problems[name], self.evaluators[name]
         cfg = self.s.ftt_grid[2]
-        model = FTTDenoiser(self.key("adam-init"), 2, self.s.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"],
-                            time=cfg["time"])
+        model = FTTDenoiser(2, self.s.T, rank=cfg["rank"], m=cfg["m"], basis=cfg["basis"], time=cfg["time"],
+                            dtype=jnp.float32, key=self.key("adam-init"))
         optimizer = default_optimizer(self.s.adam_curve[-1], FTT_ADAM_LR)
         points, res, samples = train_adam_curve(model, problem, self.schedule, optimizer, self.s.adam_curve,
                                                 self.key("adam-fit"), evaluator, log_every=250)
@@ -706,15 +692,10 @@ class Study:
                     curve=points, cost=self.cost_of("ftt-adam", res.ema_model, problem, "adam"))
 
     def rcg_point(self, iters: int):
-        riemannian, reason = riemannian_solvers()
-        if riemannian is None:
-            if reason not in self.notes:
-                self.notes.append(reason)
-            return
         name = "swiss_roll"
         cfg = self.s.ftt_grid[2]
         try:
-            model, timing = train_ftt_rcg(riemannian, self.problems[name], self.schedule, cfg, self.key("rcg"), iters)
+            model, timing = train_ftt_rcg(self.problems[name], self.schedule, cfg, self.key("rcg"), iters)
         except Exception as err:  # report a broken optional arm instead of aborting the study
             self.notes.append(f"FTT-RCG failed at max_iter={iters}: {type(err).__name__}: {err}")
             return

@@ -22,6 +22,8 @@ __all__ = [
     "check_finite",
     "check_domain",
     "check_choice",
+    "check_bool",
+    "check_instance",
 ]
 
 
@@ -120,3 +122,19 @@ def check_bool(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     return bool(value)
+
+
+def check_instance(value, name: str, cls: type):
+    """Return ``value`` if it is an instance of ``cls``, else raise ``TypeError`` naming ``name``.
+
+    Examples:
+        >>> check_instance(2.5, "step", float)
+        2.5
+        >>> check_instance("2.5", "step", float)
+        Traceback (most recent call last):
+        ...
+        TypeError: step must be a float, got str
+    """
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__qualname__}, got {type(value).__name__}")
+    return value

@@ -1,7 +1,7 @@
 """The ``jaxtt`` console entry point.
 
 ``jaxtt demo`` trains an FTT denoiser by closed-form TT-ALS sweeps and the
-ResNet-MLP of seed 001 eq. (6) by AdamW on a 2-D toy data set, samples both
+ResNet-MLP noise model (:class:`jaxtt.nn.ResNetMLP`) by AdamW on a 2-D toy data set, samples both
 with DDIM and DDPM (predicted x0 clipped to the data range, ``--no-clip`` to
 turn it off), prints a comparison table and writes
 ``demo_samples.png`` (data | FTT | NN) and ``demo_results.json``.
@@ -60,7 +60,7 @@ def demo(args: argparse.Namespace) -> dict:
     from jaxtt.ftt import FTTDenoiser
     from jaxtt.metrics import mmd, sliced_wasserstein
     from jaxtt.nn import Batched, ResNetMLP
-    from jaxtt.solvers import fit_denoiser
+    from jaxtt.solvers import ALS, fit_denoiser
     from jaxtt.train import fit
 
     out = Path(args.out)
@@ -74,9 +74,9 @@ def demo(args: argparse.Namespace) -> dict:
     print(f"jaxtt demo: {args.dataset}, N={args.n}, T={args.T}, jax {jax.__version__} on "
           f"{jax.default_backend()} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
     start = time.perf_counter()
-    ftt = FTTDenoiser(keys[2], 2, args.T, rank=args.rank, m=args.m, basis=args.basis)
-    ftt, _ = fit_denoiser(ftt, data, schedule, keys[3], repeats=args.repeats, sweeps=args.sweeps,
-                          cg_maxiter=args.cg_steps, progress=progress)
+    ftt = FTTDenoiser(2, args.T, rank=args.rank, m=args.m, basis=args.basis, key=keys[2])
+    ftt, _ = fit_denoiser(ftt, data, schedule, keys[3], solver=ALS(cg_maxiter=args.cg_steps), steps=args.sweeps,
+                          repeats=args.repeats, progress=progress)
     jax.block_until_ready(ftt)
     ftt_time = time.perf_counter() - start
 

@@ -1,9 +1,10 @@
 """One Optax training loop for batched noise models (Equinox networks and FTT denoisers alike).
 
-:func:`fit` minimises the DDPM simple loss (seed 001 eq. 10; :func:`jaxtt.diffusion.ddpm_loss`) over the
+:func:`fit` minimises the DDPM simple loss (Ho et al. 2020, eq. 14; :func:`jaxtt.diffusion.ddpm_loss`) over the
 inexact-array leaves of any callable pytree ``model(x, t)``: a network wrapped in :class:`jaxtt.nn.Batched`, or a
 model that is batched already such as the functional tensor-train denoiser, whose cores are ordinary pytree
-leaves (the "gradient descent for the tensor-train model" arm of seed 001, §3.5.3 and §5.3).
+leaves (gradient descent on the tensor-train cores, the baseline to the closed-form sweeps of
+:mod:`jaxtt.solvers`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from jaxtt._validation import check_array, check_finite, check_int, check_real
 from jaxtt.checkpoint import load_checkpoint, save_checkpoint
 from jaxtt.diffusion import Schedule, ddpm_loss
+from jaxtt.errors import NumericalError
 
 __all__ = ["FitResult", "default_optimizer", "fit"]
 
@@ -178,7 +180,7 @@ def fit(
     r"""Train a batched noise model on the DDPM simple loss with an Optax optimizer; return a :class:`FitResult`.
 
     Each step ``s = 0, ..., steps - 1`` draws a batch of ``batch_size`` rows of ``x0`` uniformly with
-    replacement, evaluates the simple loss of seed 001 eq. (10) (:func:`jaxtt.diffusion.ddpm_loss`),
+    replacement, evaluates the simple loss of Ho et al. (2020), eq. (14) (:func:`jaxtt.diffusion.ddpm_loss`),
 
     .. math::
         L(\theta) = \mathbb{E}_{t, \epsilon} \tfrac{1}{D}\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t} x_0
@@ -208,7 +210,7 @@ def fit(
     ``(N, *event)`` and integer ``t`` of shape ``(N,)`` in ``1..T``, returning ``x``'s shape — the ``eps_fn``
     convention of :mod:`jaxtt.diffusion`. Per-example Equinox modules (:class:`jaxtt.nn.ResNetMLP`,
     :class:`jaxtt.nn.UNet`) are wrapped in :class:`jaxtt.nn.Batched`; a batched model such as the FTT denoiser
-    is passed as it is (its TT cores are trained by gradient descent, seed 001 §3.5.3).
+    is passed as it is (its TT cores are trained by gradient descent).
 
     Args:
         model: the batched noise model (a pytree, e.g. an ``eqx.Module``), used as the initial weights.
@@ -239,8 +241,8 @@ def fit(
             checkpoint directory that does not exist or is not writable, a checkpoint from a different run).
         jaxtt.checkpoint.CheckpointError: the checkpoint to resume from is truncated or corrupted.
         OSError: a checkpoint could not be written; the previous checkpoint is left untouched.
-        FloatingPointError: the training loss became NaN or infinite (raised at the end of the chunk of steps in
-            which it happened, before that chunk is checkpointed).
+        jaxtt.errors.NumericalError: the training loss became NaN or infinite (raised at the end of the chunk of
+            steps in which it happened, before that chunk is checkpointed; a ``FloatingPointError``).
     """
     x0 = _check_data(x0, "x0")
     n = x0.shape[0]
@@ -310,10 +312,9 @@ def fit(
             bar.update(stop - start)
             start = stop
             if not np.isfinite(losses[-1][1]):
-                raise FloatingPointError(
-                    f"the training loss became non-finite in steps {stop - losses[-1][0]}..{stop - 1}; "
-                    "lower the learning rate (the last checkpoint, if any, is from before these steps)"
-                )
+                raise NumericalError(
+                    f"the training loss became non-finite in steps {stop - losses[-1][0]}..{stop - 1}", step=stop - 1,
+                    remedy="lower the learning rate (the last checkpoint, if any, is from before these steps)")
             if stop % log_every == 0 or stop == steps:
                 counts, means = zip(*losses)
                 history["step"].append(stop)

@@ -13,6 +13,7 @@ import pytest
 import jaxtt.train as train_module
 from jaxtt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from jaxtt.diffusion import ddim_sample, ddpm_loss, linear_schedule
+from jaxtt.errors import NumericalError
 from jaxtt.metrics import mmd
 from jaxtt.nn import Batched, ResNetMLP, SinusoidalEmbedding
 from jaxtt.train import default_optimizer, fit
@@ -218,7 +219,7 @@ def test_fit_trains_ftt_denoiser_by_gradient_descent(schedule):
     from jaxtt.ftt import FTTDenoiser
 
     x0 = mixture(6, 1024)
-    model = FTTDenoiser(jax.random.key(0), 2, T, rank=3, m=6, dtype=jnp.float32)
+    model = FTTDenoiser(2, T, rank=3, m=6, dtype=jnp.float32, key=jax.random.key(0))
     sched = linear_schedule(T, 1e-4, 0.2, dtype=jnp.float32)
     result = fit(model, x0, sched, optax.adam(1e-2), 300, 256, jax.random.key(1), log_every=100, progress=False)
     assert isinstance(result.model, FTTDenoiser)
@@ -268,8 +269,9 @@ def test_flax_nnx_model_with_jaxtt_loss_and_sampler():
 def test_nonfinite_training_loss_raises(schedule, tiny, adam, x_small, tmp_path):
     diverged = Affine(jnp.full((2,), jnp.inf), tiny.b)
     path = tmp_path / "ckpt"
-    with pytest.raises(FloatingPointError, match="non-finite"):
+    with pytest.raises(NumericalError, match="non-finite in steps 0..3 at step 3; lower the learning rate") as err:
         fit(diverged, x_small, schedule, adam, 4, 16, jax.random.key(0), checkpoint_path=path, progress=False)
+    assert isinstance(err.value, FloatingPointError) and err.value.step == 3
     assert not path.exists()  # nothing non-finite was checkpointed
 
 

@@ -10,5 +10,6 @@ from jaxtt.basis.chebyshev import Chebyshev
 from jaxtt.basis.fourier import Fourier
 from jaxtt.basis.indicator import Indicator
 from jaxtt.basis.legendre import Legendre
+from jaxtt.basis.registry import BASES, make_basis
 
-__all__ = ["Basis", "BSpline", "Chebyshev", "Fourier", "Indicator", "Legendre"]
+__all__ = ["BASES", "Basis", "BSpline", "Chebyshev", "Fourier", "Indicator", "Legendre", "make_basis"]

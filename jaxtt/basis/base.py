@@ -2,7 +2,7 @@ r"""Common interface of the 1-D basis families and the helpers they share.
 
 A basis is a family of ``m`` real functions :math:`\phi_0, \dots, \phi_{m-1}` on an interval
 :math:`[a, b]` (the ``domain``). Evaluating it maps inputs of any shape ``[...]`` to ``[..., m]``; the
-functional tensor train contracts these feature vectors with its cores (seed 001, eq. 12c). Every family
+functional tensor train contracts these feature vectors with its cores (:class:`jaxtt.ftt.FTT`). Every family
 works on a reference interval and reaches it through the affine map
 
 .. math::

@@ -1,6 +1,6 @@
-"""Functional tensor trains: scalar FTTs and vector-valued FTT denoisers (seed 001 §3.4, §4.1)."""
+"""Functional tensor trains: scalar FTTs, their constant-function start, and vector-valued FTT denoisers."""
 
-from jaxtt.ftt.denoiser import FTTDenoiser, constant_init, make_basis
-from jaxtt.ftt.functional import FTT
+from jaxtt.ftt.denoiser import FTTDenoiser
+from jaxtt.ftt.functional import FTT, constant_init
 
-__all__ = ["FTT", "FTTDenoiser", "constant_init", "make_basis"]
+__all__ = ["FTT", "FTTDenoiser", "constant_init"]

@@ -1,8 +1,6 @@
-"""Vector-valued FTT denoisers ``ε_θ(x_t, t)`` (seed 001 §4.1, eqs. 7, 8 and 12)."""
+"""Vector-valued FTT denoisers ``ε_θ(x_t, t)`` for DDPM/DDIM (Ho et al. 2020; Song et al. 2021)."""
 
 from __future__ import annotations
-
-import math
 
 import equinox as eqx
 import jax
@@ -10,55 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from jaxtt._validation import check_array, check_choice, check_domain, check_finite, check_int, check_real
-from jaxtt.basis import Basis, BSpline, Chebyshev, Fourier, Legendre
-from jaxtt.basis import Indicator
-from jaxtt.ftt.functional import FTT
+from jaxtt._validation import check_array, check_choice, check_domain, check_finite, check_int
+from jaxtt.basis import Basis, Indicator, make_basis
+from jaxtt.ftt.functional import FTT, constant_init
 from jaxtt.nn.embedding import SinusoidalEmbedding
-from jaxtt.tt import TensorTrain, expand_ranks
-from jaxtt.tt.ops import _absorb_vectors
+from jaxtt.tt import absorb, feasible_ranks
 
-__all__ = ["FTTDenoiser", "constant_init", "make_basis"]
-
-BASES = {"legendre": Legendre, "bspline": BSpline, "chebyshev": Chebyshev, "fourier": Fourier}
-
-
-def make_basis(name: str, m: int, domain) -> Basis:
-    """A basis family by name (``legendre``, ``bspline``, ``chebyshev``, ``fourier``)."""
-    check_choice(name, "basis", BASES)
-    return BASES[name](m, domain=domain)
-
-
-def constant_coefficients(basis: Basis) -> np.ndarray:
-    """Coefficients ``w`` with ``Σ_i w_i φ_i(x) = 1`` (least squares on a fine grid)."""
-    if isinstance(basis, Indicator):
-        return np.ones(basis.m)
-    a, b = basis.domain
-    grid = np.linspace(a, b, 4 * basis.m + 16)
-    phi = np.asarray(basis(jnp.asarray(grid, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)))
-    w, *_ = np.linalg.lstsq(phi.astype(np.float64), np.ones_like(grid), rcond=None)
-    return w
-
-
-def constant_init(
-    key: PRNGKeyArray, bases, ranks, *, noise: float = 1e-2, dtype=jnp.float32
-) -> TensorTrain:
-    """TT of the constant function 1 plus i.i.d. ``N(0, noise²)`` perturbations.
-
-    Core ``k`` holds the coefficients of the constant function in basis ``k``
-    on the rank-(0, 0) channel. ALS started here converges where a random
-    start stalls (a random TT of unit-scale cores has interfaces that are
-    nearly orthogonal to the data; see DESIGN.md, known numerical facts).
-    """
-    noise = check_real(noise, "noise", minimum=0.0)
-    shape = [b.m for b in bases]
-    ranks = expand_ranks(shape, ranks)
-    keys = jax.random.split(key, len(bases))
-    cores = []
-    for k, (basis, kk) in enumerate(zip(bases, keys)):
-        core = noise * jax.random.normal(kk, (ranks[k], basis.m, ranks[k + 1]), dtype)
-        cores.append(core.at[0, :, 0].add(jnp.asarray(constant_coefficients(basis), dtype)))
-    return TensorTrain(cores)
+__all__ = ["FTTDenoiser"]
 
 
 class FTTDenoiser(eqx.Module):
@@ -69,14 +25,14 @@ class FTTDenoiser(eqx.Module):
     * ``"core"`` (default): the normalised time ``s = t/T ∈ (0, 1]`` is one more
       FTT variable with its own basis, so ``ε_θ`` is a TT function of
       ``(x_1, …, x_D, s)``.
-    * ``"additive"``: seed 001 eq. (12a), ``u = x_t + t'`` with the sinusoidal
-      embedding ``t' ∈ R^D`` (the first ``D`` features of
-      :class:`jaxtt.nn.SinusoidalEmbedding`), and ``ε_θ = F(u)`` (eq. 12b–d).
+    * ``"additive"``: ``u = x_t + t'`` with the sinusoidal embedding ``t' ∈ R^D``
+      (the first ``D`` features of the :class:`jaxtt.nn.SinusoidalEmbedding` in
+      the field ``embedding``, Vaswani et al. 2017), and ``ε_θ = F(u)``.
 
     Outputs (``output``):
 
-    * ``"independent"`` (default): ``D`` separate scalar FTTs (seed 001 eqs. 7–8),
-      stored as one TT whose cores carry a leading axis of size ``D``.
+    * ``"independent"`` (default): ``D`` separate scalar FTTs, stored as one TT
+      whose cores carry a leading axis of size ``D``.
     * ``"core"``: one TT with an extra last mode of size ``D`` (an
       :class:`~jaxtt.basis.Indicator` basis), so all outputs share the input cores.
 
@@ -90,16 +46,35 @@ class FTTDenoiser(eqx.Module):
 
     The module is batched: ``model(x, t)`` takes ``x`` of shape ``(N, D)`` and
     integer (or real) ``t`` of shape ``(N,)`` and returns ``(N, D)``.
+
+    Args:
+        dim: data dimension ``D``.
+        T: number of diffusion steps.
+        rank: TT rank (capped by :func:`jaxtt.tt.feasible_ranks`).
+        m: basis functions per variable.
+        basis: basis family name (:func:`jaxtt.basis.make_basis`).
+        domain: input interval of the bases; inputs are clamped to it.
+        time, time_m, output: time coupling, basis size of the time variable
+            (default ``m``) and output layout, see above.
+        noise: perturbation of the constant-function start (:func:`jaxtt.ftt.constant_init`).
+        dtype: floating dtype (default: float64 under ``jax_enable_x64``, else float32).
+        key: PRNG key of the initial perturbation.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> model = FTTDenoiser(2, 100, rank=3, m=6, key=jax.random.key(0))
+        >>> model(jnp.zeros((5, 2)), jnp.full(5, 10)).shape
+        (5, 2)
     """
 
     ftt: FTT
+    embedding: SinusoidalEmbedding | None
     T: int = eqx.field(static=True)
     time: str = eqx.field(static=True)
     output: str = eqx.field(static=True)
 
     def __init__(
         self,
-        key: PRNGKeyArray,
         dim: int,
         T: int,
         *,
@@ -111,7 +86,8 @@ class FTTDenoiser(eqx.Module):
         time_m: int | None = None,
         output: str = "independent",
         noise: float = 1e-2,
-        dtype=jnp.float32,
+        dtype=None,
+        key: PRNGKeyArray,
     ):
         dim = check_int(dim, "dim", minimum=1)
         self.T = check_int(T, "T", minimum=1)
@@ -125,13 +101,15 @@ class FTTDenoiser(eqx.Module):
             bases.append(make_basis(basis, check_int(time_m or m, "time_m", minimum=1), (0.0, 1.0)))
         if self.output == "core":
             bases.append(Indicator(dim))
-        ranks = _feasible_ranks([b.m for b in bases], rank)
+        ranks = feasible_ranks([b.m for b in bases], rank)
         if self.output == "independent":
             keys = jax.random.split(key, dim)
-            tt = jax.vmap(lambda k: constant_init(k, bases, ranks, noise=noise, dtype=dtype))(keys)
+            tt = jax.vmap(lambda k: constant_init(bases, ranks, noise=noise, dtype=dtype, key=k))(keys)
         else:
-            tt = constant_init(key, bases, ranks, noise=noise, dtype=dtype)
+            tt = constant_init(bases, ranks, noise=noise, dtype=dtype, key=key)
         self.ftt = FTT(tt, bases)
+        self.embedding = (SinusoidalEmbedding(max(4, dim + dim % 2), scale=float(max(self.T, 2)))
+                          if self.time == "additive" else None)
 
     @property
     def dim(self) -> int:
@@ -144,15 +122,14 @@ class FTTDenoiser(eqx.Module):
         return self.ftt.bases[: len(self.ftt.bases) - (self.output == "core")]
 
     def variables(self, x: Float[Array, "N D"], t) -> Float[Array, "N d"]:
-        """The FTT input variables: ``[clip(x), t/T]`` or ``clip(x + t')`` (eq. 12a)."""
+        """The FTT input variables: ``[clip(x), t/T]`` or ``clip(x + t')``."""
         x = jnp.asarray(x)
         t = jnp.asarray(t)
         if self.time == "core":
             s = (t.astype(x.dtype) / self.T)[:, None]
             v = jnp.concatenate([x, s], axis=1)
         else:
-            emb = SinusoidalEmbedding(max(4, self.dim + self.dim % 2), scale=float(max(self.T, 2)))
-            v = x + jax.vmap(emb)(t.astype(x.dtype))[:, : self.dim]
+            v = x + jax.vmap(self.embedding)(t.astype(x.dtype))[:, : self.dim]
         lo = jnp.asarray([b.domain[0] for b in self.input_bases], x.dtype)
         hi = jnp.asarray([b.domain[1] for b in self.input_bases], x.dtype)
         return jnp.clip(v, lo, hi)
@@ -172,12 +149,12 @@ class FTTDenoiser(eqx.Module):
         x, t = self.check_inputs(x, t)
         v = self.variables(x, t)
         if self.output == "independent":
-            return self.ftt(v).T
+            return self.ftt(v)
         cores = self.ftt.tt.cores
         feats = [b(v[:, k]).astype(cores[0].dtype) for k, b in enumerate(self.input_bases)]
         left = jnp.ones((v.shape[0], 1), cores[0].dtype)
         for core, f in zip(cores[:-1], feats):
-            left = _absorb_vectors(left, core, f)
+            left = absorb(left, core, f)
         return left @ cores[-1][:, :, 0]
 
     @property
@@ -185,11 +162,3 @@ class FTTDenoiser(eqx.Module):
         """Number of trained parameters."""
         return int(sum(np.prod(c.shape) for c in self.ftt.tt.cores))
 
-
-def _feasible_ranks(shape, rank: int) -> tuple[int, ...]:
-    """Cap the interior ranks by the sizes of the unfoldings, ``r_k <= min(Π_{≤k} n, Π_{>k} n)``."""
-    ranks = [1]
-    for k in range(1, len(shape)):
-        left, right = math.prod(shape[:k]), math.prod(shape[k:])
-        ranks.append(min(rank, left, right))
-    return tuple(ranks + [1])

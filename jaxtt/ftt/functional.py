@@ -1,4 +1,4 @@
-"""Scalar functional tensor trains ``f(x) = ⟨A, Φ(x)⟩`` (seed 001 eqs. 8, 9, 11)."""
+"""Functional tensor trains ``f(x) = ⟨A, Φ(x)⟩`` and their constant-function initialisation."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_array, check_finite
-from jaxtt.basis import Basis
-from jaxtt.tt import TensorTrain
-from jaxtt.tt.ops import _absorb_vectors, contract_rank1, interfaces
+from jaxtt._validation import check_array, check_finite, check_real
+from jaxtt.basis import Basis, Indicator
+from jaxtt.tt import TensorTrain, absorb, contract_rank1, default_float, expand_ranks, interfaces
 
-__all__ = ["FTT"]
+__all__ = ["FTT", "constant_init"]
 
 
 class FTT(eqx.Module):
@@ -24,13 +24,13 @@ class FTT(eqx.Module):
         f(x) = \\sum_{i_1, …, i_d} G_1[:, i_1, :] ⋯ G_d[:, i_d, :]\\,
                φ_1(x_1)_{i_1} ⋯ φ_d(x_d)_{i_d} = ⟨A, φ_1(x_1) ⊗ ⋯ ⊗ φ_d(x_d)⟩
 
-    (seed 001 eq. 8 with the rank-one feature tensor of eq. 9). Evaluation is
-    :func:`jaxtt.tt.contract_rank1` of the cores with the feature vectors:
-    ``O(N d m r²)``.
+    (Gorodetsky, Karaman, Marzouk 2019, "A continuous analogue of the tensor-train
+    decomposition"). Evaluation is :func:`jaxtt.tt.contract_rank1` of the cores
+    with the feature vectors: ``O(N d m r²)``.
 
     The cores may carry leading batch axes (a batch of FTTs sharing the bases,
     e.g. the ``D`` outputs of a denoiser); ``__call__`` then maps over them and
-    returns ``(*batch, N)``.
+    returns ``(N, *batch)``, samples first like the targets of a fit.
 
     Args:
         tt: coefficient tensor ``A`` with mode sizes ``n_k = bases[k].m``.
@@ -72,13 +72,22 @@ class FTT(eqx.Module):
         """Feature vectors ``φ_k(x_{:, k})``, one ``(N, m_k)`` array per variable."""
         return [basis(x[:, k]).astype(self.tt.dtype) for k, basis in enumerate(self.bases)]
 
-    def __call__(self, x: Float[Array, "N d"]) -> Float[Array, "*batch N"]:
-        """``f(x_s)`` for each row ``x_s`` of ``x``."""
+    def __call__(self, x: Float[Array, "N d"]) -> Float[Array, "N *batch"]:
+        """``f(x_s)`` for each row ``x_s`` of ``x``, shape ``(N, *batch)``.
+
+        Examples:
+            >>> import jax, jax.numpy as jnp
+            >>> from jaxtt.basis import Legendre
+            >>> bases = [Legendre(3)] * 2
+            >>> f = FTT(constant_init(bases, 2, noise=0.0, key=jax.random.key(0)), bases)
+            >>> [round(v, 6) for v in f(jnp.array([[0.1, -0.5], [0.7, 0.2]])).tolist()]
+            [1.0, 1.0]
+        """
         feats = self.features(self.check_inputs(x))
         return _map_batch(lambda t: contract_rank1(t, feats), self.tt)
 
-    def grad(self, x: Float[Array, "N d"]) -> Float[Array, "*batch N d"]:
-        """Gradient ``∇_x f(x_s)`` for each row, from the basis derivatives.
+    def grad(self, x: Float[Array, "N d"]) -> Float[Array, "N *batch d"]:
+        """Gradient ``∇_x f(x_s)`` for each row, shape ``(N, *batch, d)``, from the basis derivatives.
 
         ``∂f/∂x_k = L_{k-1} G_k(φ_k'(x_k)) R_{k+1}`` with left/right interface
         vectors, so all ``d`` partial derivatives cost ``O(N d m r²)``.
@@ -90,7 +99,7 @@ class FTT(eqx.Module):
         def one(tt: TensorTrain):
             lefts, rights = interfaces(tt, feats)
             cols = [
-                jnp.einsum("nb,nb->n", _absorb_vectors(lefts[k], core, dk), rights[k + 1])
+                jnp.einsum("nb,nb->n", absorb(lefts[k], core, dk), rights[k + 1])
                 for k, (core, dk) in enumerate(zip(tt.cores, derivs))
             ]
             return jnp.stack(cols, axis=-1)
@@ -99,7 +108,53 @@ class FTT(eqx.Module):
 
 
 def _map_batch(fn, tt: TensorTrain):
-    """Apply ``fn`` to each member of a (possibly batched) TT."""
+    """Apply ``fn`` (whose output leads with the samples) to each member of a (possibly batched) TT."""
     for _ in tt.batch_shape:
-        fn = jax.vmap(fn)
+        fn = jax.vmap(fn, out_axes=1)
     return fn(tt)
+
+
+def constant_coefficients(basis: Basis) -> np.ndarray:
+    """Coefficients ``w`` with ``Σ_i w_i φ_i(x) = 1`` (least squares on a fine grid of the domain)."""
+    if isinstance(basis, Indicator):
+        return np.ones(basis.m)
+    a, b = basis.domain
+    grid = np.linspace(a, b, 4 * basis.m + 16)
+    phi = np.asarray(basis(jnp.asarray(grid, default_float())))
+    w, *_ = np.linalg.lstsq(phi.astype(np.float64), np.ones_like(grid), rcond=None)
+    return w
+
+
+def constant_init(bases, ranks, *, noise: float = 1e-2, dtype=None, key: PRNGKeyArray) -> TensorTrain:
+    """Coefficient train of the constant function 1 plus i.i.d. ``N(0, noise²)`` perturbations.
+
+    Core ``k`` holds the coefficients of the constant function in basis ``k``
+    on the rank-(0, 0) channel. ALS started here converges where a random
+    start stalls: a random TT of unit-scale cores has interface vectors that are
+    nearly orthogonal to the data, so the first local problems are badly
+    conditioned (from a random start the sweeps stall at ``d >= 8``; see
+    :mod:`jaxtt.solvers.als`).
+
+    Args:
+        bases: one basis per variable (mode sizes ``bases[k].m``).
+        ranks: int, ``d - 1`` interior ranks or all ``d + 1`` ranks.
+        noise: standard deviation of the perturbation (``>= 0``).
+        dtype: floating dtype (default: float64 under ``jax_enable_x64``, else float32).
+        key: PRNG key of the perturbation.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt.basis import Legendre
+        >>> constant_init([Legendre(3)] * 3, 2, key=jax.random.key(0)).ranks
+        (1, 2, 2, 1)
+    """
+    noise = check_real(noise, "noise", minimum=0.0)
+    dtype = default_float(dtype)
+    shape = [b.m for b in bases]
+    ranks = expand_ranks(shape, ranks)
+    keys = jax.random.split(key, len(bases))
+    cores = []
+    for k, (basis, kk) in enumerate(zip(bases, keys)):
+        core = noise * jax.random.normal(kk, (ranks[k], basis.m, ranks[k + 1]), dtype)
+        cores.append(core.at[0, :, 0].add(jnp.asarray(constant_coefficients(basis), dtype)))
+    return TensorTrain(cores)

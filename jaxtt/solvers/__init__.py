@@ -1,20 +1,45 @@
-"""Solvers for functional tensor trains: TT-ALS, two-site DMRG, Riemannian GD/CG and denoiser fitting."""
+"""Fitting functional tensor trains: one loop, :func:`fit`, over interchangeable solvers.
 
-from jaxtt.solvers.als import als_sweep, fit_als
+``model, result = fit(model, x, y, solver, max_steps=...)`` with ``solver`` one of
+
+* :class:`ALS` — single-site TT-ALS sweeps (Holtz, Rohwedder, Schneider 2012);
+* :class:`DMRG` — rank-adaptive two-site sweeps (White 1992; Schollwöck 2011);
+* :class:`RGD`, :class:`RCG` — Riemannian gradient descent / conjugate gradients on the
+  fixed-rank manifold (Steinlechner 2016);
+* :class:`GradientDescent` — any Optax optimizer on the cores.
+
+Each solver is an immutable module with pure ``init(model, x, y) -> state`` and
+``step(state) -> state``; all minimise the :class:`LeastSquares` objective and
+report a :class:`FitResult` with the same fields. :func:`fit_denoiser` fits an
+:class:`~jaxtt.ftt.FTTDenoiser` on the DDPM loss with any of them.
+"""
+
+from jaxtt.solvers.als import ALS, ALSState, als_sweep
 from jaxtt.solvers.denoiser import fit_denoiser, regression_data
-from jaxtt.solvers.dmrg import dmrg_sweep, fit_dmrg
-from jaxtt.solvers.riemannian import RCG, RGD, LeastSquares, fit_ftt, fit_riemannian
+from jaxtt.solvers.dmrg import DMRG, DMRGState, dmrg_sweep
+from jaxtt.solvers.fit import FitResult, Solver, fit
+from jaxtt.solvers.gradient import GradientDescent, GradientDescentState
+from jaxtt.solvers.problem import LeastSquares
+from jaxtt.solvers.riemannian import RCG, RGD, RiemannianFitState, RiemannianState, fit_riemannian
 
 __all__ = [
-    "als_sweep",
-    "fit_als",
-    "dmrg_sweep",
-    "fit_dmrg",
-    "fit_denoiser",
-    "regression_data",
+    "fit",
+    "FitResult",
+    "Solver",
+    "ALS",
+    "ALSState",
+    "DMRG",
+    "DMRGState",
     "RGD",
     "RCG",
+    "RiemannianState",
+    "RiemannianFitState",
+    "GradientDescent",
+    "GradientDescentState",
     "LeastSquares",
+    "als_sweep",
+    "dmrg_sweep",
+    "fit_denoiser",
     "fit_riemannian",
-    "fit_ftt",
+    "regression_data",
 ]

@@ -27,7 +27,7 @@ def design_rows(left, feats, right):
     return (left[:, :, None] * w[:, None, :]).reshape(left.shape[0], -1)
 
 
-def _chunked(arrays, chunk_size: int):
+def chunked(arrays, chunk_size: int):
     """Pad the sample axis to a multiple of ``chunk_size`` (zero rows) and split it."""
     n = arrays[0].shape[0]
     chunk_size = max(1, min(chunk_size, n))
@@ -42,7 +42,7 @@ def normal_equations(left, feats, right, y, chunk_size: int):
     Zero-padded rows have zero interfaces and contribute nothing. Cost
     ``O(N p²)`` flops, one GEMM per chunk.
     """
-    parts = _chunked([left, *feats, right, y], chunk_size)
+    parts = chunked([left, *feats, right, y], chunk_size)
 
     def body(carry, chunk):
         gram, rhs = carry
@@ -95,7 +95,7 @@ def _apply_transpose(left, w, u):
 
 
 def residual_pass(parts, g, offset=None):
-    """One pass over the chunked factors ``parts = _chunked([L, *feats, R])``.
+    """One pass over the chunked factors ``parts = chunked([L, *feats, R])``.
 
     Returns ``Aᵀv`` and the chunked ``v = offset − A g`` (``offset`` chunked like
     the samples, ``None`` for zero). ``W = φ ⊗ … ⊗ R`` is rebuilt per chunk, so
@@ -115,7 +115,7 @@ def residual_pass(parts, g, offset=None):
 
 def squared_residual(left, feats, right, y, g, chunk_size: int):
     """``‖y − A g‖²`` accumulated over chunks (no cancellation, unlike ``yᵀy − 2gᵀh + gᵀGg``)."""
-    _, v = residual_pass(_chunked([left, *feats, right], chunk_size), g, _chunked([y], chunk_size)[0])
+    _, v = residual_pass(chunked([left, *feats, right], chunk_size), g, chunked([y], chunk_size)[0])
     return jnp.sum(v * v)
 
 
@@ -183,9 +183,9 @@ def solve_cgls(left, feats, right, y, reg, g0, chunk_size: int, maxiter: int):
     the chunks hold up to ``r_{k-1}·chunk_size`` samples (:func:`_longer_chunks`).
     """
     chunk_size = _longer_chunks(left.shape[0], chunk_size, left.shape[1])
-    parts = _chunked([left, *feats, right], chunk_size)
+    parts = chunked([left, *feats, right], chunk_size)
     precondition = kronecker_preconditioner(left, feats, right, reg)
-    gradient, e = residual_pass(parts, g0, _chunked([y], chunk_size)[0])
+    gradient, e = residual_pass(parts, g0, chunked([y], chunk_size)[0])
     s = gradient - reg * g0
     z = precondition(s)
 

@@ -1,4 +1,4 @@
-"""TT-ALS: alternating least squares for functional tensor trains (seed 001 §3.5.1).
+"""TT-ALS: alternating least squares for functional tensor trains.
 
 Fits ``f(x) = ⟨A, Φ(x)⟩`` (:class:`jaxtt.ftt.FTT`) to samples ``(x_s, y_s)`` by
 
@@ -19,7 +19,7 @@ interfaces.
 
 Initialisation matters: from a random TT the sweeps stall at d ≥ 8, from
 :func:`jaxtt.ftt.constant_init` (the constant function plus small noise, the
-default of :class:`jaxtt.ftt.FTTDenoiser`) they converge (DESIGN.md).
+default of :class:`jaxtt.ftt.FTTDenoiser`) they converge.
 
 Bases matter for long trains: with left-orthogonal cores ``Q_k`` the left
 interfaces obey ``E[L_{k+1} L_{k+1}ᵀ] = Q_kᵀ (E[L_k L_kᵀ] ⊗ E[φ_k φ_kᵀ]) Q_k``
@@ -41,33 +41,25 @@ its time (benchmarks/bench_als.py).
 
 from __future__ import annotations
 
-import math
-import time
 from functools import cache, partial
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax import lax
 import numpy as np
-from jaxtyping import Array, Float
-from tqdm.auto import tqdm
+from jax import lax
+from jaxtyping import Array, Float, Int
 
-from jaxtt._validation import check_array, check_finite, check_int, check_real
+from jaxtt._validation import check_bool, check_int, check_real, is_concrete
+from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
 from jaxtt.solvers._sparse import local_plan, normal_equations_local, squared_residual_local, supports_local
-from jaxtt.tt import TensorTrain, orthogonalize
-from jaxtt.tt.ops import _absorb_vectors
+from jaxtt.solvers.fit import Solver
+from jaxtt.solvers.problem import check_feasible_ranks, check_training_data, least_squares_loss
+from jaxtt.tt import TensorTrain, absorb, orthogonalize
 
-__all__ = ["als_sweep", "fit_als", "local_plans", "check_fit_data", "check_training_data", "check_feasible_ranks"]
-
-
-def _right_interfaces(cores, feats):
-    """``rights[k]`` contracts cores ``k..d-1`` with the features; ``rights[d] = 1`` (a list, for eager sweeps)."""
-    rights = [jnp.ones((feats[0].shape[0], 1), cores[0].dtype)]
-    for core, feat in zip(reversed(cores), reversed(feats)):
-        rights.insert(0, _absorb_vectors(rights[0], jnp.swapaxes(core, 0, 2), feat))
-    return rights
+__all__ = ["ALS", "ALSState", "als_sweep", "compiled_sweep", "local_plans", "sweep_order"]
 
 
 def _local_solve(left, feat, right, plan, core, y, reg, chunk_size, cg_maxiter):
@@ -198,13 +190,13 @@ def als_sweep(
 
 
 def _absorb_in_chunks(v, core, vec, chunk_size: int):
-    """:func:`~jaxtt.tt.ops._absorb_vectors` over blocks of ``r · chunk_size`` samples.
+    """:func:`~jaxtt.tt.ops.absorb` over blocks of ``r · chunk_size`` samples.
 
     The one-shot version forms an ``(N, m r)`` intermediate — at ``N = 10⁶`` the
     largest array of a sweep; in blocks it is ``(r · chunk_size, m r)``, the size
     of a chunk of design rows.
     """
-    return lax.map(lambda rows: _absorb_vectors(rows[0][None], core, rows[1][None])[0], (v, vec),
+    return lax.map(lambda rows: absorb(rows[0][None], core, rows[1][None])[0], (v, vec),
                    batch_size=chunk_size * core.shape[0])
 
 
@@ -252,50 +244,8 @@ def sweep_order(d: int) -> list[int]:
     return [0] if d == 1 else list(range(d - 1)) + list(range(d - 1, 0, -1))
 
 
-def check_fit_data(model: FTT, x, y, name_x: str = "x", name_y: str = "y"):
-    """Validate regression data for a (possibly batched) FTT; return jnp arrays."""
-    x = check_array(x, name_x, ndim=2, floating=True)
-    if x.shape[0] < 1:
-        raise ValueError(f"{name_x} must hold at least one sample (N >= 1), got N = 0")
-    if x.shape[1] != model.ndim:
-        raise ValueError(f"{name_x} must have shape (N, {model.ndim}), got {tuple(x.shape)}")
-    batch = model.tt.batch_shape
-    y = check_array(y, name_y, ndim=1 + len(batch), floating=True)
-    if y.shape != (x.shape[0], *batch):
-        raise ValueError(
-            f"{name_y} must have shape {(x.shape[0], *batch)} to match {name_x} and the model, got {tuple(y.shape)}"
-        )
-    check_finite(x, name_x)
-    check_finite(y, name_y)
-    return jnp.asarray(x), jnp.asarray(y)
-
-
-def check_training_data(model, x, y, x_val=None, y_val=None):
-    """Validate a model and its training (and optional validation) data; return jnp arrays."""
-    if not isinstance(model, FTT):
-        raise TypeError(f"model must be a jaxtt.ftt.FTT, got {type(model).__name__}")
-    x, y = check_fit_data(model, x, y)
-    if (x_val is None) != (y_val is None):
-        raise ValueError("x_val and y_val must be given together")
-    if x_val is not None:
-        x_val, y_val = check_fit_data(model, x_val, y_val, "x_val", "y_val")
-    return x, y, x_val, y_val
-
-
-def check_feasible_ranks(tt: TensorTrain) -> None:
-    """Raise if a rank exceeds ``min(Π_{j<=k} n_j, Π_{j>k} n_j)`` (the basis cannot support it)."""
-    shape = tt.shape
-    for k in range(1, tt.ndim):
-        bound = min(math.prod(shape[:k]), math.prod(shape[k:]))
-        if tt.ranks[k] > bound:
-            raise ValueError(
-                f"rank r_{k} = {tt.ranks[k]} is larger than the basis allows: with mode sizes {shape} "
-                f"it can be at most {bound}"
-            )
-
-
 @cache
-def _compiled_sweep(batch_ndim: int, chunk_size: int, cg_maxiter: int):
+def compiled_sweep(batch_ndim: int, chunk_size: int, cg_maxiter: int):
     """One jitted (and vmapped over ``batch_ndim`` FTT axes) sweep per configuration.
 
     Cached so that repeated fits (e.g. every resampling round of a denoiser
@@ -310,93 +260,109 @@ def _compiled_sweep(batch_ndim: int, chunk_size: int, cg_maxiter: int):
     return jax.jit(sweep)
 
 
-def _relative_residual(model: FTT, x, y) -> float:
-    pred = model(x)
-    pred = pred.T if pred.ndim == 2 else pred
-    return float(jnp.linalg.norm(pred - y) / jnp.maximum(jnp.linalg.norm(y), jnp.finfo(y.dtype).tiny))
+class ALSState(eqx.Module):
+    """State of :class:`ALS`.
 
-
-def fit_als(
-    model: FTT,
-    x: Float[Array, "N d"],
-    y: Float[Array, "N *D"],
-    *,
-    sweeps: int = 10,
-    reg: float = 0.0,
-    tol: float = 0.0,
-    stagnation: float = 1e-6,
-    x_val: Float[Array, "M d"] | None = None,
-    y_val: Float[Array, "M *D"] | None = None,
-    chunk_size: int = 4096,
-    sparse: bool = True,
-    cg_maxiter: int = 0,
-    progress: bool = True,
-) -> tuple[FTT, dict]:
-    """Fit an FTT by ALS sweeps with stopping rules, history and a progress bar.
-
-    Vector-valued targets: pass a batch of FTTs (cores with a leading axis of
-    size ``D``) and ``y`` of shape ``(N, D)``; all ``D`` fits run in one jitted,
-    vmapped sweep.
-
-    With ``sparse=True`` the Gram matrices of plain B-spline cores are
-    assembled from the ``degree + 1`` non-zero basis values per sample
-    (:mod:`jaxtt.solvers._sparse`), a factor ``(m / (degree + 1))²`` fewer flops;
-    ``cg_maxiter > 0`` solves local problems matrix-free (see :func:`als_sweep`).
-
-    Stops after ``sweeps`` sweeps, when the relative training residual
-    ``‖y − f(x)‖/‖y‖`` drops below ``tol``, or when a sweep improves the
-    objective by less than a fraction ``stagnation``.
-
-    Returns:
-        ``(model, history)`` with history keys ``sweep``, ``train_residual``,
-        ``val_residual`` (when validation data is given), ``objective``,
-        ``time`` (seconds per sweep; the first includes compilation).
-
-    Raises:
-        ValueError: bad data (N < 1, row mismatch, NaN/inf), ``sweeps < 1``,
-            ``reg < 0``, infeasible ranks, or a non-finite local solve (naming
-            the sweep and the core).
+    Attributes:
+        model: the current FTT (orthogonality centre at core 0 after a step).
+        loss: its objective ``J = (1/2N)(‖y − f(x)‖² + λ‖A‖²)``, summed over outputs.
+        objectives: unnormalised ``2N J`` after each local solve of the last sweep,
+            ``(*batch, 2(d-1))`` (zeros before the first sweep).
+        x, y: the training data (``y`` with the output axes last).
+        plans: per-core sparse-assembly plans (:func:`local_plans`) or ``None``.
+        step: sweeps taken.
     """
-    x, y, x_val, y_val = check_training_data(model, x, y, x_val, y_val)
-    sweeps = check_int(sweeps, "sweeps", minimum=1)
-    reg = check_real(reg, "reg", minimum=0.0)
-    tol = check_real(tol, "tol", minimum=0.0)
-    stagnation = check_real(stagnation, "stagnation", minimum=0.0)
-    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
-    check_feasible_ranks(model.tt)
 
-    cg_maxiter = check_int(cg_maxiter, "cg_maxiter", minimum=0)
-    plans = local_plans(model, x) if sparse and not cg_maxiter else None
-    sweep = _compiled_sweep(len(model.tt.batch_shape), chunk_size, cg_maxiter)
-    order = sweep_order(model.ndim)
-    history = {"sweep": [], "train_residual": [], "objective": [], "time": []}
-    if x_val is not None:
-        history["val_residual"] = []
-    previous = np.inf
-    bar = tqdm(range(1, sweeps + 1), desc="ALS", disable=not progress, leave=False)
-    for s in bar:
-        start = time.perf_counter()
-        candidate, objectives = sweep(model, x, y, plans, reg)
-        objectives = np.asarray(jax.block_until_ready(objectives)).reshape(-1, len(order))
-        elapsed = time.perf_counter() - start
+    model: FTT
+    loss: Float[Array, ""]
+    objectives: Float[Array, "*batch steps"]
+    x: Float[Array, "N d"]
+    y: Float[Array, "N *batch"]
+    plans: tuple | None
+    step: Int[Array, ""]
+
+
+class ALS(Solver):
+    """Single-site TT-ALS sweeps (Holtz, Rohwedder, Schneider 2012); see the module docstring.
+
+    Each step is one :func:`als_sweep` (``2(d-1)`` exact or CGLS local ridge
+    solves). The objective never increases with exact solves (``cg_maxiter=0``)
+    nor with warm-started CGLS. Vector-valued targets run all outputs in one
+    vmapped sweep. The sweep is compiled once per ``(batch rank, chunk_size,
+    cg_maxiter)`` (:func:`compiled_sweep`) with ``reg`` and the data traced, so
+    refits with new data or a new ``reg`` reuse the program.
+
+    Args:
+        reg: ridge weight ``λ >= 0`` on ``‖A‖_F²`` (absolute, not per sample).
+        chunk_size: samples per chunk of the Gram accumulation.
+        cg_maxiter: ``> 0``: solve local problems matrix-free by this many
+            Kronecker-preconditioned CGLS iterations instead of Cholesky.
+        sparse: assemble the Gram matrices of plain B-spline cores from the
+            ``degree + 1`` non-zero basis values per sample (a factor
+            ``(m / (degree + 1))²`` fewer flops; only when ``init`` sees concrete
+            data and ``cg_maxiter = 0``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.ftt import FTT, constant_init
+        >>> bases = [Legendre(3)] * 2
+        >>> x = jax.random.uniform(jax.random.key(0), (200, 2), minval=-1, maxval=1)
+        >>> solver = ALS(reg=1e-8)
+        >>> state = solver.init(FTT(constant_init(bases, 2, key=jax.random.key(1)), bases), x, x[:, 0] * x[:, 1])
+        >>> first, step = state.loss, jax.jit(solver.step)
+        >>> state = step(step(state))
+        >>> bool(state.loss < 1e-6 * first), int(state.step)
+        (True, 2)
+    """
+
+    reg: float = 0.0
+    chunk_size: int = 4096
+    cg_maxiter: int = 0
+    sparse: bool = True
+
+    def __check_init__(self):
+        check_real(self.reg, "reg", minimum=0.0)
+        check_int(self.chunk_size, "chunk_size", minimum=1)
+        check_int(self.cg_maxiter, "cg_maxiter", minimum=0)
+        check_bool(self.sparse, "sparse")
+
+    def init(self, model: FTT, x: Float[Array, "N d"], y: Float[Array, "N *D"]) -> ALSState:
+        """Validate the problem; build the sparse plans (concrete ``x`` only) and the starting loss."""
+        x, y, _, _ = check_training_data(model, x, y)
+        check_feasible_ranks(model.tt)
+        y = y.astype(model.tt.dtype)
+        plans = local_plans(model, x) if self.sparse and not self.cg_maxiter and is_concrete(x) else None
+        if plans is not None and all(p is None for p in plans):
+            plans = None
+        steps = len(sweep_order(model.ndim))
+        return ALSState(
+            model=model,
+            loss=least_squares_loss(model.tt, model.features(x), y, self.reg),
+            objectives=jnp.zeros((*model.tt.batch_shape, steps), model.tt.dtype),
+            x=x,
+            y=y,
+            plans=plans,
+            step=jnp.asarray(0),
+        )
+
+    def step(self, state: ALSState) -> ALSState:
+        """One sweep with the cached compiled program; ``reg`` and the data stay traced."""
+        sweep = compiled_sweep(len(state.model.tt.batch_shape), self.chunk_size, self.cg_maxiter)
+        reg = jnp.asarray(self.reg, state.model.tt.dtype)
+        model, objectives = sweep(state.model, state.x, state.y, state.plans, reg)
+        loss = jnp.sum(objectives[..., -1]) / (2 * state.x.shape[0])
+        return ALSState(model, loss, objectives, state.x, state.y, state.plans, state.step + 1)
+
+    def check(self, state: ALSState, step: int) -> None:
+        """Name the first core whose local solve went non-finite."""
+        objectives = np.asarray(state.objectives).reshape(-1, state.objectives.shape[-1])
         bad = ~np.isfinite(objectives).all(axis=0)
         if bad.any():
-            core = order[int(np.argmax(bad))]
-            raise ValueError(f"ALS produced a non-finite local solution in sweep {s} at core {core}; "
-                             "increase reg, check the data scaling, or use bases orthonormal for the data "
-                             "(e.g. Legendre(m, orthonormal=True) on uniform data) so that the interfaces of "
-                             "long trains do not decay below the float range")
-        model = candidate
-        objective = float(objectives[:, -1].sum())
-        history["sweep"].append(s)
-        history["objective"].append(objective)
-        history["time"].append(elapsed)
-        history["train_residual"].append(_relative_residual(model, x, y))
-        if x_val is not None:
-            history["val_residual"].append(_relative_residual(model, x_val, y_val))
-        bar.set_postfix(residual=f"{history['train_residual'][-1]:.2e}")
-        stalled = np.isfinite(previous) and previous - objective <= stagnation * abs(previous)
-        if history["train_residual"][-1] <= tol or stalled:
-            break
-        previous = objective
-    return model, history
+            raise NumericalError(
+                "ALS produced a non-finite local solution", step=step,
+                core=sweep_order(state.model.ndim)[int(np.argmax(bad))],
+                remedy="increase reg, check the data scaling, or use bases orthonormal for the data "
+                "(e.g. Legendre(m, orthonormal=True) on uniform data) so that the interfaces of long trains "
+                "do not decay below the float range")
+        super().check(state, step)

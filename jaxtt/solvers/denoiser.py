@@ -1,13 +1,14 @@
-"""Closed-form fitting of FTT denoisers on L_simple (seed 001 eqs. 5, 10, 12).
+"""Fitting FTT denoisers on the simple DDPM loss L_simple (Ho et al. 2020, eq. 14).
 
 Draws regression triples ``(x_t, t, ε)`` (:func:`jaxtt.diffusion.training_triples`)
 and fits ``ε_θ`` by least squares on
 
     Σ_s ‖ε_s − ε_θ(x_{t,s}, t_s)‖²,
 
-the Monte Carlo estimate of L_simple, with TT-ALS or rank-adaptive DMRG sweeps.
-The ``D`` outputs of an ``output="independent"`` denoiser are ``D`` scalar
-regressions that share the inputs (one vmapped ALS sweep); an
+the Monte Carlo estimate of L_simple, with any solver of :func:`jaxtt.solvers.fit`
+(closed-form TT-ALS sweeps by default). The ``D`` outputs of an
+``output="independent"`` denoiser are ``D`` scalar regressions that share the
+inputs (one vmapped ALS sweep); an
 ``output="core"`` denoiser is one regression over the ``N·D`` pairs
 ``((x_t, t, j), ε_j)``.
 """
@@ -18,20 +19,22 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxtt._validation import check_array, check_choice, check_finite, check_int, check_real
+from jaxtt._validation import check_array, check_finite, check_instance, check_int, check_real
 from jaxtt.diffusion import Schedule, training_triples
 from jaxtt.ftt.denoiser import FTTDenoiser
-from jaxtt.ftt.functional import FTT
-from jaxtt.solvers.als import fit_als
-from jaxtt.solvers.dmrg import fit_dmrg
-from jaxtt.solvers.riemannian import RCG, RGD, fit_ftt
-from jaxtt.tt import TensorTrain
+from jaxtt.solvers.als import ALS
+from jaxtt.solvers.fit import FitResult, Solver, fit
 
 __all__ = ["fit_denoiser", "regression_data"]
 
 
 def regression_data(denoiser: FTTDenoiser, x_t, t, eps):
-    """FTT regression inputs and targets for a denoiser (rows expanded for an output core)."""
+    """FTT regression inputs and targets for a denoiser (rows expanded for an output core).
+
+    ``fit(denoiser.ftt, *regression_data(denoiser, x_t, t, eps), solver, ...)``
+    fits either output layout to given triples; put the result back with
+    ``eqx.tree_at(lambda m: m.ftt, denoiser, fitted)``.
+    """
     v = denoiser.variables(x_t, t)
     if denoiser.output == "independent":
         return v, eps
@@ -40,97 +43,81 @@ def regression_data(denoiser: FTTDenoiser, x_t, t, eps):
     return jnp.concatenate([jnp.repeat(v, dim, axis=0), j], axis=1), eps.reshape(-1)
 
 
-def _pad_ranks(tt: TensorTrain, ranks) -> TensorTrain:
-    """The same tensor with ranks zero-padded up to ``ranks``."""
-    cores = [
-        jnp.pad(c, [(0, ranks[k] - c.shape[0]), (0, 0), (0, ranks[k + 1] - c.shape[2])]) for k, c in enumerate(tt.cores)
-    ]
-    return TensorTrain(cores)
-
-
-def _fit_dmrg_outputs(ftt: FTT, v, y, **kwargs):
-    """DMRG per output; ranks differ, so the trains are zero-padded to common ranks and stacked."""
-    fitted, histories = [], []
-    for j in range(y.shape[1]):
-        member = FTT(jax.tree_util.tree_map(lambda c: c[j], ftt.tt), ftt.bases)
-        member, h = fit_dmrg(member, v, y[:, j], **kwargs)
-        fitted.append(member.tt)
-        histories.append(h)
-    ranks = tuple(max(r) for r in zip(*(f.ranks for f in fitted)))
-    stacked = jax.tree_util.tree_map(lambda *cs: jnp.stack(cs), *[_pad_ranks(f, ranks) for f in fitted])
-    history = {key: [h[key] for h in histories] for key in histories[0]}
-    return FTT(stacked, ftt.bases), history
-
-
 def fit_denoiser(
     denoiser: FTTDenoiser,
     x0,
     schedule: Schedule,
     key,
     *,
-    method: str = "als",
+    solver: Solver | None = None,
+    steps: int = 6,
     repeats: int = 8,
-    sweeps: int = 6,
-    reg: float = 1e-6,
+    reg: float | None = 1e-6,
     resample: bool = False,
     progress: bool = True,
-    **solver_kwargs,
-) -> tuple[FTTDenoiser, dict]:
-    """Fit an :class:`~jaxtt.ftt.FTTDenoiser` to data ``x0`` by ALS or DMRG sweeps.
+) -> tuple[FTTDenoiser, list[FitResult]]:
+    """Fit an :class:`~jaxtt.ftt.FTTDenoiser` to data ``x0`` with ``solver`` (default :class:`~jaxtt.solvers.ALS`).
+
+    Draws ``repeats`` triples ``(x_t, t, ε)`` per data point and runs
+    :func:`jaxtt.solvers.fit` on the regression ``ε ≈ ε_θ(x_t, t)``.
 
     Args:
         denoiser: the model (its cores are the starting point).
         x0: data ``(N, D)``.
-        schedule: the diffusion schedule.
+        schedule: the diffusion schedule (``schedule.T == denoiser.T``).
         key: PRNG key for the triples.
-        method: ``"als"`` (fixed ranks; extra keyword arguments such as
-            ``cg_maxiter`` go to :func:`fit_als`), ``"dmrg"`` (rank-adaptive;
-            ``eps``, ``max_rank``, ``truncation``, ``polish`` go to
-            :func:`fit_dmrg`), or
-            ``"rgd"`` / ``"rcg"`` (Riemannian gradient descent / conjugate
-            gradients on the fixed-rank manifold, :func:`fit_ftt`; ``sweeps`` is
-            ignored there, pass ``max_iter`` instead).
+        solver: any :class:`~jaxtt.solvers.Solver` (``ALS()``, ``DMRG(...)``,
+            ``RCG()``, ``GradientDescent(optax...)``); default ``ALS()``.
+        steps: solver steps (sweeps for ALS/DMRG, iterations otherwise).
         repeats: triples per data point (``N·repeats`` regression rows).
-        sweeps: number of sweeps.
-        reg: ridge weight ``λ`` (relative to the number of rows: the solver gets
-            ``λ·N·repeats``, so the value means the same at every data size).
-        resample: draw fresh triples before every sweep (one sweep per draw)
-            instead of reusing one draw for all sweeps.
+        reg: ridge weight per regression row: the solver's ``reg`` is replaced by
+            ``reg·N·repeats``, so the value means the same at every data size;
+            ``None`` keeps the solver's own ``reg``.
+        resample: draw fresh triples before every step (one step per draw)
+            instead of reusing one draw for all steps.
+        progress: show progress bars.
 
     Returns:
-        ``(denoiser, history)``; ``history["rounds"]`` holds the solver history of
-        each draw.
+        ``(denoiser, results)``: the fitted denoiser and the
+        :class:`~jaxtt.solvers.FitResult` of each draw.
+
+    Raises:
+        jaxtt.errors.NumericalError: a step went non-finite (see :func:`jaxtt.solvers.fit`).
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> from jaxtt.ftt import FTTDenoiser
+        >>> x0 = 0.5 * jax.random.normal(jax.random.key(0), (300, 2))
+        >>> model = FTTDenoiser(2, 50, rank=2, m=4, key=jax.random.key(1))
+        >>> model, results = fit_denoiser(model, x0, linear_schedule(50), jax.random.key(2), steps=2, repeats=2,
+        ...                               progress=False)
+        >>> results[0].step, results[0].loss[-1] < results[0].loss[0]
+        ([0, 1, 2], True)
     """
-    if not isinstance(denoiser, FTTDenoiser):
-        raise TypeError(f"denoiser must be a jaxtt.ftt.FTTDenoiser, got {type(denoiser).__name__}")
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a jaxtt.diffusion.Schedule, got {type(schedule).__name__}")
+    check_instance(denoiser, "denoiser", FTTDenoiser)
+    check_instance(schedule, "schedule", Schedule)
     if schedule.T != denoiser.T:
         raise ValueError(f"schedule has T = {schedule.T} but the denoiser was built for T = {denoiser.T}")
-    method = check_choice(method, "method", {"als", "dmrg", "rgd", "rcg"})
+    solver = ALS() if solver is None else check_instance(solver, "solver", Solver)
+    steps = check_int(steps, "steps", minimum=1)
     repeats = check_int(repeats, "repeats", minimum=1)
-    sweeps = check_int(sweeps, "sweeps", minimum=1)
-    reg = check_real(reg, "reg", minimum=0.0)
+    if reg is not None:
+        reg = check_real(reg, "reg", minimum=0.0)
     x0 = check_array(x0, "x0", ndim=2, floating=True)
     if x0.shape[0] < 1 or x0.shape[1] != denoiser.dim:
         raise ValueError(f"x0 must have shape (N, {denoiser.dim}) with N >= 1, got {tuple(x0.shape)}")
     check_finite(x0, "x0")
-    rounds = sweeps if resample else 1
-    per_round = 1 if resample else sweeps
-    history = {"rounds": []}
+    if reg is not None:
+        if not hasattr(solver, "reg"):
+            raise TypeError(f"reg: {type(solver).__name__} has no reg field to set; pass reg=None")
+        solver = eqx.tree_at(lambda s: s.reg, solver, reg * x0.shape[0] * repeats)
+    rounds, per_round = (steps, 1) if resample else (1, steps)
+    results = []
     ftt = denoiser.ftt
     for key_round in jax.random.split(key, rounds):
         x_t, t, eps = training_triples(key_round, jnp.asarray(x0, ftt.tt.dtype), schedule, repeats)
-        v, y = regression_data(denoiser, x_t, t, eps)
-        lam = reg * v.shape[0]
-        if method == "als":
-            ftt, h = fit_als(ftt, v, y, sweeps=per_round, reg=lam, progress=progress, **solver_kwargs)
-        elif method in ("rgd", "rcg"):
-            solver = RGD() if method == "rgd" else RCG()
-            ftt, h = fit_ftt(ftt, v, y, solver=solver, reg=lam, progress=progress, **solver_kwargs)
-        elif denoiser.output == "independent":
-            ftt, h = _fit_dmrg_outputs(ftt, v, y, sweeps=per_round, reg=lam, progress=progress, **solver_kwargs)
-        else:
-            ftt, h = fit_dmrg(ftt, v, y, sweeps=per_round, reg=lam, progress=progress, **solver_kwargs)
-        history["rounds"].append(h)
-    return eqx.tree_at(lambda m: m.ftt, denoiser, ftt), history
+        ftt, result = fit(ftt, *regression_data(denoiser, x_t, t, eps), solver, max_steps=per_round,
+                          progress=progress)
+        results.append(result)
+    return eqx.tree_at(lambda m: m.ftt, denoiser, ftt), results

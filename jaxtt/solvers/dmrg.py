@@ -1,4 +1,4 @@
-"""Two-site ALS (DMRG-style, rank-adaptive) for functional tensor trains (seed 001 §3.5.2).
+"""Two-site ALS (DMRG-style, rank-adaptive) for functional tensor trains.
 
 At position ``k`` the neighbouring cores are merged into a supercore
 ``W ∈ R^{r_{k-1} × m_k × m_{k+1} × r_{k+1}}``, the ridge problem
@@ -8,7 +8,7 @@ At position ``k`` the neighbouring cores are merged into a supercore
 is solved (normal equations while the supercore has at most
 ``dense_limit`` entries, matrix-free conjugate gradients started from the
 current supercore otherwise), and ``W`` is split back into two cores of a
-lower rank ``r`` (White 1992; Holtz, Rohwedder, Schneider 2012).
+lower rank ``r`` (White 1992; Schollwöck 2011; Holtz, Rohwedder, Schneider 2012).
 
 The model value at sample ``s`` is ``f_s = a_sᵀ W b_s`` with the left features
 ``a_s = L_s ⊗ φ_k(x_{s,k})`` (length ``r_{k-1} m_k``), the right features
@@ -44,28 +44,29 @@ values, a truncation that no later solve corrects; by default (``polish``)
 that core is re-solved once at the new ranks, the single-site ALS step.
 
 Ranks change between steps, so the sweep runs eagerly in Python with each
-local solve jit-compiled per shape.
+local solve jit-compiled per shape: :class:`DMRG` steps cannot be traced by
+``jax.jit`` or ``lax.scan``, unlike the fixed-rank solvers.
 """
 
 from __future__ import annotations
 
-import time
 from functools import partial
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from jaxtyping import Array, Float, Int
 
 from jaxtt._validation import check_bool, check_choice, check_int, check_real
+from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
-from jaxtt.solvers.als import _relative_residual, _right_interfaces, check_training_data
-from jaxtt.tt import TensorTrain, orthogonalize
-from jaxtt.tt.decompositions import _truncation_rank
-from jaxtt.tt.ops import _absorb_vectors
+from jaxtt.solvers.fit import Solver
+from jaxtt.solvers.problem import check_training_data, least_squares_loss
+from jaxtt.tt import TensorTrain, absorb, interfaces, orthogonalize, truncation_rank
 
-__all__ = ["fit_dmrg", "dmrg_sweep"]
+__all__ = ["DMRG", "DMRGState", "dmrg_sweep"]
 
 
 @partial(jax.jit, static_argnames=("chunk_size",))
@@ -93,7 +94,7 @@ def _split(w, shape, eps, max_rank, move_right: bool):
     """Coefficient truncation: truncated SVD of the ``(r0 m1) × (m2 r1)`` unfolding of ``W``."""
     r0, m1, m2, r1 = shape
     u, s, vt = jnp.linalg.svd(w.reshape(r0 * m1, m2 * r1), full_matrices=False)
-    rank = _truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
+    rank = truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
     u, s, vt = u[:, :rank], s[:rank], vt[:rank]
     if move_right:
         return u.reshape(r0, m1, rank), (s[:, None] * vt).reshape(rank, m2, r1)
@@ -101,7 +102,7 @@ def _split(w, shape, eps, max_rank, move_right: bool):
 
 
 @partial(jax.jit, static_argnames=("chunk_size",))
-def _feature_covariances(left, f1, f2, right, chunk_size=4096):
+def feature_covariances(left, f1, f2, right, chunk_size=4096):
     """``C_L = (1/N) Σ_s a_s a_sᵀ`` and ``C_R = (1/N) Σ_s b_s b_sᵀ``.
 
     ``a_s = L_s ⊗ φ_k(x_{s,k})`` and ``b_s = φ_{k+1}(x_{s,k+1}) ⊗ R_s``, in the
@@ -116,7 +117,7 @@ def _feature_covariances(left, f1, f2, right, chunk_size=4096):
     return cov_l / n, cov_r / n
 
 
-def _square_root(cov):
+def square_root(cov):
     """``R`` and ``R⁻¹`` with ``Rᵀ R = C`` (up to a floor), from ``C = Q diag(λ) Qᵀ``.
 
     ``R = diag(√λ̃) Qᵀ`` and ``R⁻¹ = Q diag(1/√λ̃)`` with
@@ -138,8 +139,8 @@ def _whitened_svd(w, cov_l, cov_r):
     supercore's function under the product of the left and right empirical
     marginals (equal to ``Σ_s f_s²`` for independent left/right variables).
     """
-    root_l, inv_l = _square_root(cov_l)
-    root_r, inv_r = _square_root(cov_r)
+    root_l, inv_l = square_root(cov_l)
+    root_r, inv_r = square_root(cov_r)
     u, s, vt = jnp.linalg.svd(root_l @ w @ root_r.T, full_matrices=False)
     return u, s, vt, inv_l, inv_r
 
@@ -157,7 +158,7 @@ def _canonical_pair(a, b, move_right: bool):
     return a @ t.T, q.T
 
 
-def _split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right: bool):
+def split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right: bool):
     """Function truncation: truncated SVD of ``R_L W R_Rᵀ``, mapped back and made canonical.
 
     Left factor ``R_L⁻¹ U_r``, right factor ``Σ_r V_rᵀ R_R⁻ᵀ``; their product is the
@@ -165,7 +166,7 @@ def _split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right: bool):
     """
     r0, m1, m2, r1 = shape
     u, s, vt, inv_l, inv_r = _whitened_svd(w.reshape(r0 * m1, m2 * r1), cov_l, cov_r)
-    rank = _truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
+    rank = truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
     a = inv_l @ u[:, :rank]
     b = (s[:rank, None] * vt[:rank]) @ inv_r.T
     a, b = _canonical_pair(a, b, move_right)
@@ -188,16 +189,20 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
     docstring. ``polish`` re-solves core 0, which carries the singular values
     of the final split, by one single-site ridge solve at the truncated ranks.
     """
-    truncation = check_choice(truncation, "truncation", TRUNCATIONS)
-    polish = check_bool(polish, "polish")
-    eps = check_real(eps, "eps", minimum=0.0)
-    if max_rank is not None:
-        max_rank = check_int(max_rank, "max_rank", minimum=1)
+    solver = DMRG(eps=eps, max_rank=max_rank, reg=reg, dense_limit=dense_limit, cg_maxiter=cg_maxiter,
+                  truncation=truncation, polish=polish)  # validates the arguments
+    return _sweep(model, x, y, solver)
+
+
+def _sweep(model: FTT, x, y, solver: DMRG):
+    """:func:`dmrg_sweep` with the settings of a validated ``solver``."""
+    eps, max_rank, reg, truncation = solver.eps, solver.max_rank, solver.reg, solver.truncation
+    dense_limit, cg_maxiter = solver.dense_limit, solver.cg_maxiter
     feats = model.features(x)
     y = y.astype(model.tt.dtype)
     cores = list(orthogonalize(model.tt, 0).cores)
     d = len(cores)
-    rights = _right_interfaces(cores, feats)
+    _, rights = interfaces(TensorTrain(cores), feats)
     lefts = [rights[d]] + [None] * (d - 1)
     objectives = []
     order = list(range(d - 1)) + list(range(d - 2, -1, -1))
@@ -208,104 +213,141 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
         w, obj = _local_solve(lefts[k], [feats[k], feats[k + 1]], rights[k + 2], y, reg, w0, dense_limit, cg_maxiter)
         objectives.append(float(obj))
         if not np.isfinite(objectives[-1]):
-            raise ValueError(f"DMRG produced a non-finite local solution at cores ({k}, {k + 1}); increase reg")
+            raise NumericalError(f"DMRG produced a non-finite local solution at cores ({k}, {k + 1})", core=k,
+                                 remedy="increase reg")
         if truncation == "function":
-            cov_l, cov_r = _feature_covariances(lefts[k], feats[k], feats[k + 1], rights[k + 2])
-            cores[k], cores[k + 1] = _split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right)
+            cov_l, cov_r = feature_covariances(lefts[k], feats[k], feats[k + 1], rights[k + 2])
+            cores[k], cores[k + 1] = split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right)
         else:
             cores[k], cores[k + 1] = _split(w, shape, eps, max_rank, move_right)
         if move_right:
-            lefts[k + 1] = _absorb_vectors(lefts[k], cores[k], feats[k])
+            lefts[k + 1] = absorb(lefts[k], cores[k], feats[k])
         else:
-            rights[k + 1] = _absorb_vectors(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
-    if polish:
+            rights[k + 1] = absorb(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
+    if solver.polish:
         g, obj = _local_solve(lefts[0], [feats[0]], rights[1], y, reg, cores[0].reshape(-1), dense_limit, cg_maxiter)
         objectives.append(float(obj))
         if not np.isfinite(objectives[-1]):
-            raise ValueError("DMRG produced a non-finite solution when re-solving core 0; increase reg")
+            raise NumericalError("DMRG produced a non-finite solution when re-solving core 0", core=0,
+                                 remedy="increase reg")
         cores[0] = g.reshape(cores[0].shape)
     return FTT(TensorTrain(cores), model.bases), np.asarray(objectives)
 
 
-def fit_dmrg(
-    model: FTT,
-    x,
-    y,
-    *,
-    sweeps: int = 5,
-    eps: float = 1e-8,
-    max_rank: int | None = None,
-    reg: float = 0.0,
-    tol: float = 0.0,
-    x_val=None,
-    y_val=None,
-    dense_limit: int = 2500,
-    cg_maxiter: int = 200,
-    truncation: str = "function",
-    polish: bool = True,
-    progress: bool = True,
-) -> tuple[FTT, dict]:
-    """Rank-adaptive fit by two-site sweeps; history records the ranks after each sweep.
+def _pad_ranks(tt: TensorTrain, ranks) -> TensorTrain:
+    """The same tensor with ranks zero-padded up to ``ranks``."""
+    return TensorTrain([
+        jnp.pad(c, [(0, ranks[k] - c.shape[0]), (0, 0), (0, ranks[k + 1] - c.shape[2])]) for k, c in enumerate(tt.cores)
+    ])
+
+
+def _stack(trains) -> TensorTrain:
+    """One batch of trains (leading axis) from ``trains``, zero-padded to common ranks."""
+    ranks = tuple(max(r) for r in zip(*(t.ranks for t in trains)))
+    return jax.tree_util.tree_map(lambda *cs: jnp.stack(cs), *[_pad_ranks(t, ranks) for t in trains])
+
+
+class DMRGState(eqx.Module):
+    """State of :class:`DMRG`.
+
+    Attributes:
+        trains: the coefficient train of each output at its own ranks (one for a scalar FTT).
+        bases: the model's bases.
+        batched: whether the model is a batch of FTTs (vector-valued targets).
+        loss: objective ``J = (1/2N)(‖y − f(x)‖² + λ‖A‖²)`` summed over outputs.
+        x, y: the training data.
+        step: sweeps taken.
+    """
+
+    trains: tuple[TensorTrain, ...]
+    bases: tuple
+    batched: bool = eqx.field(static=True)
+    loss: Float[Array, ""]
+    x: Float[Array, "N d"]
+    y: Float[Array, "N *D"]
+    step: Int[Array, ""]
+
+    @property
+    def model(self) -> FTT:
+        """The current FTT; outputs of different ranks are zero-padded to common ranks and stacked."""
+        return FTT(_stack(self.trains) if self.batched else self.trains[0], self.bases)
+
+
+class DMRG(Solver):
+    """Rank-adaptive two-site sweeps; see the module docstring.
+
+    Each step is one :func:`dmrg_sweep`. Ranks adapt to the data, so each output
+    of a vector-valued model is swept on its own and the outputs are padded to
+    common ranks in ``state.model``. Steps run eagerly (no ``jit``/``scan``).
 
     Args:
-        model: scalar FTT (its ranks are only the starting point; rank 1 is fine).
-        x, y: data ``(N, d)``, ``(N,)``.
-        sweeps: maximal number of sweeps (``>= 1``).
         eps: relative truncation threshold of the SVD split (``>= 0``); with
             ``truncation="function"`` a relative RMS error of the supercore's
             values on the data, with ``"coefficients"`` a relative Frobenius
             error of its coefficients.
-        max_rank: cap on every rank.
+        max_rank: cap on every rank (``None``: no cap).
         reg: ridge weight ``λ >= 0``.
-        tol: stop when the relative training residual is below it.
         dense_limit: largest supercore size solved by normal equations; larger
             ones use matrix-free CG with ``cg_maxiter`` iterations.
-        truncation: ``"function"`` (default; whitened split that best keeps the
-            model values on the data) or ``"coefficients"`` (truncated SVD of the
+        cg_maxiter: CG iterations of large local solves (``>= 1``).
+        truncation: ``"function"`` (whitened split that best keeps the model
+            values on the data) or ``"coefficients"`` (truncated SVD of the
             supercore coefficients).
-        polish: after each sweep re-solve core 0 (the core that carries the
-            singular values of the last split) by a single-site ridge solve;
-            it can only lower the objective. ``truncation="coefficients",
-            polish=False`` is the classical two-site sweep.
+        polish: after each sweep re-solve core 0 by a single-site ridge solve.
+            ``truncation="coefficients", polish=False`` is the classical two-site sweep.
 
-    Returns:
-        ``(model, history)`` with keys ``sweep``, ``train_residual``,
-        ``val_residual`` (if validation data is given), ``ranks``, ``time``.
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.ftt import FTT, constant_init
+        >>> from jaxtt.solvers import fit
+        >>> bases = [Legendre(4)] * 3
+        >>> x = jax.random.uniform(jax.random.key(0), (400, 3), minval=-1, maxval=1)
+        >>> y = x[:, 0] * x[:, 1] + x[:, 1] * x[:, 2]
+        >>> start = FTT(constant_init(bases, 1, key=jax.random.key(1)), bases)
+        >>> model, result = fit(start, x, y, DMRG(eps=1e-4), max_steps=2, progress=False)
+        >>> model.tt.ranks, result.train_residual[-1] < 1e-5
+        ((1, 2, 2, 1), True)
     """
-    x, y, x_val, y_val = check_training_data(model, x, y, x_val, y_val)
-    if model.tt.batch_shape:
-        raise ValueError("fit_dmrg fits one scalar FTT; ranks adapt per output, so fit outputs separately")
-    if model.ndim < 2:
-        raise ValueError("DMRG needs at least two variables")
-    sweeps = check_int(sweeps, "sweeps", minimum=1)
-    eps = check_real(eps, "eps", minimum=0.0)
-    if max_rank is not None:
-        max_rank = check_int(max_rank, "max_rank", minimum=1)
-    reg = check_real(reg, "reg", minimum=0.0)
-    tol = check_real(tol, "tol", minimum=0.0)
-    dense_limit = check_int(dense_limit, "dense_limit", minimum=1)
-    cg_maxiter = check_int(cg_maxiter, "cg_maxiter", minimum=1)
-    truncation = check_choice(truncation, "truncation", TRUNCATIONS)
-    polish = check_bool(polish, "polish")
-    history = {"sweep": [], "train_residual": [], "ranks": [], "time": []}
-    if x_val is not None:
-        history["val_residual"] = []
-    bar = tqdm(range(1, sweeps + 1), desc="DMRG", disable=not progress, leave=False)
-    for s in bar:
-        start = time.perf_counter()
-        try:
-            model, _ = dmrg_sweep(model, x, y, eps=eps, max_rank=max_rank, reg=reg,
-                                  dense_limit=dense_limit, cg_maxiter=cg_maxiter, truncation=truncation,
-                                  polish=polish)
-        except ValueError as err:
-            raise ValueError(f"sweep {s}: {err}") from None
-        history["time"].append(time.perf_counter() - start)
-        history["sweep"].append(s)
-        history["ranks"].append(model.tt.ranks)
-        history["train_residual"].append(_relative_residual(model, x, y))
-        if x_val is not None:
-            history["val_residual"].append(_relative_residual(model, x_val, y_val))
-        bar.set_postfix(residual=f"{history['train_residual'][-1]:.2e}", rank=max(model.tt.ranks))
-        if history["train_residual"][-1] <= tol:
-            break
-    return model, history
+
+    eps: float = 1e-8
+    max_rank: int | None = None
+    reg: float = 0.0
+    dense_limit: int = 2500
+    cg_maxiter: int = 200
+    truncation: str = "function"
+    polish: bool = True
+
+    def __check_init__(self):
+        check_real(self.eps, "eps", minimum=0.0)
+        if self.max_rank is not None:
+            check_int(self.max_rank, "max_rank", minimum=1)
+        check_real(self.reg, "reg", minimum=0.0)
+        check_int(self.dense_limit, "dense_limit", minimum=1)
+        check_int(self.cg_maxiter, "cg_maxiter", minimum=1)
+        check_choice(self.truncation, "truncation", TRUNCATIONS)
+        check_bool(self.polish, "polish")
+
+    def init(self, model: FTT, x: Float[Array, "N d"], y: Float[Array, "N *D"]) -> DMRGState:
+        """Validate the problem and split a batch of FTTs into its members."""
+        x, y, _, _ = check_training_data(model, x, y)
+        if model.ndim < 2:
+            raise ValueError("DMRG needs at least two variables")
+        if len(model.tt.batch_shape) > 1:
+            raise ValueError(f"DMRG fits a scalar FTT or one batch axis of outputs, got batch shape "
+                             f"{model.tt.batch_shape}")
+        y = y.astype(model.tt.dtype)
+        batched = bool(model.tt.batch_shape)
+        trains = (tuple(jax.tree_util.tree_map(lambda c, j=j: c[j], model.tt) for j in range(model.tt.batch_shape[0]))
+                  if batched else (model.tt,))
+        loss = least_squares_loss(model.tt, model.features(x), y, self.reg)
+        return DMRGState(trains, model.bases, batched, loss, x, y, jnp.asarray(0))
+
+    def step(self, state: DMRGState) -> DMRGState:
+        """One two-site sweep per output (eager)."""
+        targets = [state.y[:, j] for j in range(state.y.shape[1])] if state.batched else [state.y]
+        trains = tuple(_sweep(FTT(train, state.bases), state.x, target, self)[0].tt
+                       for train, target in zip(state.trains, targets))
+        state = DMRGState(trains, state.bases, state.batched, state.loss, state.x, state.y, state.step + 1)
+        loss = least_squares_loss(state.model.tt, state.model.features(state.x), state.y, self.reg)
+        return eqx.tree_at(lambda s: s.loss, state, loss)

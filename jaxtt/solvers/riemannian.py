@@ -1,7 +1,7 @@
 """Riemannian gradient descent and conjugate gradients on the fixed-rank TT manifold.
 
-Minimise ``f : M_r → R`` over tensor trains of fixed ranks ``r`` (seed 001
-§3.5.4; Absil, Mahony, Sepulchre 2008, ch. 4 and 8; Steinlechner 2016, §4)::
+Minimise ``f : M_r → R`` over tensor trains of fixed ranks ``r`` (Absil,
+Mahony, Sepulchre 2008, ch. 4 and 8; Steinlechner 2016, §4)::
 
     η_k      = −grad f(X_k) + β_k T_{k-1→k}(η_{k-1})        (β = 0: gradient descent)
     X_{k+1}  = R_{X_k}(t_k η_k),   t_k by Armijo backtracking:
@@ -41,15 +41,18 @@ Backtracking replaces ``t`` by the minimiser of the quadratic through ``f(X)``,
 ``max_backtracks`` times (``lax.while_loop``). A failed line search leaves the
 point unchanged, so the loss never increases.
 
-A solver is a pair of pure functions ``init(objective, X) -> state`` and
-``step(objective, state) -> state`` that can be ``jit``-ed and ``vmap``-ped (a
-batch of independent problems, e.g. the ``D`` outputs of a denoiser);
-:func:`fit_riemannian` and :func:`fit_ftt` are Python loops around them with
-stopping rules, history and a progress bar.
+:class:`RGD` and :class:`RCG` are :class:`~jaxtt.solvers.Solver`\ s: for FTT
+regression (the :class:`~jaxtt.solvers.LeastSquares` objective) use
+``init(model, x, y)`` / ``step(state)`` or :func:`jaxtt.solvers.fit`. For any
+other objective over tensor trains the pure pair
+``init_objective(objective, X) -> state`` / ``step_objective(objective, state)
+-> state`` can be ``jit``-ed and ``vmap``-ped (a batch of independent
+problems), and :func:`fit_riemannian` loops over it with stopping rules and a
+history.
 
 An *objective* is a callable ``TensorTrain -> scalar`` written with jaxtt
 operations; its Riemannian gradient comes from automatic differentiation
-(:func:`jaxtt.tt.riemannian.value_and_riemannian_grad`). An objective may also
+(:func:`jaxtt.tt.autodiff.value_and_riemannian_grad`). An objective may also
 define ``riemannian_value_and_grad(at: TangentVector) -> (loss, TangentVector)``
 and ``line_curvature(direction: TangentVector) -> scalar`` to supply cheaper
 versions (as :class:`LeastSquares` does). Pass data-holding
@@ -70,97 +73,17 @@ from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 from tqdm.auto import tqdm
 
-from jaxtt._validation import check_array, check_choice, check_finite, check_int, check_real
-from jaxtt.ftt import FTT
-from jaxtt.solvers.als import check_fit_data
-from jaxtt.tt import TensorTrain, contract_rank1
+from jaxtt._validation import check_choice, check_instance, check_int, check_real
+from jaxtt.errors import NumericalError
+from jaxtt.ftt.functional import FTT
+from jaxtt.solvers.fit import Solver
+from jaxtt.solvers.problem import LeastSquares, check_training_data
+from jaxtt.tt import TensorTrain, autodiff
 from jaxtt.tt import inner as tt_inner
 from jaxtt.tt import riemannian as rm
-from jaxtt.tt.riemannian import TangentVector, _absorb, _gauged, _interfaces, _plus_cores, _rank1_deltas
+from jaxtt.tt.riemannian import TangentVector
 
-__all__ = [
-    "LeastSquares",
-    "RiemannianState",
-    "RGD",
-    "RCG",
-    "fit_riemannian",
-    "fit_ftt",
-]
-
-
-class LeastSquares(eqx.Module):
-    """Least-squares regression loss of a (functional) tensor train.
-
-    .. math::
-        f(X) = \\frac{1}{2N} \\Big( \\sum_{s=1}^N (⟨X, Φ_s⟩ − y_s)^2 + λ ‖X‖_F^2 \\Big),
-        \\qquad Φ_s = φ_1^s ⊗ ⋯ ⊗ φ_d^s
-
-    (seed 001 eqs. 8–9: FTT regression with ``φ_k^s = φ_k(x_{s,k})``; the ALS
-    objective of :func:`jaxtt.solvers.als.fit_als` with the same ridge weight
-    ``λ``, divided by ``2N``). Its Euclidean gradient is the sum of rank-one terms
-    ``(1/N) Σ_s (⟨X, Φ_s⟩ − y_s) Φ_s`` plus ``(λ/N) X``, projected without a dense
-    tensor by :func:`jaxtt.tt.riemannian.project` of a
-    :class:`~jaxtt.tt.riemannian.Rank1Sum` (``P_X X = X``: only ``δ_d`` gets
-    ``(λ/N) U_d``): value and Riemannian gradient cost ``O(N d n r²)``.
-
-    With an integer ``(N, d)`` array of multi-indices ``i_s`` as ``features``
-    (unit feature vectors ``e_{i_{s,k}}``) it is least squares on observed
-    entries, ``Σ_s (X[i_s] − y_s)²`` (tensor completion, the discrete analogue of
-    FTT regression), evaluated by gathers in ``O(N d r²)``.
-
-    Args:
-        features: ``d`` arrays ``(N, n_k)`` (e.g. ``FTT.features(x)``), or an
-            integer ``(N, d)`` array of multi-indices (see
-            :class:`~jaxtt.tt.riemannian.Rank1Sum`).
-        targets: ``(N,)`` finite values ``y_s``.
-        reg: ridge weight ``λ >= 0``.
-    """
-
-    features: tuple[Array, ...]
-    targets: Float[Array, " N"]
-    reg: float = eqx.field(static=True)
-
-    def __init__(self, features, targets: Float[Array, " N"], reg: float = 0.0):
-        targets = check_array(targets, "targets", ndim=1, floating=True)
-        check_finite(targets, "targets")
-        if targets.shape[0] < 1:
-            raise ValueError("targets must hold at least one sample (N >= 1)")
-        terms = rm.Rank1Sum(jnp.asarray(targets), features)
-        for k, f in enumerate(terms.vectors):
-            if f.ndim == 2:
-                check_finite(f, f"features[{k}]")
-        self.features = terms.vectors
-        self.targets = terms.coeffs
-        self.reg = check_real(reg, "reg", minimum=0.0)
-
-    def residuals(self, tt: TensorTrain) -> Float[Array, " N"]:
-        """``⟨X, Φ_s⟩ − y_s`` for all samples; cost ``O(N d n r²)`` (``O(N d r²)`` for indices)."""
-        if all(f.ndim == 2 for f in self.features):
-            return contract_rank1(tt, self.features) - self.targets
-        v = jnp.ones((self.targets.shape[0], 1), tt.dtype)
-        for core, f in zip(tt.cores, self.features):
-            v = _absorb(v, core, f)
-        return v[:, 0] - self.targets
-
-    def __call__(self, tt: TensorTrain) -> Float[Array, ""]:
-        res = self.residuals(tt)
-        value = 0.5 * jnp.mean(res * res)
-        return value + 0.5 * self.reg / res.shape[0] * tt_inner(tt, tt) if self.reg else value
-
-    def line_curvature(self, direction: TangentVector) -> Float[Array, ""]:
-        """``φ''(0) = (1/N) (Σ_s ⟨η, Φ_s⟩² + λ ‖η‖²)`` for ``φ(t) = f(X + t η)``; ``O(N d n r²)``."""
-        q = rm.contract_rank1(direction, self.features)
-        return jnp.mean(q * q) + self.reg / q.shape[0] * rm.inner(direction, direction)
-
-    def riemannian_value_and_grad(self, at: TangentVector) -> tuple[Float[Array, ""], TangentVector]:
-        """``f(X)`` and ``P_X ∇f(X) = P_X (1/N) Σ_s r_s Φ_s`` at the point of ``at``; ``O(N d n r²)``."""
-        lefts, rights = _interfaces(at.left, at.right, self.features)
-        res = lefts[-1][:, 0] - self.targets  # lefts[d] = ⟨X, Φ_s⟩
-        n = res.shape[0]
-        deltas = list(_rank1_deltas(lefts, rights, res / n, self.features, [u.shape[1] for u in at.left]))
-        deltas[-1] = deltas[-1] + self.reg / n * at.left[-1]  # X = U_1 ⋯ U_{d-1} U_d
-        value = 0.5 * jnp.mean(res * res) + 0.5 * self.reg / n * jnp.vdot(at.left[-1], at.left[-1])
-        return value, TangentVector(at.left, at.right, _gauged(at.left, deltas))
+__all__ = ["RiemannianState", "RiemannianFitState", "RGD", "RCG", "fit_riemannian"]
 
 
 class RiemannianState(eqx.Module):
@@ -191,11 +114,37 @@ class RiemannianState(eqx.Module):
     n_evals: Int[Array, ""]
 
 
+class RiemannianFitState(eqx.Module):
+    """State of :class:`RGD` / :class:`RCG` fitting an FTT (:meth:`RGD.init`).
+
+    Attributes:
+        inner: the :class:`RiemannianState` of the coefficient train (with a
+            leading batch axis for vector-valued targets).
+        objective: the :class:`~jaxtt.solvers.LeastSquares` problem (targets
+            ``(D, N)`` for a batch).
+        bases: the model's bases.
+    """
+
+    inner: RiemannianState
+    objective: LeastSquares
+    bases: tuple
+
+    @property
+    def model(self) -> FTT:
+        """The current FTT."""
+        return FTT(self.inner.point, self.bases)
+
+    @property
+    def loss(self) -> Float[Array, ""]:
+        """``J`` summed over the outputs."""
+        return jnp.sum(self.inner.loss)
+
+
 def _value_and_grad(objective, at: TangentVector):
     custom = getattr(objective, "riemannian_value_and_grad", None)
     if custom is not None:
         return custom(at)
-    return rm.value_and_riemannian_grad(objective, at)
+    return autodiff.value_and_riemannian_grad(objective, at)
 
 
 def _select(flag, a, b):
@@ -214,8 +163,7 @@ def _line_curvature(objective, direction: TangentVector) -> Float[Array, ""]:
         return custom(direction)
 
     def phi(t):
-        deltas = [t * g for g in direction.deltas]
-        return objective(TensorTrain(_plus_cores(direction.left, direction.right, deltas, 1.0)))
+        return objective(rm.line_point(direction, t))
 
     def dphi(t):
         return jax.jvp(phi, (t,), (jnp.ones_like(t),))[1]
@@ -224,10 +172,12 @@ def _line_curvature(objective, direction: TangentVector) -> Float[Array, ""]:
     return jax.jvp(dphi, (zero,), (jnp.ones_like(zero),))[1]
 
 
-class RGD(eqx.Module):
+class RGD(Solver):
     """Riemannian gradient descent with Armijo backtracking (Absil, Mahony, Sepulchre 2008, Alg. 1).
 
     Args:
+        reg: ridge weight ``λ >= 0`` of the :class:`~jaxtt.solvers.LeastSquares`
+            objective built by :meth:`init` (unused by :meth:`init_objective`).
         c1: Armijo constant ``0 < c₁ < 1``.
         max_backtracks: most step reductions per line search (``>= 0``).
         initial_step: rule for the first trial step, ``"newton"``, ``"quadratic"``
@@ -235,21 +185,68 @@ class RGD(eqx.Module):
             ``line_curvature``, else ``"quadratic"``); see the module docstring.
         step0: first trial step of the ``"quadratic"`` rule and the fallback of
             ``"newton"`` when ``φ''(0) <= 0``.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.ftt import FTT, constant_init
+        >>> from jaxtt.solvers import fit
+        >>> bases = [Legendre(4)] * 3
+        >>> x = jax.random.uniform(jax.random.key(0), (500, 3), minval=-1, maxval=1)
+        >>> y = x[:, 0] * x[:, 1] + x[:, 2] ** 2
+        >>> start = FTT(constant_init(bases, 2, key=jax.random.key(1)), bases)
+        >>> model, result = fit(start, x, y, RCG(), max_steps=30, progress=False)
+        >>> result.train_residual[-1] < 1e-3, result.loss[-1] < result.loss[0]
+        (True, True)
     """
 
+    reg: float = 0.0
     c1: float = 1e-4
     max_backtracks: int = 30
     initial_step: str = "auto"
     step0: float = 1.0
 
     def __check_init__(self):
+        check_real(self.reg, "reg", minimum=0.0)
         if not 0.0 < check_real(self.c1, "c1") < 1.0:
             raise ValueError(f"c1 must satisfy 0 < c1 < 1, got {self.c1}")
         check_int(self.max_backtracks, "max_backtracks", minimum=0)
         check_choice(self.initial_step, "initial_step", {"auto", "newton", "quadratic"})
         check_real(self.step0, "step0", minimum=0.0, strict_minimum=True)
 
-    def init(self, objective: Callable[[TensorTrain], Float[Array, ""]], X: TensorTrain) -> RiemannianState:
+    def init(self, model: FTT, x: Float[Array, "N d"], y: Float[Array, "N *D"]) -> RiemannianFitState:
+        """Start fitting ``model`` to ``(x, y)`` on the :class:`~jaxtt.solvers.LeastSquares` objective.
+
+        A batch of FTTs (targets ``(N, D)``) becomes ``D`` independent problems
+        sharing the features, stepped together with ``vmap``.
+        """
+        x, y, _, _ = check_training_data(model, x, y)
+        if len(model.tt.batch_shape) > 1:
+            raise ValueError(f"model may carry at most one batch axis, got batch shape {model.tt.batch_shape}")
+        y = y.astype(model.tt.dtype)
+        batched = bool(model.tt.batch_shape)
+        objective = LeastSquares(model.features(x), y[:, 0] if batched else y, reg=self.reg)
+        if batched:
+            objective = eqx.tree_at(lambda o: o.targets, objective, y.T)
+        else:
+            rm.zeros(model.tt)  # eager rank validation with a clear message
+        axes = _least_squares_axes(objective) if batched else 0
+        inner = _apply(self.init_objective, len(model.tt.batch_shape), axes, objective, model.tt)
+        return RiemannianFitState(inner, objective, model.bases)
+
+    def step(self, state: RiemannianFitState) -> RiemannianFitState:
+        """One line-search step of every output (compiled once per configuration and shapes)."""
+        batch = len(state.inner.point.batch_shape)
+        axes = _least_squares_axes(state.objective) if batch else 0
+        inner = _apply(self.step_objective, batch, axes, state.objective, state.inner)
+        return RiemannianFitState(inner, state.objective, state.bases)
+
+    def check(self, state: RiemannianFitState, step: int) -> None:
+        """Raise when every trial point of a line search was non-finite, or the loss or gradient is."""
+        loss, grad_norm, _, _, _, blow_up = jax.device_get(_summary(state.inner))
+        _check_finite_state(float(loss), float(grad_norm), bool(blow_up), step)
+
+    def init_objective(self, objective: Callable[[TensorTrain], Float[Array, ""]], X: TensorTrain) -> RiemannianState:
         """Loss, gradient and steepest-descent direction at the starting point ``X``."""
         if not callable(objective):
             raise TypeError(f"objective must be callable, got {type(objective).__name__}")
@@ -305,7 +302,9 @@ class RGD(eqx.Module):
     def _direction(self, state: RiemannianState, grad: TangentVector, accepted) -> TangentVector:
         return rm.scale(grad, -1.0)
 
-    def step(self, objective: Callable[[TensorTrain], Float[Array, ""]], state: RiemannianState) -> RiemannianState:
+    def step_objective(
+        self, objective: Callable[[TensorTrain], Float[Array, ""]], state: RiemannianState
+    ) -> RiemannianState:
         """One line-search step from ``state`` (pure; ``jit``/``vmap`` it freely)."""
         slope = rm.inner(state.grad, state.direction)
         t0 = self._trial_step(objective, state, slope)
@@ -397,9 +396,11 @@ def fit_riemannian(
     objective_axes=0,
     progress: bool = True,
 ) -> tuple[TensorTrain, dict]:
-    """Minimise ``objective`` over the TTs of ``X0``'s ranks, starting at ``X0``.
+    """Minimise any ``objective`` over the TTs of ``X0``'s ranks, starting at ``X0``.
 
-    Runs ``solver.step`` (jitted) in a Python loop. Stops after ``max_iter``
+    For FTT regression use :func:`jaxtt.solvers.fit` with an :class:`RGD` or
+    :class:`RCG` solver; this loop is for other objectives (tensor completion,
+    custom losses). Runs ``solver.step_objective`` (jitted) in a Python loop. Stops after ``max_iter``
     steps, when ``‖grad f‖ <= gtol``, when a step decreases the loss by at most
     ``ftol · |f|``, or after two consecutive failed line searches (no decrease
     found: converged to working precision).
@@ -430,14 +431,11 @@ def fit_riemannian(
         ``"line_search"``).
 
     Raises:
-        ValueError: bad arguments, or a non-finite loss or gradient (naming the
-            iteration).
+        TypeError, ValueError: bad arguments.
+        jaxtt.errors.NumericalError: a non-finite loss or gradient (naming the iteration).
     """
-    solver = RCG() if solver is None else solver
-    if not isinstance(solver, RGD):
-        raise TypeError(f"solver must be a jaxtt.solvers.riemannian.RGD or RCG, got {type(solver).__name__}")
-    if not isinstance(X0, TensorTrain):
-        raise TypeError(f"X0 must be a TensorTrain, got {type(X0).__name__}")
+    solver = RCG() if solver is None else check_instance(solver, "solver", RGD)
+    check_instance(X0, "X0", TensorTrain)
     if len(X0.batch_shape) > 1:
         raise ValueError(f"X0 may carry at most one batch axis, got batch shape {X0.batch_shape}")
     max_iter = check_int(max_iter, "max_iter", minimum=0)
@@ -457,9 +455,9 @@ def fit_riemannian(
         return float(loss), float(grad_norm), bool(blow_up)
 
     start = time.perf_counter()
-    state = _apply(solver.init, n_batch, objective_axes, objective, X0)
-    loss, grad_norm, _ = record(state, time.perf_counter() - start)
-    _check_finite_state(loss, grad_norm, 0, "at the starting point")
+    state = _apply(solver.init_objective, n_batch, objective_axes, objective, X0)
+    loss, grad_norm, blow_up = record(state, time.perf_counter() - start)
+    _check_finite_state(loss, grad_norm, blow_up, 0)
     status = "max_iter"
     failures = 0
     bar = tqdm(range(1, max_iter + 1), desc=type(solver).__name__, disable=not progress, leave=False)
@@ -468,12 +466,10 @@ def fit_riemannian(
             status = "gtol"
             break
         start = time.perf_counter()
-        state = _apply(solver.step, n_batch, objective_axes, objective, state)
+        state = _apply(solver.step_objective, n_batch, objective_axes, objective, state)
         previous = loss
         loss, grad_norm, blow_up = record(state, time.perf_counter() - start)
-        if blow_up:
-            raise ValueError(f"non-finite loss at iteration {k}: every trial step of the line search gave NaN or inf")
-        _check_finite_state(loss, grad_norm, k, "after the step")
+        _check_finite_state(loss, grad_norm, blow_up, k)
         bar.set_postfix(loss=f"{loss:.3e}", grad=f"{grad_norm:.2e}")
         failures = 0 if history["accepted"][-1] else failures + 1
         if failures >= 2:
@@ -488,72 +484,17 @@ def fit_riemannian(
     return state.point, history
 
 
-def _check_finite_state(loss: float, grad_norm: float, iteration: int, where: str) -> None:
+def _check_finite_state(loss: float, grad_norm: float, blow_up: bool, step: int) -> None:
+    remedy = "check the objective for overflow or lower step0"
+    if blow_up:
+        raise NumericalError("every trial point of the line search gave a non-finite loss", step=step, remedy=remedy)
     if not np.isfinite(loss):
-        raise ValueError(f"non-finite loss {loss} at iteration {iteration} ({where})")
+        raise NumericalError(f"non-finite loss {loss}", step=step, remedy=remedy)
     if not np.isfinite(grad_norm):
-        raise ValueError(f"non-finite Riemannian gradient at iteration {iteration} ({where})")
+        raise NumericalError("non-finite Riemannian gradient", step=step, remedy=remedy)
 
 
 def _least_squares_axes(objective: LeastSquares):
     """``in_axes`` for a batch of least-squares problems sharing the features (targets batched on axis 0)."""
     spec = jax.tree_util.tree_map(lambda _: None, objective)
     return eqx.tree_at(lambda o: o.targets, spec, 0, is_leaf=lambda x: x is None)
-
-
-def fit_ftt(
-    model: FTT,
-    x: Float[Array, "N d"],
-    y: Float[Array, "N *D"],
-    *,
-    solver: RGD | None = None,
-    max_iter: int = 100,
-    reg: float = 0.0,
-    gtol: float = 0.0,
-    ftol: float = 0.0,
-    progress: bool = True,
-):
-    """Fit a functional TT ``f(x) = ⟨A, Φ(x)⟩`` to samples by Riemannian optimisation.
-
-    Minimises :class:`LeastSquares` ``(1/2N) (Σ_s (f(x_s) − y_s)² + λ ‖A‖²)`` over
-    the coefficient TTs of the model's ranks (the problem of
-    :func:`jaxtt.solvers.als.fit_als` with the same ``reg``). A batch of FTTs
-    (cores with a leading axis of size ``D``, vector-valued targets ``y`` of
-    shape ``(N, D)``) is fitted as ``D`` independent problems sharing the
-    features, in one vmapped step.
-
-    Denoisers: ``fit_ftt(denoiser.ftt, *jaxtt.solvers.regression_data(denoiser,
-    x_t, t, eps))`` fits a :class:`jaxtt.ftt.FTTDenoiser` of either output layout
-    to regression triples (seed 001 eq. 10); put the result back with
-    ``eqx.tree_at(lambda m: m.ftt, denoiser, fitted)``.
-
-    Args:
-        model: a :class:`jaxtt.ftt.FTT` with full ranks.
-        x: inputs ``(N, d)``; y: targets ``(N,)`` or ``(N, D)``.
-        reg: ridge weight ``λ >= 0``.
-        solver, max_iter, gtol, ftol, progress: as in :func:`fit_riemannian`.
-
-    Returns:
-        ``(model, history)`` with the fitted FTT and the history of
-        :func:`fit_riemannian` plus ``train_residual`` ``‖y − f(x)‖ / ‖y‖`` at the end.
-    """
-    if not isinstance(model, FTT):
-        raise TypeError(f"model must be a jaxtt.ftt.FTT, got {type(model).__name__}")
-    x, y = check_fit_data(model, x, y)
-    y = y.astype(model.tt.dtype)
-    features = model.features(x)
-    batched = bool(model.tt.batch_shape)
-    objective = LeastSquares(features, y.T[0] if batched else y, reg=reg)
-    axes = 0
-    if batched:
-        objective = eqx.tree_at(lambda o: o.targets, objective, y.T)
-        axes = _least_squares_axes(objective)
-    tt, history = fit_riemannian(
-        objective, model.tt, solver=solver, max_iter=max_iter, gtol=gtol, ftol=ftol,
-        objective_axes=axes, progress=progress,
-    )
-    fitted = FTT(tt, model.bases) if not batched else eqx.tree_at(lambda m: m.tt, model, tt)
-    pred = fitted(x)
-    pred = pred.T if batched else pred
-    history["train_residual"] = float(jnp.linalg.norm(pred - y) / jnp.maximum(jnp.linalg.norm(y), 1e-300))
-    return fitted, history

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_int, check_real
+from jaxtt._validation import check_instance, check_int, check_real
 from jaxtt.tt.core import TensorTrain
 
-__all__ = ["random", "zeros", "rank_one", "full", "expand_ranks"]
+__all__ = ["random", "zeros", "rank_one", "full", "expand_ranks", "feasible_ranks", "default_float"]
 
 
 def expand_ranks(shape: Sequence[int], ranks) -> tuple[int, ...]:
@@ -38,6 +39,24 @@ def expand_ranks(shape: Sequence[int], ranks) -> tuple[int, ...]:
     return tuple(ranks)
 
 
+def feasible_ranks(shape: Sequence[int], rank: int) -> tuple[int, ...]:
+    """Ranks ``(1, r_1, …, r_{d-1}, 1)`` with ``r_k = min(rank, Π_{j<=k} n_j, Π_{j>k} n_j)``.
+
+    The unfolding ``A_{(k)}`` of a tensor of mode sizes ``n`` is a
+    ``Π_{j<=k} n_j × Π_{j>k} n_j`` matrix, so no TT rank can usefully exceed
+    either size (Oseledets 2011, Thm. 2.1).
+
+    Examples:
+        >>> feasible_ranks((2, 8, 8, 2), 6)
+        (1, 2, 6, 2, 1)
+    """
+    shape = _check_shape(shape)
+    rank = check_int(rank, "rank", minimum=1)
+    return (1,) + tuple(
+        min(rank, math.prod(shape[:k]), math.prod(shape[k:])) for k in range(1, len(shape))
+    ) + (1,)
+
+
 def _check_shape(shape) -> tuple[int, ...]:
     if isinstance(shape, int) or not isinstance(shape, Sequence) or len(shape) == 0:
         raise TypeError(f"shape must be a non-empty sequence of mode sizes, got {shape!r}")
@@ -50,7 +69,7 @@ def random(
     ranks,
     *,
     stddev: float = 1.0,
-    dtype=jnp.float32,
+    dtype=None,
 ) -> TensorTrain:
     """Tensor train with i.i.d. ``N(0, σ_k²)`` core entries.
 
@@ -62,11 +81,13 @@ def random(
         shape: mode sizes ``(n_1, …, n_d)``.
         ranks: int, ``d - 1`` interior ranks, or all ``d + 1`` ranks.
         stddev: scale of the cores.
-        dtype: floating dtype of the cores.
+        dtype: floating dtype of the cores; default float64 when
+            ``jax_enable_x64`` is set, else float32.
     """
     shape = _check_shape(shape)
     ranks = expand_ranks(shape, ranks)
     stddev = check_real(stddev, "stddev", minimum=0.0)
+    dtype = default_float(dtype)
     keys = jax.random.split(key, len(shape))
     cores = [
         jax.random.normal(k, (ranks[i], n, ranks[i + 1]), dtype) * (stddev / ranks[i] ** 0.5)
@@ -75,11 +96,23 @@ def random(
     return TensorTrain(cores)
 
 
-def zeros(shape: Sequence[int], ranks=1, *, dtype=jnp.float32) -> TensorTrain:
-    """The zero tensor with the given TT ranks (all cores zero)."""
+def zeros(shape: Sequence[int], ranks=1, *, dtype=None) -> TensorTrain:
+    """The zero tensor with the given TT ranks (all cores zero; dtype as in :func:`random`)."""
     shape = _check_shape(shape)
     ranks = expand_ranks(shape, ranks)
+    dtype = default_float(dtype)
     return TensorTrain([jnp.zeros((ranks[i], n, ranks[i + 1]), dtype) for i, n in enumerate(shape)])
+
+
+def default_float(dtype=None):
+    """``dtype`` as JAX will store it; ``None`` is the default float (float64 under ``jax_enable_x64``).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> default_float(jnp.float32)
+        dtype('float32')
+    """
+    return jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
 
 
 def rank_one(vectors: Sequence[Float[Array, " n"]]) -> TensorTrain:
@@ -100,13 +133,8 @@ def full(tt: TensorTrain) -> Float[Array, "*shape"]:
 
     Cost ``O(Π_k n_k · r)`` time and memory: only for small tensors.
     """
-    _require_tt(tt, "tt")
+    check_instance(tt, "tt", TensorTrain)
     result = tt.cores[0][0]  # (n_1, r_1)
     for core in tt.cores[1:]:
         result = jnp.tensordot(result, core, axes=1)
     return result[..., 0]
-
-
-def _require_tt(x, name: str) -> None:
-    if not isinstance(x, TensorTrain):
-        raise TypeError(f"{name} must be a TensorTrain, got {type(x).__name__}")

@@ -1,6 +1,6 @@
 """The :class:`TensorTrain` pytree.
 
-A tensor train (Oseledets 2011; seed 001 eq. 11) represents a tensor
+A tensor train (Oseledets 2011) represents a tensor
 ``A ∈ R^{n_1 × … × n_d}`` by cores ``G_k ∈ R^{r_{k-1} × n_k × r_k}`` with
 ``r_0 = r_d = 1``::
 

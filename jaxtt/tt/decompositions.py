@@ -15,11 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from jaxtt._validation import check_array, check_finite, check_int, check_real, is_concrete
-from jaxtt.tt.construct import _require_tt
+from jaxtt._validation import check_array, check_instance, check_finite, check_int, check_real, is_concrete
 from jaxtt.tt.core import TensorTrain
 
-__all__ = ["from_dense", "orthogonalize", "round"]
+__all__ = ["from_dense", "orthogonalize", "round", "truncation_rank"]
 
 
 def _check_truncation(max_rank, eps) -> tuple[int | None, float]:
@@ -29,8 +28,20 @@ def _check_truncation(max_rank, eps) -> tuple[int | None, float]:
     return max_rank, eps
 
 
-def _truncation_rank(s, delta, max_rank: int | None) -> int:
-    """Smallest ``r`` with ``‖s[r:]‖₂ <= delta``, at least 1, capped by ``max_rank``."""
+def truncation_rank(s, delta, max_rank: int | None = None) -> int:
+    """Smallest ``r`` with ``‖s[r:]‖₂ <= delta``, at least 1, capped by ``max_rank``.
+
+    The rank rule of truncated SVDs (Oseledets 2011, Alg. 1): dropping the
+    singular values ``s[r:]`` costs ``‖s[r:]‖₂`` in Frobenius norm. ``delta=None``
+    keeps all of ``s`` (up to ``max_rank``); a ``delta`` needs concrete values.
+
+    Examples:
+        >>> import numpy as np
+        >>> truncation_rank(np.array([4.0, 2.0, 0.3, 0.4]), 0.5)
+        2
+        >>> truncation_rank(np.array([4.0, 2.0, 0.3, 0.4]), 0.1, max_rank=3)
+        3
+    """
     r = s.shape[0]
     if delta is not None:
         if not (is_concrete(s) and is_concrete(delta)):
@@ -51,7 +62,7 @@ def _svd_split(matrix, delta, max_rank):
         u, vt = ut.T, v.T
     else:
         u, s, vt = jnp.linalg.svd(matrix, full_matrices=False)
-    r = _truncation_rank(s, delta, max_rank)
+    r = truncation_rank(s, delta, max_rank)
     return u[:, :r], s[:r, None] * vt[:r]
 
 
@@ -144,7 +155,7 @@ def orthogonalize(tt: TensorTrain, center: int = -1) -> TensorTrain:
     form, ``center=0`` the right-canonical one. Ranks may shrink to
     ``min(r_{k-1} n_k, r_k)``. Cost ``O(d n r³)``.
     """
-    _require_tt(tt, "tt")
+    check_instance(tt, "tt", TensorTrain)
     d = tt.ndim
     center = check_int(center, "center", minimum=-d, maximum=d - 1) % d
     cores = list(tt.cores)
@@ -168,7 +179,7 @@ def round(tt: TensorTrain, max_rank: int | None = None, eps: float = 0.0) -> Ten
         max_rank: optional cap on every rank (``>= 1``).
         eps: relative Frobenius error bound (``>= 0``); ``eps > 0`` runs eagerly.
     """
-    _require_tt(tt, "tt")
+    check_instance(tt, "tt", TensorTrain)
     max_rank, eps = _check_truncation(max_rank, eps)
     d = tt.ndim
     if eps > 0:

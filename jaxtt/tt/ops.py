@@ -20,16 +20,15 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, Int
 
-from jaxtt._validation import check_array, is_concrete
-from jaxtt.tt.construct import _require_tt
+from jaxtt._validation import check_array, check_instance, is_concrete
 from jaxtt.tt.core import TensorTrain
 
-__all__ = ["add", "scale", "inner", "norm", "hadamard", "get", "contract_rank1", "interfaces"]
+__all__ = ["add", "scale", "inner", "norm", "hadamard", "get", "absorb", "contract_rank1", "interfaces"]
 
 
 def _check_same_shape(a: TensorTrain, b: TensorTrain, op: str) -> None:
-    _require_tt(a, "a")
-    _require_tt(b, "b")
+    check_instance(a, "a", TensorTrain)
+    check_instance(b, "b", TensorTrain)
     if a.shape != b.shape:
         raise ValueError(f"{op}: shapes differ, a.shape={a.shape} but b.shape={b.shape}")
 
@@ -54,7 +53,7 @@ def add(a: TensorTrain, b: TensorTrain) -> TensorTrain:
 
 def scale(tt: TensorTrain, alpha) -> TensorTrain:
     """``α · A``, applied to the first core; ranks unchanged."""
-    _require_tt(tt, "tt")
+    check_instance(tt, "tt", TensorTrain)
     alpha = jnp.asarray(alpha, tt.dtype)
     if alpha.ndim != 0:
         raise ValueError(f"alpha must be a scalar, got shape {tuple(alpha.shape)}")
@@ -94,7 +93,7 @@ def norm(tt: TensorTrain) -> Float[Array, ""]:
     The square root is taken of ``max(⟨A, A⟩, 0)`` so that rounding cannot
     produce a NaN.
     """
-    _require_tt(tt, "tt")
+    check_instance(tt, "tt", TensorTrain)
     return jnp.sqrt(jnp.maximum(inner(tt, tt), 0.0))
 
 
@@ -120,11 +119,38 @@ def _chain(cores, step, first, interior_data):
     return carry
 
 
-def _absorb_vectors(v: Float[Array, "N r"], core: Float[Array, "r n s"], vec: Float[Array, "N n"]):
-    """``v'[s] = Σ_{r,i} v[r] G[r, i, s] φ[i]`` for a batch, as one GEMM plus a reduction."""
+def absorb(v: Float[Array, "N r"], core: Float[Array, "r n s"], data) -> Float[Array, "N s"]:
+    """One step of a batched rank-one contraction, ``v'_s[b] = Σ_{a,i} v_s[a] G[a, i, b] φ_s[i]``.
+
+    The primitive behind :func:`contract_rank1`, :func:`interfaces`, functional
+    TT evaluation and the interface updates of ALS/DMRG sweeps. Pass
+    ``jnp.swapaxes(core, 0, 2)`` to absorb a core from the right.
+
+    Args:
+        v: interface vectors ``(N, r)``.
+        core: TT core ``(r, n, s)``.
+        data: feature vectors ``φ_s`` of shape ``(N, n)``, or integer indices
+            ``i_s`` of shape ``(N,)`` standing for unit vectors ``e_{i_s}`` (then a
+            gather of the slices ``G[:, i_s, :]``, ``O(N r s)``).
+
+    Returns:
+        ``(N, s)``; for features one GEMM ``(N, r) × (r, n s)`` and a reduction
+        over ``n``, ``O(N r n s)``. Unvalidated (it runs inside compiled loops).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> core = jnp.arange(12.0).reshape(2, 3, 2)
+        >>> v, phi = jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 1.0, 0.0]])
+        >>> absorb(v, core, phi).tolist()  # v @ core[:, 1, :]
+        [[18.0, 21.0]]
+        >>> absorb(v, core, jnp.array([1])).tolist()  # the same unit vector, as an index
+        [[18.0, 21.0]]
+    """
+    if jnp.issubdtype(data.dtype, jnp.integer):
+        return jnp.einsum("sa,asb->sb", v, jnp.take(core, data, axis=1))
     r, n, s = core.shape
     w = (v @ core.reshape(r, n * s)).reshape(v.shape[0], n, s)
-    return jnp.einsum("nis,ni->ns", w, vec)
+    return jnp.einsum("nis,ni->ns", w, data)
 
 
 def _check_vectors(tt: TensorTrain, vectors):
@@ -146,8 +172,8 @@ def _check_vectors(tt: TensorTrain, vectors):
 def contract_rank1(tt: TensorTrain, vectors) -> Float[Array, " N"]:
     """Batched contraction with rank-one tensors, ``y_s = ⟨A, v_1^s ⊗ ⋯ ⊗ v_d^s⟩``.
 
-    This is the evaluation of a functional TT ``f(x) = ⟨A, Φ(x)⟩`` (seed 001
-    eq. 8) with ``vectors[k][s] = φ_k(x_{s,k})``. Each step is one GEMM
+    This is the evaluation of a functional TT ``f(x) = ⟨A, Φ(x)⟩`` (Gorodetsky,
+    Karaman, Marzouk 2019) with ``vectors[k][s] = φ_k(x_{s,k})``. Each step is one GEMM
     ``(N, r) × (r, n r)`` followed by a reduction over ``n``: cost
     ``O(N d n r²)`` time and ``O(N n r)`` memory.
 
@@ -159,7 +185,7 @@ def contract_rank1(tt: TensorTrain, vectors) -> Float[Array, " N"]:
     Returns:
         Array of shape ``(N,)``.
     """
-    _require_tt(tt, "tt")
+    check_instance(tt, "tt", TensorTrain)
     vectors = _check_vectors(tt, vectors)
     return _contract_rank1(tt.cores, vectors)
 
@@ -173,7 +199,7 @@ def _contract_rank1(cores, vectors):
     interior = vectors[1:-1]
     if len({x.shape for x in interior}) == 1:
         interior = jnp.stack(interior)
-    v = _chain(cores, _absorb_vectors, v, interior)
+    v = _chain(cores, absorb, v, interior)
     last = cores[-1][:, :, 0]  # (r_{d-1}, n_d)
     return jnp.einsum("nr,ri,ni->n", v, last, vectors[-1])
 
@@ -187,14 +213,14 @@ def interfaces(tt: TensorTrain, vectors) -> tuple[list[Float[Array, "N r"]], lis
     ``lefts[d] = rights[0] =`` :func:`contract_rank1`. Used for gradients of
     functional TTs and by ALS sweeps. Cost ``O(N d n r²)``.
     """
-    _require_tt(tt, "tt")
+    check_instance(tt, "tt", TensorTrain)
     vectors = _check_vectors(tt, vectors)
     ones = jnp.ones((vectors[0].shape[0], 1), jnp.result_type(tt.dtype, vectors[0].dtype))
     lefts, rights = [ones], [ones]
     for core, vec in zip(tt.cores, vectors):
-        lefts.append(_absorb_vectors(lefts[-1], core, vec))
+        lefts.append(absorb(lefts[-1], core, vec))
     for core, vec in zip(reversed(tt.cores), reversed(vectors)):
-        rights.append(_absorb_vectors(rights[-1], jnp.swapaxes(core, 0, 2), vec))
+        rights.append(absorb(rights[-1], jnp.swapaxes(core, 0, 2), vec))
     return lefts, rights[::-1]
 
 
@@ -208,7 +234,7 @@ def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N"]:
         TypeError: for non-integer ``indices``.
         ValueError: for a wrong shape or (when concrete) an index out of range.
     """
-    _require_tt(tt, "tt")
+    check_instance(tt, "tt", TensorTrain)
     indices = check_array(indices, "indices", ndim=2)
     if not jnp.issubdtype(indices.dtype, jnp.integer):
         raise TypeError(f"indices must be an integer array, got dtype {indices.dtype}")

@@ -41,11 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from jaxtt._validation import check_array, check_real, is_concrete
-from jaxtt.tt.construct import _require_tt
+from jaxtt._validation import check_array, check_instance, check_real, is_concrete
 from jaxtt.tt.core import TensorTrain
 from jaxtt.tt.decompositions import orthogonalize
-from jaxtt.tt.ops import _absorb_vectors
+from jaxtt.tt.ops import absorb
 from jaxtt.tt.ops import add as tt_add
 from jaxtt.tt.ops import scale as tt_scale
 
@@ -62,8 +61,9 @@ __all__ = [
     "norm",
     "add",
     "scale",
-    "riemannian_grad",
-    "value_and_riemannian_grad",
+    "project_rank1",
+    "line_point",
+    "gauge_fixed",
     "check_tangent",
     "check_same_point",
 ]
@@ -83,7 +83,7 @@ class TangentVector(eqx.Module):
             ``unfold_L(U_k)ᵀ unfold_L(δ_k) = 0`` (``k < d``) is the caller's
             responsibility when building one by hand (see :func:`check_tangent`).
 
-    Obtain one from :func:`zeros`, :func:`project`, :func:`riemannian_grad` or
+    Obtain one from :func:`zeros`, :func:`project`, :func:`jaxtt.tt.autodiff.riemannian_grad` or
     :func:`transport` rather than by hand.
     """
 
@@ -135,7 +135,7 @@ class Rank1Sum(eqx.Module):
     """A sum of rank-one tensors ``Z = Σ_s c_s φ_1^s ⊗ ⋯ ⊗ φ_d^s``, never formed densely.
 
     The Euclidean gradient of the least-squares loss ``½ Σ_s (⟨X, Φ_s⟩ − y_s)²``
-    is ``Σ_s (⟨X, Φ_s⟩ − y_s) Φ_s`` (seed 001 eqs. 8–9 with ``Φ_s = Φ(x_s)``), i.e.
+    is ``Σ_s (⟨X, Φ_s⟩ − y_s) Φ_s`` (FTT regression with ``Φ_s = Φ(x_s)``), i.e.
     a ``Rank1Sum`` with ``coeffs`` = residuals and ``vectors`` = features.
 
     Args:
@@ -252,7 +252,7 @@ def check_tangent(X: TensorTrain, xi: TangentVector, rtol: float | None = None) 
     ``rtol`` is ``sqrt(eps)`` of the dtype. Value checks need concrete arrays and
     are skipped under ``jit``. Cost ``O(d n r³)``.
     """
-    _require_tt(X, "X")
+    check_instance(X, "X", TensorTrain)
     _require_tangent(xi, "xi")
     _check_matches(X, xi, "xi")
     rtol = _tolerance(X.dtype) if rtol is None else check_real(rtol, "rtol", minimum=0.0)
@@ -319,7 +319,7 @@ def _at(at, name: str = "at") -> tuple[tuple, tuple]:
     """Frames of a point given as a TensorTrain or as a TangentVector (whose frames are reused)."""
     if isinstance(at, TangentVector):
         return at.left, at.right
-    _require_tt(at, name)
+    check_instance(at, name, TensorTrain)
     _check_feasible(at, name)
     return _frames(at)
 
@@ -335,10 +335,22 @@ def _gauged(left, deltas) -> tuple:
     return tuple(_gauge(u, g) for u, g in zip(left[:-1], deltas[:-1])) + (deltas[-1],)
 
 
+def gauge_fixed(xi: TangentVector) -> TangentVector:
+    """``xi`` with each ``δ_k`` (``k < d``) replaced by ``(I − U_k U_kᵀ) δ_k`` on the left unfoldings.
+
+    For δ-cores that are *derivatives* ``∂f/∂δ_k = U_{<k}ᵀ Z V_{>k}ᵀ`` of a
+    function of the points ``X + Σ_k U_{<k} δ_k V_{>k}`` this gives the δ-cores of
+    the projection ``P_X Z`` (Steinlechner 2016, §3.3); see
+    :func:`jaxtt.tt.autodiff.value_and_riemannian_grad`. Cost ``O(d n r³)``.
+    """
+    _require_tangent(xi, "xi")
+    return TangentVector(xi.left, xi.right, _gauged(xi.left, xi.deltas))
+
+
 def zeros(X: TensorTrain) -> TangentVector:
     """The zero tangent vector at ``X``; it carries ``X``'s frames ``U, V``.
 
-    Pass it as ``at`` to :func:`project`, :func:`value_and_riemannian_grad` or
+    Pass it as ``at`` to :func:`project`, :func:`jaxtt.tt.autodiff.value_and_riemannian_grad` or
     :func:`transport` to reuse the frames instead of recomputing them
     (``O(d n r³)``, two QR sweeps).
 
@@ -363,13 +375,6 @@ def _project_tt(left, right, cores) -> tuple:
     return tuple(jnp.einsum("ab,bid,cd->aic", lefts[k], cores[k], rights[k]) for k in range(d))
 
 
-def _absorb(v, core: Core, data):
-    """``v'_s = Σ_{a,i} v_s[a] G[a, i, :] φ_s[i]``; for index data (``φ_s = e_{i_s}``) a gather of slices."""
-    if jnp.issubdtype(data.dtype, jnp.integer):
-        return jnp.einsum("sa,asb->sb", v, jnp.take(core, data, axis=1))
-    return _absorb_vectors(v, core, data)
-
-
 def _interfaces(left, right, vectors) -> tuple[list, list]:
     """Interface vectors of the frames with rank-one terms.
 
@@ -380,10 +385,10 @@ def _interfaces(left, right, vectors) -> tuple[list, list]:
     ones = jnp.ones((vectors[0].shape[0], 1), _float_type(left[0].dtype, vectors))
     lefts = [ones]
     for u, v in zip(left, vectors):
-        lefts.append(_absorb(lefts[-1], u, v))
+        lefts.append(absorb(lefts[-1], u, v))
     rights = [ones]
     for w, v in zip(right[:0:-1], vectors[:0:-1]):
-        rights.append(_absorb(rights[-1], jnp.swapaxes(w, 0, 2), v))
+        rights.append(absorb(rights[-1], jnp.swapaxes(w, 0, 2), v))
     return lefts, rights[::-1]
 
 
@@ -404,6 +409,28 @@ def _rank1_deltas(lefts, rights, coeffs, vectors, shape) -> tuple:
     return tuple(deltas)
 
 
+def project_rank1(
+    at: TangentVector, vectors, coeffs: Callable[[Float[Array, " N"]], Float[Array, " N"]]
+) -> tuple[Float[Array, " N"], TangentVector]:
+    """Values ``v_s = ⟨X, Φ_s⟩`` and ``P_X Σ_s c_s Φ_s`` with coefficients ``c = coeffs(v)``, in one pass.
+
+    ``Φ_s = φ_1^s ⊗ ⋯ ⊗ φ_d^s``. The left interface vectors of the projection
+    already hold the values, so coefficients that depend on them (residuals of
+    a least-squares loss, ``c_s = (v_s − y_s)/N``) cost nothing extra: total
+    ``O(N d n r²)``, as one :func:`project` of a :class:`Rank1Sum`.
+    Unvalidated; it is meant for the inner loops of solvers.
+
+    Args:
+        at: a tangent vector at ``X`` (e.g. :func:`zeros` ``(X)``); its frames are used.
+        vectors: ``d`` arrays ``(N, n_k)`` or integer index arrays ``(N,)``.
+        coeffs: function of the values ``(N,)`` returning the coefficients ``(N,)``.
+    """
+    lefts, rights = _interfaces(at.left, at.right, vectors)
+    values = lefts[-1][:, 0]
+    deltas = _rank1_deltas(lefts, rights, coeffs(values), vectors, [u.shape[1] for u in at.left])
+    return values, TangentVector(at.left, at.right, _gauged(at.left, deltas))
+
+
 def project(at: TensorTrain | TangentVector, Z: TensorTrain | Rank1Sum) -> TangentVector:
     """Orthogonal projection ``P_X Z`` onto the tangent space of ``M_r`` at ``X``.
 
@@ -420,6 +447,16 @@ def project(at: TensorTrain | TangentVector, Z: TensorTrain | Rank1Sum) -> Tange
         at: the point ``X`` (a :class:`TensorTrain` with full ranks) or any
             tangent vector at it (its frames are reused).
         Z: the tensor to project, of ``X``'s mode sizes.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, X)  # X lies in its own tangent space
+        >>> bool(jnp.allclose(tt.full(to_tt(xi)), tt.full(X), atol=1e-5))
+        True
+        >>> retract(X, xi, 0.5).ranks  # (1 + 0.5) X, back on the manifold
+        (1, 2, 2, 1)
     """
     left, right = _at(at)
     shape = tuple(int(u.shape[1]) for u in left)
@@ -463,6 +500,18 @@ def _plus_cores(left, right, deltas, x_weight) -> list:
     return cores
 
 
+def line_point(xi: TangentVector, step: float | Float[Array, ""] = 1.0) -> TensorTrain:
+    """The point ``X + t ξ`` on the straight line through ``X`` in the embedding space, untruncated.
+
+    A :class:`TensorTrain` of ranks ``<= 2 r`` with cores ``[U_1 tδ_1]``,
+    ``[[U_k tδ_k], [0 V_k]]``, ``[U_d + tδ_d; V_d]`` (Steinlechner 2016, §3.4);
+    :func:`retract` truncates it back to ``M_r``. Differentiable in ``step`` and
+    in the δ-cores, with no validation of traced values.
+    """
+    _require_tangent(xi, "xi")
+    return TensorTrain(_plus_cores(xi.left, xi.right, [step * g for g in xi.deltas], 1.0))
+
+
 def to_tt(xi: TangentVector) -> TensorTrain:
     """The tangent vector as a :class:`TensorTrain` of ranks ``<= 2 r``.
 
@@ -481,7 +530,7 @@ def _to_tt_kernel(left, right, deltas) -> list:
 def contract_rank1(xi: TangentVector, vectors: Sequence[Array] | Array) -> Float[Array, " N"]:
     """Batched contraction ``q_s = ⟨ξ, v_1^s ⊗ ⋯ ⊗ v_d^s⟩`` of a tangent vector with rank-one tensors.
 
-    For an FTT (seed 001 eq. 8) this is the directional derivative of
+    For a functional TT this is the directional derivative of
     ``f(x_s) = ⟨X, Φ(x_s)⟩`` along ``ξ``. One left-to-right pass over the block
     cores of :func:`to_tt` without their zero block: ``a_{k+1} = a_k U_k(v_k)``,
     ``c_{k+1} = a_k δ_k(v_k) + c_k V_k(v_k)``, ``q = c_d``; cost ``O(N d n r²)``.
@@ -503,8 +552,8 @@ def _contract_kernel(xi: TangentVector, vecs) -> Array:
     a = jnp.ones((vecs[0].shape[0], 1), _float_type(xi.dtype, vecs))
     c = jnp.zeros_like(a)
     for k, (u, v, g, phi) in enumerate(zip(xi.left, xi.right, xi.deltas, vecs)):
-        c = _absorb(a, g, phi) + (_absorb(c, v, phi) if k > 0 else 0.0)
-        a = _absorb(a, u, phi)
+        c = absorb(a, g, phi) + (absorb(c, v, phi) if k > 0 else 0.0)
+        a = absorb(a, u, phi)
     return c[:, 0]
 
 
@@ -593,7 +642,7 @@ def retract(X: TensorTrain, xi: TangentVector, step: float | Float[Array, ""] = 
         ValueError: ``step <= 0``, ``xi`` with other ranks/shape than ``X``, or (for
             concrete arrays) ``xi`` taken at another point than ``X``.
     """
-    _require_tt(X, "X")
+    check_instance(X, "X", TensorTrain)
     _require_tangent(xi, "xi")
     _check_matches(X, xi, "xi")
     step = _check_step(step)
@@ -624,47 +673,3 @@ def transport(at: TensorTrain | TangentVector, xi: TangentVector) -> TangentVect
     """
     _require_tangent(xi, "xi")
     return project(at, to_tt(xi))
-
-
-# ----------------------------------------------------------------------------- gradients
-
-
-def value_and_riemannian_grad(
-    loss_fn: Callable[[TensorTrain], Float[Array, ""]], at: TensorTrain | TangentVector
-) -> tuple[Float[Array, ""], TangentVector]:
-    """Loss value and Riemannian gradient ``grad f(X) = P_X ∇f(X)`` by automatic differentiation.
-
-    The t3f construction (Novikov et al. 2020, "Automatic differentiation for
-    Riemannian optimization on low-rank matrix and tensor-product manifolds"):
-    points near ``X`` are parametrized by δ-cores as ``X + Σ_k U_{<k} δ_k V_{>k}``
-    (the rank-``2r`` train of :func:`retract` with ``t = 1``). By the chain rule
-    ``∂f/∂δ_k |_{δ=0} = U_{<k}ᵀ ∇f(X) V_{>k}ᵀ``; the gauge projection
-    ``(I − U_k U_kᵀ)`` for ``k < d`` then gives exactly the δ-cores of
-    ``P_X ∇f(X)``. One reverse pass of ``loss_fn`` on a rank-``2r`` train: works for
-    any loss written with jaxtt operations, no dense gradient is formed.
-
-    Args:
-        loss_fn: ``TensorTrain -> scalar``, differentiable with ``jax.grad``.
-        at: the point ``X`` (TensorTrain) or a tangent vector at it (frames reused).
-    """
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
-    left, right = _at(at)
-    value, grads = _grad_kernel(loss_fn, left, right)
-    return value, TangentVector(left, right, grads)
-
-
-@eqx.filter_jit
-def _grad_kernel(loss_fn, left, right):
-    def perturbed(deltas):
-        return loss_fn(TensorTrain(_plus_cores(left, right, deltas, 1.0)))
-
-    value, grads = jax.value_and_grad(perturbed)([jnp.zeros_like(u) for u in left])
-    return value, _gauged(left, grads)
-
-
-def riemannian_grad(
-    loss_fn: Callable[[TensorTrain], Float[Array, ""]], at: TensorTrain | TangentVector
-) -> TangentVector:
-    """Riemannian gradient ``P_X ∇f(X)``; see :func:`value_and_riemannian_grad`."""
-    return value_and_riemannian_grad(loss_fn, at)[1]

@@ -40,18 +40,18 @@ def test_batched_ftt_evaluates_each_member():
     batch = jax.vmap(lambda k: tt.random(k, (3, 3, 3), 2, dtype=jnp.float64))(jax.random.split(jax.random.key(2), 4))
     f = FTT(batch, bases)
     x = jnp.asarray(np.random.default_rng(2).uniform(-1, 1, (6, 3)))
-    out = f(x)
-    assert out.shape == (4, 6)
+    out, grad = f(x), f.grad(x)
+    assert out.shape == (6, 4) and grad.shape == (6, 4, 3)  # samples first, like the targets of a fit
     for j in range(4):
         member = FTT(jax.tree_util.tree_map(lambda c: c[j], batch), bases)
-        np.testing.assert_allclose(out[j], member(x), rtol=1e-12)
-    assert f.grad(x).shape == (4, 6, 3)
+        np.testing.assert_allclose(out[:, j], member(x), rtol=1e-12)
+        np.testing.assert_allclose(grad[:, j], member.grad(x), rtol=1e-12)
 
 
 def test_constant_init_is_constant_plus_noise():
     for basis in (Legendre(5, domain=(-2, 3)), BSpline(7, domain=(-1, 1)), Legendre(4, orthonormal=True)):
         bases = [basis] * 3
-        f = FTT(constant_init(jax.random.key(0), bases, 3, noise=0.0, dtype=jnp.float64), bases)
+        f = FTT(constant_init(bases, 3, noise=0.0, dtype=jnp.float64, key=jax.random.key(0)), bases)
         a, b = basis.domain
         x = jnp.asarray(np.random.default_rng(3).uniform(a, b, (10, 3)))
         np.testing.assert_allclose(f(x), 1.0, rtol=1e-8)
@@ -75,8 +75,8 @@ def test_ftt_errors():
 @pytest.mark.parametrize("output", ["independent", "core"])
 def test_denoiser_against_manual_evaluation(time, output):
     dim, T = 3, 50
-    model = FTTDenoiser(jax.random.key(0), dim, T, rank=3, m=4, time=time, output=output, noise=0.3,
-                        dtype=jnp.float64)
+    model = FTTDenoiser(dim, T, rank=3, m=4, time=time, output=output, noise=0.3, dtype=jnp.float64,
+                        key=jax.random.key(0))
     rng = np.random.default_rng(4)
     x = jnp.asarray(rng.normal(size=(5, dim)) * 2)
     t = jnp.asarray(rng.integers(1, T + 1, 5))
@@ -104,7 +104,7 @@ def test_denoiser_against_manual_evaluation(time, output):
 
 
 def test_denoiser_is_jittable_and_clamps():
-    model = FTTDenoiser(jax.random.key(1), 2, 10, rank=2, m=3, noise=0.5)
+    model = FTTDenoiser(2, 10, rank=2, m=3, noise=0.5, dtype=jnp.float32, key=jax.random.key(1))
     x = jnp.array([[10.0, -20.0], [4.0, -4.0]], jnp.float32)
     t = jnp.array([3, 3])
     out = jax.jit(lambda m, a, b: m(a, b))(model, x, t)
@@ -115,14 +115,14 @@ def test_denoiser_is_jittable_and_clamps():
 
 def test_denoiser_errors():
     with pytest.raises(ValueError, match="time must be one of"):
-        FTTDenoiser(jax.random.key(0), 2, 10, time="concat")
+        FTTDenoiser(2, 10, time="concat", key=jax.random.key(0))
     with pytest.raises(ValueError, match="output must be one of"):
-        FTTDenoiser(jax.random.key(0), 2, 10, output="shared")
+        FTTDenoiser(2, 10, output="shared", key=jax.random.key(0))
     with pytest.raises(ValueError, match="basis must be one of"):
-        FTTDenoiser(jax.random.key(0), 2, 10, basis="wavelet")
+        FTTDenoiser(2, 10, basis="wavelet", key=jax.random.key(0))
     with pytest.raises(ValueError, match="rank must be >= 1"):
-        FTTDenoiser(jax.random.key(0), 2, 10, rank=0)
-    model = FTTDenoiser(jax.random.key(0), 2, 10)
+        FTTDenoiser(2, 10, rank=0, key=jax.random.key(0))
+    model = FTTDenoiser(2, 10, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"x must have shape \(N, 2\)"):
         model(jnp.ones((3, 3)), jnp.ones(3, jnp.int32))
     with pytest.raises(ValueError, match="t must have shape"):

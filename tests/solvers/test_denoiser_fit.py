@@ -1,4 +1,4 @@
-"""Closed-form denoiser fits against the exact optimal denoiser and on the swiss roll."""
+"""Denoiser fits (ALS, DMRG, RCG) against the exact optimal denoiser and on the swiss roll."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +9,7 @@ from jaxtt.data import GaussianMixture, swiss_roll
 from jaxtt.diffusion import ddim_sample, linear_schedule, q_sample
 from jaxtt.ftt import FTTDenoiser
 from jaxtt.metrics import mmd
-from jaxtt.solvers import fit_denoiser
+from jaxtt.solvers import ALS, DMRG, RCG, fit_denoiser
 
 T = 100
 SCHEDULE = linear_schedule(T, beta_start=1e-3, beta_end=0.2)
@@ -29,40 +29,41 @@ def test_fit_approaches_optimal_eps_for_gaussian_data(dim, output):
     cov = np.array([[0.5]]) if dim == 1 else np.array([[0.6, 0.25], [0.25, 0.4]])
     mixture = GaussianMixture(jnp.ones(1), jnp.full((1, dim), 0.3), jnp.asarray(cov)[None])
     x0 = mixture.sample(jax.random.key(0), 4000)
-    model = FTTDenoiser(jax.random.key(1), dim, T, rank=3, m=5, output=output, dtype=jnp.float64)
-    model, hist = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), repeats=10, sweeps=4, reg=1e-7,
-                               progress=False)
+    model = FTTDenoiser(dim, T, rank=3, m=5, output=output, dtype=jnp.float64, key=jax.random.key(1))
+    model, results = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), repeats=10, steps=4, reg=1e-7,
+                                  progress=False)
+    assert len(results) == 1 and results[0].step[-1] <= 4
     assert held_out_eps_error(model, mixture) < 0.1
 
 
 def test_resampling_and_dmrg_paths():
     mixture = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.5 * jnp.eye(2)[None])
     x0 = mixture.sample(jax.random.key(0), 1000)
-    model = FTTDenoiser(jax.random.key(1), 2, T, rank=1, m=4, dtype=jnp.float64)
-    dmrg, hist = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), method="dmrg", repeats=4, sweeps=2,
-                              progress=False, max_rank=4, eps=1e-4)
-    assert max(dmrg.ftt.tt.ranks) > 1 and len(hist["rounds"][0]["sweep"][0]) == 2  # per output
+    model = FTTDenoiser(2, T, rank=1, m=4, dtype=jnp.float64, key=jax.random.key(1))
+    dmrg, results = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), solver=DMRG(max_rank=4, eps=1e-4),
+                                 repeats=4, steps=2, progress=False)
+    assert max(dmrg.ftt.tt.ranks) > 1 and results[0].ranks[-1] == dmrg.ftt.tt.ranks
     assert held_out_eps_error(dmrg, mixture) < 0.15
-    resampled, hist = fit_denoiser(FTTDenoiser(jax.random.key(1), 2, T, rank=3, m=4, dtype=jnp.float64), x0,
-                                   SCHEDULE, jax.random.key(2), repeats=4, sweeps=3, resample=True, progress=False)
-    assert len(hist["rounds"]) == 3
+    resampled, results = fit_denoiser(FTTDenoiser(2, T, rank=3, m=4, dtype=jnp.float64, key=jax.random.key(1)), x0,
+                                      SCHEDULE, jax.random.key(2), repeats=4, steps=3, resample=True, progress=False)
+    assert len(results) == 3 and all(r.step == [0, 1] for r in results)
     assert held_out_eps_error(resampled, mixture) < 0.15
 
 
 def test_riemannian_cg_fits_the_denoiser():
     mixture = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.5 * jnp.eye(2)[None])
     x0 = mixture.sample(jax.random.key(0), 1000)
-    model = FTTDenoiser(jax.random.key(1), 2, T, rank=2, m=4, dtype=jnp.float64)
+    model = FTTDenoiser(2, T, rank=2, m=4, dtype=jnp.float64, key=jax.random.key(1))
     before = held_out_eps_error(model, mixture)
-    fitted, hist = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), method="rcg", repeats=5, max_iter=60,
-                                progress=False)
+    fitted, _ = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), solver=RCG(), steps=60, repeats=5,
+                             progress=False)
     assert held_out_eps_error(fitted, mixture) < min(0.2, 0.5 * before)
 
 
 def test_swiss_roll_fit_then_ddim_samples_approach_data():
     x0 = swiss_roll(jax.random.key(0), 2000)
-    model = FTTDenoiser(jax.random.key(1), 2, T, rank=5, m=10)
-    model, _ = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), repeats=6, sweeps=3, progress=False)
+    model = FTTDenoiser(2, T, rank=5, m=10, dtype=jnp.float32, key=jax.random.key(1))
+    model, _ = fit_denoiser(model, x0, SCHEDULE, jax.random.key(2), solver=ALS(), repeats=6, steps=3, progress=False)
     samples = ddim_sample(model, SCHEDULE, jax.random.key(3), (1000, 2), steps=25)
     reference = swiss_roll(jax.random.key(4), 1000)
     noise = jax.random.normal(jax.random.key(5), (1000, 2))
@@ -70,15 +71,15 @@ def test_swiss_roll_fit_then_ddim_samples_approach_data():
 
 
 def test_fit_denoiser_errors():
-    model = FTTDenoiser(jax.random.key(1), 2, T)
+    model = FTTDenoiser(2, T, key=jax.random.key(1))
     x0 = jnp.zeros((10, 2))
-    with pytest.raises(ValueError, match="method must be one of"):
-        fit_denoiser(model, x0, SCHEDULE, jax.random.key(0), method="sgd")
+    with pytest.raises(TypeError, match="solver must be a Solver"):
+        fit_denoiser(model, x0, SCHEDULE, jax.random.key(0), solver="sgd")
     with pytest.raises(ValueError, match="T = 100"):
         fit_denoiser(model, x0, linear_schedule(50), jax.random.key(0))
     with pytest.raises(ValueError, match=r"x0 must have shape \(N, 2\)"):
         fit_denoiser(model, jnp.zeros((10, 3)), SCHEDULE, jax.random.key(0))
     with pytest.raises(ValueError, match="x0 must be finite"):
         fit_denoiser(model, x0.at[0, 0].set(jnp.nan), SCHEDULE, jax.random.key(0))
-    with pytest.raises(ValueError, match="sweeps must be >= 1"):
-        fit_denoiser(model, x0, SCHEDULE, jax.random.key(0), sweeps=0)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        fit_denoiser(model, x0, SCHEDULE, jax.random.key(0), steps=0)

@@ -8,8 +8,8 @@ import pytest
 from jaxtt import tt
 from jaxtt.basis import Legendre
 from jaxtt.ftt import FTT, constant_init
-from jaxtt.solvers import dmrg_sweep, fit_dmrg
-from jaxtt.solvers.dmrg import _feature_covariances, _split_function, _square_root
+from jaxtt.solvers import DMRG, dmrg_sweep, fit
+from jaxtt.solvers.dmrg import feature_covariances, split_function, square_root
 
 
 def ftt_data(bases, rank, n, low=-1.0, high=1.0, noise=0.0, seed=0):
@@ -28,7 +28,7 @@ N = 600
 
 
 def start(bases, rank, dtype=jnp.float64):
-    return FTT(constant_init(jax.random.key(1), bases, rank, dtype=dtype), bases)
+    return FTT(constant_init(bases, rank, dtype=dtype, key=jax.random.key(1)), bases)
 
 
 def relative_residual(model, x, y):
@@ -64,10 +64,10 @@ def test_whitened_error_identity_on_product_data():
     bases, x, phi_u, phi_v, _ = grid_problem()
     feats = [jnp.asarray(b(x[:, k])) for k, b in enumerate(bases)]
     ones = jnp.ones((x.shape[0], 1))
-    cov_l, cov_r = _feature_covariances(ones, feats[0], feats[1], ones, chunk_size=7)
+    cov_l, cov_r = feature_covariances(ones, feats[0], feats[1], ones, chunk_size=7)
     np.testing.assert_allclose(cov_l, np.asarray(feats[0]).T @ np.asarray(feats[0]) / x.shape[0], rtol=1e-12)
-    root_l, inv_l = _square_root(cov_l)
-    root_r, _ = _square_root(cov_r)
+    root_l, inv_l = square_root(cov_l)
+    root_r, _ = square_root(cov_r)
     np.testing.assert_allclose(np.asarray(inv_l) @ np.asarray(root_l), np.eye(5), atol=1e-10)
     e = np.random.default_rng(4).normal(size=(5, 5))
     direct = np.sum((phi_u @ e @ phi_v.T) ** 2)
@@ -121,7 +121,7 @@ def test_split_is_canonical_and_equals_the_whitened_truncation(move_right):
     a_l, a_r = rng.normal(size=(40, p)), rng.normal(size=(40, q)) * np.linspace(0.1, 3, q)
     cov_l, cov_r = a_l.T @ a_l / 40, a_r.T @ a_r / 40
     w = rng.normal(size=(p, q))
-    left, right = _split_function(jnp.asarray(w.reshape(-1)), shape, jnp.asarray(cov_l), jnp.asarray(cov_r),
+    left, right = split_function(jnp.asarray(w.reshape(-1)), shape, jnp.asarray(cov_l), jnp.asarray(cov_r),
                                   0.0, 3, move_right)
     assert left.shape == (2, 3, 3) and right.shape == (3, 4, 3)
     a, b = np.asarray(left).reshape(p, 3), np.asarray(right).reshape(3, q)
@@ -162,19 +162,19 @@ def test_polish_reports_the_objective_of_the_returned_model_and_lowers_it():
 def test_bad_truncation_and_polish_are_rejected():
     x, y = jnp.zeros((10, 3)), jnp.ones(10)
     with pytest.raises(ValueError, match="truncation must be one of"):
-        fit_dmrg(start(BASES, 1), x, y, truncation="frobenius", progress=False)
+        DMRG(truncation="frobenius")
     with pytest.raises(ValueError, match="truncation must be one of"):
         dmrg_sweep(start(BASES, 1), x, y, truncation="values")
     with pytest.raises(TypeError, match="polish must be a bool"):
-        fit_dmrg(start(BASES, 1), x, y, polish="yes", progress=False)
+        DMRG(polish="yes")
 
 
 def test_float32_stays_float32():
     bases = BASES[:2]
     x, y = ftt_data(bases, 2, N)
-    model, hist = fit_dmrg(start(bases, 1, jnp.float32), x.astype(jnp.float32), y.astype(jnp.float32), sweeps=1,
-                           eps=1e-4, max_rank=3, progress=False)
+    model, hist = fit(start(bases, 1, jnp.float32), x.astype(jnp.float32), y.astype(jnp.float32),
+                      DMRG(eps=1e-4, max_rank=3), max_steps=1, progress=False)
     assert all(core.dtype == jnp.float32 for core in model.tt.cores)
     assert model(x.astype(jnp.float32)).dtype == jnp.float32
-    assert hist["ranks"][-1] == (1, 2, 1)
-    assert hist["train_residual"][-1] < 1e-3
+    assert hist.ranks[-1] == (1, 2, 1)
+    assert hist.train_residual[-1] < 1e-3

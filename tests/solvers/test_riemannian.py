@@ -14,8 +14,10 @@ import pytest
 import jaxtt.tt as T
 from jaxtt.basis import Legendre
 from jaxtt.ftt import FTT, FTTDenoiser
+from jaxtt import solvers as S
+from jaxtt.errors import NumericalError
 from jaxtt.solvers import regression_data
-from jaxtt.solvers import riemannian as S
+from jaxtt.tt import autodiff as AD
 from jaxtt.tt import riemannian as R
 
 D, N_MODE, RANK, N = 3, 3, 2, 120
@@ -57,7 +59,7 @@ def test_least_squares_hooks_match_autodiff(problem):
     x = _tt(2)
     at = R.zeros(x)
     value, grad = objective.riemannian_value_and_grad(at)
-    value_ad, grad_ad = R.value_and_riemannian_grad(lambda tt: objective(tt), at)
+    value_ad, grad_ad = AD.value_and_riemannian_grad(lambda tt: objective(tt), at)
     np.testing.assert_allclose(value, value_ad, rtol=1e-12)
     for a, b in zip(grad.deltas, grad_ad.deltas):
         np.testing.assert_allclose(a, b, atol=1e-10)
@@ -72,7 +74,7 @@ def test_least_squares_hooks_match_autodiff(problem):
 def test_rgd_pure_steps_satisfy_armijo_float32():
     objective, _ = _problem(np.float32)
     solver = S.RGD()
-    init, step = eqx.filter_jit(solver.init), eqx.filter_jit(solver.step)
+    init, step = eqx.filter_jit(solver.init_objective), eqx.filter_jit(solver.step_objective)
     state = init(objective, _tt(2, np.float32))
     assert state.loss.dtype == jnp.float32 and state.point.dtype == jnp.float32
     assert all(g.dtype == jnp.float32 for g in state.grad.deltas)
@@ -130,13 +132,13 @@ def test_non_finite_loss_names_the_iteration(problem):
     x0 = _tt(2)
     n0 = T.norm(x0)
     solver = S.RGD(initial_step="quadratic", max_backtracks=3)
-    with pytest.raises(ValueError, match="iteration 0"):  # NaN everywhere
+    with pytest.raises(NumericalError, match="step 0"):  # NaN everywhere
         S.fit_riemannian(_FiniteNear(objective, n0, jnp.asarray(-1.0)), x0, solver=solver, progress=False)
-    with pytest.raises(ValueError, match="iteration 1"):  # finite at X0 only: every trial point is NaN
+    with pytest.raises(NumericalError, match="every trial point .* at step 1"):  # finite at X0 only
         S.fit_riemannian(_FiniteNear(objective, n0, 1e-9 * n0), x0, solver=solver, max_iter=5, progress=False)
 
 
-def test_fit_ftt_batch_equals_independent_fits():
+def test_rcg_fit_of_an_ftt_batch_equals_independent_fits():
     bases = [Legendre(N_MODE)] * D
     rng = np.random.default_rng(7)
     x = jnp.asarray(rng.uniform(-1, 1, (N, D)))
@@ -144,32 +146,32 @@ def test_fit_ftt_batch_equals_independent_fits():
     y = jnp.stack([f(x) for f in targets], axis=1)
     starts = [_tt(20 + j) for j in range(2)]
     batch = FTT(jax.tree_util.tree_map(lambda *cs: jnp.stack(cs), *starts), bases)
-    fitted, history = S.fit_ftt(batch, x, y, max_iter=6, progress=False)
-    assert fitted.tt.batch_shape == (2,)
-    assert _monotone(history["loss"]) and history["train_residual"] < 1.0
+    fitted, history = S.fit(batch, x, y, S.RCG(), max_steps=6, progress=False)
+    assert fitted.tt.batch_shape == (2,) and history.step == list(range(7))
+    assert _monotone(history.loss) and history.train_residual[-1] < 1.0
     total = 0.0
     for j in range(2):
-        single, h = S.fit_ftt(FTT(starts[j], bases), x, y[:, j], max_iter=6, progress=False)
-        total += h["loss"][-1]
+        single, h = S.fit(FTT(starts[j], bases), x, y[:, j], S.RCG(), max_steps=6, progress=False)
+        total += h.loss[-1]
         for a, b in zip(single.tt.cores, fitted.tt.cores):
             np.testing.assert_allclose(a, b[j], rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(history["loss"][-1], total, rtol=1e-10)
+    np.testing.assert_allclose(history.loss[-1], total, rtol=1e-10)
 
 
 def test_fit_denoiser_through_regression_data():
     # dim 2 with a time core: two output FTTs on modes (3, 3, 3) of rank 2, like the batch test above
-    model = FTTDenoiser(jax.random.PRNGKey(0), 2, 10, rank=2, m=3, domain=(-3.0, 3.0), dtype=jnp.float64)
+    model = FTTDenoiser(2, 10, rank=2, m=3, domain=(-3.0, 3.0), dtype=jnp.float64, key=jax.random.PRNGKey(0))
     rng = np.random.default_rng(8)
     x_t = jnp.asarray(rng.standard_normal((N, 2)))
     t = jnp.asarray(rng.integers(1, 11, N))
     eps = jnp.asarray(np.tanh(np.asarray(x_t)) * np.asarray(t)[:, None] / 10.0)
-    ftt, history = S.fit_ftt(model.ftt, *regression_data(model, x_t, t, eps), max_iter=6, progress=False)
+    ftt, history = S.fit(model.ftt, *regression_data(model, x_t, t, eps), S.RCG(), max_steps=6, progress=False)
     fitted = eqx.tree_at(lambda m: m.ftt, model, ftt)
-    assert _monotone(history["loss"]) and history["loss"][-1] < 0.5 * history["loss"][0]
+    assert _monotone(history.loss) and history.loss[-1] < 0.5 * history.loss[0]
     before = float(jnp.mean((model(x_t, t) - eps) ** 2))
     after = float(jnp.mean((fitted(x_t, t) - eps) ** 2))
     # history: Σ_j ½ mean_s r_sj² over the 2 outputs, i.e. mean_{s,j} r_sj²
-    np.testing.assert_allclose(after, history["loss"][-1], rtol=1e-8)
+    np.testing.assert_allclose(after, history.loss[-1], rtol=1e-8)
     assert after < 0.5 * before
 
 
@@ -178,7 +180,7 @@ def test_ridge_term_matches_dense(problem):
     ridge = S.LeastSquares(objective.features, objective.targets, reg=3.0)
     x = _tt(4)
     value, grad = ridge.riemannian_value_and_grad(R.zeros(x))
-    value_ad, grad_ad = R.value_and_riemannian_grad(lambda tt: ridge(tt), x)
+    value_ad, grad_ad = AD.value_and_riemannian_grad(lambda tt: ridge(tt), x)
     a = _dense(x)
     res = np.einsum("ijk,si,sj,sk->s", a, *[np.asarray(f) for f in objective.features]) - np.asarray(objective.targets)
     np.testing.assert_allclose(value, (res @ res + 3.0 * np.sum(a * a)) / (2 * N), rtol=1e-12)
@@ -211,9 +213,11 @@ def test_bad_arguments(problem):
     with pytest.raises(ValueError, match="targets"):
         S.LeastSquares(objective.features, jnp.full((N,), jnp.nan))
     with pytest.raises(TypeError, match="FTT"):
-        S.fit_ftt(_tt(2), jnp.zeros((N, D)), jnp.zeros(N))
+        S.RCG().init(_tt(2), jnp.zeros((N, D)), jnp.zeros(N))
     model = FTT(_tt(2), [Legendre(N_MODE)] * D)
     with pytest.raises(ValueError, match="y"):
-        S.fit_ftt(model, jnp.zeros((N, D)), jnp.zeros(N + 1))
+        S.RCG().init(model, jnp.zeros((N, D)), jnp.zeros(N + 1))
+    with pytest.raises(ValueError, match="reg"):
+        S.RGD(reg=-1.0)
     with pytest.raises(ValueError, match="reg"):
         S.LeastSquares(objective.features, objective.targets, reg=-1.0)

@@ -51,6 +51,23 @@ def test_zeros_and_rank_one():
     np.testing.assert_allclose(dense(r1), np.einsum("i,j,k->ijk", *vs))
 
 
+
+def test_default_dtype_follows_jax_enable_x64():
+    """No dtype given: float64 with jax_enable_x64 (as in this suite), float32 without; explicit dtypes win."""
+    from jaxtt.basis import Legendre
+    from jaxtt.ftt import FTTDenoiser, constant_init
+
+    def defaults():
+        return {tt.zeros((2, 3), 2).dtype, tt.random(jax.random.key(0), (2, 3), 2).dtype,
+                constant_init([Legendre(3)] * 2, 2, key=jax.random.key(0)).dtype,
+                FTTDenoiser(2, 10, rank=2, m=3, key=jax.random.key(0)).ftt.tt.dtype}
+
+    assert defaults() == {jnp.dtype(jnp.float64)}
+    with jax.enable_x64(False):
+        assert defaults() == {jnp.dtype(jnp.float32)}
+    assert tt.zeros((2, 3), 2, dtype=jnp.float32).dtype == jnp.float32
+
+
 # ------------------------------------------------------------------ operations
 
 

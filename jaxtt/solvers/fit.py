@@ -1,0 +1,200 @@
+"""One loop for every solver: ``fit(model, x, y, solver)``.
+
+A *solver* is an immutable :class:`Solver` (its hyperparameters are fields)
+with two pure methods, in the style of Optax's ``init``/``update``:
+
+* ``state = solver.init(model, x, y)`` — the starting state for fitting the
+  functional TT ``model`` to samples ``(x, y)``;
+* ``state = solver.step(state)`` — one step (a sweep for ALS/DMRG, a
+  line-search iteration for Riemannian GD/CG, an optimizer update for
+  :class:`~jaxtt.solvers.GradientDescent`).
+
+Every state has the current ``model`` and its ``loss``, the objective
+``J = (1/2N)(Σ_s (y_s − f(x_s))² + λ‖A‖²)`` of
+:class:`~jaxtt.solvers.LeastSquares` (summed over the outputs of a batch of
+FTTs), so solvers can be compared step by step. :func:`fit` runs the steps with
+stopping rules, a history (:class:`FitResult`, the same fields for every
+solver) and a progress bar; the states can equally be driven by hand, inside
+``jax.jit`` or ``lax.scan`` (all solvers but the rank-adaptive
+:class:`~jaxtt.solvers.DMRG`, whose array shapes change between steps).
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import numpy as np
+from jaxtyping import Array, Float
+from tqdm.auto import tqdm
+
+from jaxtt._validation import check_instance, check_int, check_real
+from jaxtt.errors import NumericalError
+from jaxtt.ftt.functional import FTT
+from jaxtt.solvers.problem import check_training_data, relative_residual
+
+__all__ = ["Solver", "FitResult", "fit"]
+
+
+class Solver(eqx.Module):
+    """Base class of the FTT solvers: ``init(model, x, y) -> state`` and ``step(state) -> state``.
+
+    Subclasses define both methods; the state is an Equinox module with at
+    least the fields (or properties) ``model`` (the current :class:`~jaxtt.ftt.FTT`)
+    and ``loss`` (its objective ``J``, a scalar array). :meth:`check` is called
+    by :func:`fit` after every step.
+    """
+
+    @abc.abstractmethod
+    def init(self, model: FTT, x: Float[Array, "N d"], y: Float[Array, "N *D"]):
+        """Starting state for fitting ``model`` to ``(x, y)``."""
+
+    @abc.abstractmethod
+    def step(self, state):
+        """The state after one step."""
+
+    #: what :meth:`check` suggests when the loss goes non-finite
+    remedy = "increase reg or check the scaling of the data"
+
+    def check(self, state, step: int) -> None:
+        """Raise :class:`~jaxtt.errors.NumericalError` (with :attr:`remedy`) if ``state`` holds a non-finite loss."""
+        if not np.isfinite(float(state.loss)):
+            raise NumericalError(f"{type(self).__name__} produced a non-finite loss", step=step, remedy=self.remedy)
+
+
+class FitResult(NamedTuple):
+    """History of :func:`fit`: one entry for the start (step 0) and one after each step.
+
+    Attributes:
+        step: step numbers ``0, 1, …``.
+        loss: the objective ``J = (1/2N)(‖y − f(x)‖² + λ‖A‖²)`` (summed over outputs).
+        train_residual: ``‖y − f(x)‖ / ‖y‖`` on the training data.
+        val_residual: the same on the validation data, ``None`` without validation data.
+        ranks: TT ranks of the model.
+        time: seconds spent on each entry (``init`` for step 0, including compilation).
+        status: why the loop stopped: ``"max_steps"``, ``"tol"`` (training residual
+            reached ``tol``) or ``"stalled"`` (two steps in a row without a relative
+            decrease of the loss above ``stagnation``).
+    """
+
+    step: list[int]
+    loss: list[float]
+    train_residual: list[float]
+    val_residual: list[float] | None
+    ranks: list[tuple[int, ...]]
+    time: list[float]
+    status: str
+
+
+def fit(
+    model: FTT,
+    x: Float[Array, "N d"],
+    y: Float[Array, "N *D"],
+    solver: Solver,
+    *,
+    max_steps: int,
+    tol: float = 0.0,
+    stagnation: float | None = 0.0,
+    validation: tuple[Array, Array] | None = None,
+    progress: bool = True,
+) -> tuple[FTT, FitResult]:
+    """Fit the functional TT ``model`` to samples ``(x, y)`` with ``solver``.
+
+    Runs ``solver.init`` and up to ``max_steps`` ``solver.step``\\ s. Stops early
+    when the relative training residual ``‖y − f(x)‖/‖y‖`` is at most ``tol``,
+    or when two consecutive steps lower the loss by at most ``stagnation · |J|``
+    each (with the default ``0``: the loss stopped decreasing; ``None`` runs all
+    ``max_steps``).
+
+    Vector-valued targets ``y`` of shape ``(N, D)`` are fitted by a batch of
+    ``D`` FTTs (cores with a leading axis of size ``D``, e.g. ``denoiser.ftt``
+    of an :class:`~jaxtt.ftt.FTTDenoiser`) as independent problems.
+
+    Args:
+        model: the starting :class:`~jaxtt.ftt.FTT` (its ranks are kept, except by
+            :class:`~jaxtt.solvers.DMRG`).
+        x: inputs ``(N, d)``; y: targets ``(N,)`` or ``(N, D)``; finite.
+        solver: :class:`~jaxtt.solvers.ALS`, :class:`~jaxtt.solvers.DMRG`,
+            :class:`~jaxtt.solvers.RGD`, :class:`~jaxtt.solvers.RCG` or
+            :class:`~jaxtt.solvers.GradientDescent`.
+        max_steps: most steps (``>= 0``).
+        tol: relative training residual at which to stop.
+        stagnation: relative decrease of the loss below which a step counts as
+            stalled (``None``: never stop for stalling).
+        validation: optional ``(x_val, y_val)`` whose residual is recorded.
+        progress: show a progress bar.
+
+    Returns:
+        ``(model, result)``: the fitted FTT and its :class:`FitResult`.
+
+    Raises:
+        TypeError, ValueError: bad arguments, named.
+        jaxtt.errors.NumericalError: a step produced NaN or infinity (naming the
+            step, the core where the solver knows it, and a remedy).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.ftt import FTT, constant_init
+        >>> from jaxtt.solvers import ALS, fit
+        >>> bases = [Legendre(4)] * 3
+        >>> x = jax.random.uniform(jax.random.key(0), (500, 3), minval=-1, maxval=1)
+        >>> y = x[:, 0] * x[:, 1] + x[:, 2] ** 2
+        >>> model = FTT(constant_init(bases, 2, key=jax.random.key(1)), bases)
+        >>> model, result = fit(model, x, y, ALS(), max_steps=10, tol=1e-4, progress=False)
+        >>> result.train_residual[-1] < 1e-4, result.status
+        (True, 'tol')
+    """
+    check_instance(solver, "solver", Solver)
+    if validation is not None:
+        if not (isinstance(validation, tuple | list) and len(validation) == 2):
+            raise TypeError(f"validation must be a pair (x_val, y_val), got {type(validation).__name__}")
+    x, y, x_val, y_val = check_training_data(model, x, y, *(validation or (None, None)))
+    max_steps = check_int(max_steps, "max_steps", minimum=0)
+    tol = check_real(tol, "tol", minimum=0.0)
+    if stagnation is not None:
+        stagnation = check_real(stagnation, "stagnation", minimum=0.0)
+
+    result = FitResult([], [], [], [] if x_val is not None else None, [], [], "max_steps")
+
+    def record(state, step: int, seconds: float) -> tuple[float, float]:
+        loss, residual = float(np.sum(state.loss)), float(relative_residual(state.model, x, y))
+        result.step.append(step)
+        result.loss.append(loss)
+        result.train_residual.append(residual)
+        if x_val is not None:
+            result.val_residual.append(float(relative_residual(state.model, x_val, y_val)))
+        result.ranks.append(state.model.tt.ranks)
+        result.time.append(seconds)
+        return loss, residual
+
+    start = time.perf_counter()
+    state = jax.block_until_ready(solver.init(model, x, y))
+    solver.check(state, 0)
+    loss, residual = record(state, 0, time.perf_counter() - start)
+    status, stalled = ("tol" if residual <= tol else "max_steps"), 0
+    bar = tqdm(range(1, max_steps + 1), desc=type(solver).__name__, disable=not progress or status == "tol",
+               leave=False)
+    for k in bar:
+        if status == "tol":
+            break
+        start = time.perf_counter()
+        try:
+            state = jax.block_until_ready(solver.step(state))
+        except NumericalError as err:
+            raise err.at_step(k) from None
+        solver.check(state, k)
+        previous = loss
+        loss, residual = record(state, k, time.perf_counter() - start)
+        bar.set_postfix(loss=f"{loss:.3e}", residual=f"{residual:.2e}")
+        stalled = stalled + 1 if stagnation is not None and previous - loss <= stagnation * abs(previous) else 0
+        if residual <= tol:
+            status = "tol"
+        elif stalled >= 2:
+            status = "stalled"
+        if status != "max_steps":
+            break
+    return state.model, result._replace(status=status)

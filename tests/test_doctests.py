@@ -1,0 +1,47 @@
+"""The Examples sections of the public docstrings run as tests, so they cannot go stale."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "jaxtt._validation",
+    "jaxtt.errors",
+    "jaxtt.basis.registry",
+    "jaxtt.tt.construct",
+    "jaxtt.tt.ops",
+    "jaxtt.tt.decompositions",
+    "jaxtt.tt.riemannian",
+    "jaxtt.tt.autodiff",
+    "jaxtt.ftt.functional",
+    "jaxtt.ftt.denoiser",
+    "jaxtt.solvers.fit",
+    "jaxtt.solvers.problem",
+    "jaxtt.solvers.als",
+    "jaxtt.solvers.dmrg",
+    "jaxtt.solvers.riemannian",
+    "jaxtt.solvers.gradient",
+    "jaxtt.solvers.denoiser",
+    "jaxtt.diffusion.timesteps",
+    "jaxtt.diffusion.parameterization",
+    "jaxtt.diffusion.samplers",
+    "jaxtt.diffusion.sampling",
+    "jaxtt.diffusion.guidance",
+    "jaxtt.diffusion.losses",
+    "jaxtt.diffusion.ddim",
+    "jaxtt.diffusion.ddpm",
+    "jaxtt.diffusion.langevin",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    tests = [t for t in doctest.DocTestFinder().find(module, name) if t.examples]
+    assert tests, f"{name} has no docstring examples"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    report = []
+    for test in tests:
+        runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
