@@ -12,6 +12,7 @@ from __future__ import annotations
 import numbers
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -24,6 +25,9 @@ __all__ = [
     "check_choice",
     "check_bool",
     "check_instance",
+    "check_key",
+    "check_batch",
+    "check_shape",
 ]
 
 
@@ -138,3 +142,43 @@ def check_instance(value, name: str, cls: type):
     if not isinstance(value, cls):
         raise TypeError(f"{name} must be a {cls.__qualname__}, got {type(value).__name__}")
     return value
+
+
+def check_key(key, name: str = "key"):
+    """A single JAX PRNG key, returned typed (a raw ``uint32[2]`` key is wrapped; its random stream is the
+    same), or a ``TypeError``/``ValueError`` naming ``name``."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{name} must be a single PRNG key, got a key array of shape {key.shape}")
+        return key
+    if dtype == np.uint32 and tuple(key.shape) == (2,):
+        return jax.random.wrap_key_data(key)
+    raise TypeError(f"{name} must be a single JAX PRNG key (jax.random.key or jax.random.PRNGKey), got {key!r}")
+
+
+def check_batch(x, name: str, *, min_ndim: int = 1, event_shape: tuple | None = None):
+    """A floating array ``(N, *event_shape)`` with at least one row (and ``min_ndim`` dimensions), finite when
+    concrete, as a JAX array; or a ``TypeError``/``ValueError`` naming ``name``."""
+    x = check_array(x, name, floating=True)
+    if x.ndim < max(min_ndim, 1):
+        raise ValueError(f"{name} must have shape (N, *event_shape) with a leading batch axis, got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one row, got shape {tuple(x.shape)}")
+    if event_shape is not None and tuple(x.shape[1:]) != tuple(event_shape):
+        raise ValueError(f"{name} must have event shape {tuple(event_shape)}, got {tuple(x.shape[1:])}")
+    check_finite(x, name)
+    return jnp.asarray(x)
+
+
+def check_shape(shape, name: str = "shape") -> tuple[int, ...]:
+    """``shape`` as a non-empty tuple ``(N, *event_shape)`` of positive ints."""
+    try:
+        dims = tuple(shape)
+    except TypeError as err:
+        raise TypeError(f"{name} must be a tuple (N, *event_shape) of ints, got {shape!r}") from err
+    if len(dims) < 1 or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims):
+        raise TypeError(f"{name} must be a non-empty tuple (N, *event_shape) of ints, got {shape!r}")
+    if any(d < 1 for d in dims):
+        raise ValueError(f"{name} must have positive entries, got {shape!r}")
+    return tuple(int(d) for d in dims)

@@ -22,7 +22,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
-from jaxtt._validation import check_array, check_finite, check_int, check_real
+from jaxtt._validation import check_batch, check_int, check_key, check_real
 from jaxtt.checkpoint import load_checkpoint, save_checkpoint
 from jaxtt.diffusion import Schedule, ddpm_loss
 from jaxtt.errors import NumericalError
@@ -105,27 +105,6 @@ def _chunk_ends(start: int, steps: int, periods: tuple[int, ...]) -> Iterator[in
     while start < steps:
         start = min([steps] + [(start // p + 1) * p for p in periods])
         yield start
-
-
-def _as_key(key):
-    """Return ``key`` as a typed PRNG key; accept typed keys and raw ``uint32[2]`` keys."""
-    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"key must be a single PRNG key, got a key array of shape {key.shape}")
-        return key
-    if isinstance(key, jax.Array | np.ndarray) and key.dtype == np.uint32 and key.shape == (2,):
-        return jax.random.wrap_key_data(key)
-    raise TypeError(f"key must be a PRNG key from jax.random.key or jax.random.PRNGKey, got {key!r}")
-
-
-def _check_data(x, name: str, event_shape=None):
-    x = check_array(x, name, floating=True)
-    if x.ndim < 2:
-        raise ValueError(f"{name} must have shape (N, *event) with a leading batch axis, got {tuple(x.shape)}")
-    if event_shape is not None and tuple(x.shape[1:]) != event_shape:
-        raise ValueError(f"{name} must have event shape {event_shape} like x0, got {tuple(x.shape[1:])}")
-    check_finite(x, name)
-    return jnp.asarray(x)
 
 
 def _check_model(model, x0):
@@ -244,7 +223,7 @@ def fit(
         jaxtt.errors.NumericalError: the training loss became NaN or infinite (raised at the end of the chunk of
             steps in which it happened, before that chunk is checkpointed; a ``FloatingPointError``).
     """
-    x0 = _check_data(x0, "x0")
+    x0 = check_batch(x0, "x0", min_ndim=2)
     n = x0.shape[0]
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a jaxtt.diffusion.Schedule, got {type(schedule).__name__}")
@@ -254,12 +233,12 @@ def fit(
         raise ValueError(f"batch_size must be <= the number of examples in x0 (N={n}), got {batch_size}")
     if key is None:
         raise TypeError("key is required: pass a PRNG key such as jax.random.key(0)")
-    key = _as_key(key)
+    key = check_key(key)
     ema_decay = check_real(ema_decay, "ema_decay", minimum=0.0)
     if ema_decay >= 1.0:
         raise ValueError(f"ema_decay must be < 1, got {ema_decay}")
     if x_val is not None:
-        x_val = _check_data(x_val, "x_val", tuple(x0.shape[1:]))
+        x_val = check_batch(x_val, "x_val", min_ndim=2, event_shape=tuple(x0.shape[1:]))
     log_every = check_int(log_every, "log_every", minimum=1)
     if checkpoint_every is None:
         checkpoint_every = log_every

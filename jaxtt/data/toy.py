@@ -24,8 +24,7 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_choice, check_int, check_real
-from jaxtt.diffusion._checks import check_key
+from jaxtt._validation import check_choice, check_int, check_key, check_real
 
 __all__ = [
     "TOY_DATASETS",

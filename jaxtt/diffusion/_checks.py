@@ -1,4 +1,5 @@
-"""Eager argument checks specific to the diffusion functions (schedule, time steps, shapes, noise models)."""
+"""Eager argument checks specific to the diffusion functions (schedule, time steps, models, clipping box); the
+generic ones (keys, batches, shapes) are in :mod:`jaxtt._validation`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxtt._validation import check_array, check_finite, check_real, is_concrete
+from jaxtt._validation import check_array, check_batch, check_real, is_concrete
 from jaxtt.diffusion.schedule import Schedule
 
 
@@ -36,45 +37,11 @@ def check_eps_fn(eps_fn) -> None:
     check_model(eps_fn, "eps_fn")
 
 
-def check_key(key) -> None:
-    """Raise ``TypeError`` unless ``key`` is a single JAX PRNG key (typed or raw ``uint32[2]``)."""
-    dtype = getattr(key, "dtype", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and key.shape == ():
-        return
-    if dtype == np.uint32 and tuple(key.shape) == (2,):
-        return
-    raise TypeError(f"key must be a single JAX PRNG key (jax.random.key or jax.random.PRNGKey), got {key!r}")
-
-
-def check_data(x, name: str):
-    """A floating array with a leading batch axis, finite when concrete."""
-    x = check_array(x, name, floating=True)
-    if x.ndim < 1:
-        raise ValueError(f"{name} must have shape (N, *event_shape), got a scalar")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} must hold at least one row, got shape {tuple(x.shape)}")
-    check_finite(x, name)
-    return jnp.asarray(x)
-
-
-def check_shape(shape) -> tuple[int, ...]:
-    """``shape`` as a tuple ``(N, *event_shape)`` of positive ints."""
-    try:
-        dims = tuple(shape)
-    except TypeError as err:
-        raise TypeError(f"shape must be a tuple (N, *event_shape) of ints, got {shape!r}") from err
-    if len(dims) < 1 or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims):
-        raise TypeError(f"shape must be a non-empty tuple (N, *event_shape) of ints, got {shape!r}")
-    if any(d < 1 for d in dims):
-        raise ValueError(f"shape must have positive entries, got {shape!r}")
-    return tuple(int(d) for d in dims)
-
-
 def check_x_init(x_init, shape, dtype):
     """``x_init`` (or a fresh draw when it is None) as an array of ``shape``; returns ``(x_init, dtype)``."""
     if x_init is None:
         return None, dtype
-    x_init = check_data(x_init, "x_init")
+    x_init = check_batch(x_init, "x_init")
     if tuple(x_init.shape) != tuple(shape):
         raise ValueError(f"x_init must have the shape {tuple(shape)} given by shape, got {tuple(x_init.shape)}")
     return x_init, x_init.dtype

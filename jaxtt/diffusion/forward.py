@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Real
 
-from jaxtt._validation import check_int
-from jaxtt.diffusion._checks import check_data, check_key, check_schedule, check_timesteps
+from jaxtt._validation import check_batch, check_int, check_key
+from jaxtt.diffusion._checks import check_schedule, check_timesteps
 from jaxtt.diffusion.schedule import Schedule
 
 __all__ = ["eps_to_score", "predict_x0", "q_sample", "score_to_eps", "training_triples"]
@@ -27,8 +27,8 @@ def _per_row(values, x):
 
 def _checked(schedule, x, t, other, x_name, other_name):
     schedule = check_schedule(schedule)
-    x = check_data(x, x_name)
-    other = check_data(other, other_name)
+    x = check_batch(x, x_name)
+    other = check_batch(other, other_name)
     if other.shape != x.shape:
         raise ValueError(f"{other_name} must have the shape of {x_name} {tuple(x.shape)}, got {tuple(other.shape)}")
     t = check_timesteps(t, schedule, x.shape[0])
@@ -79,7 +79,7 @@ def eps_to_score(
     r"""Score of :math:`q(x_t)` from a noise prediction (Song et al. 2021, sec. 3.3; Vincent 2011):
     :math:`\nabla_{x_t}\log q(x_t) = -\epsilon/\sqrt{1-\bar\alpha_t}`."""
     schedule = check_schedule(schedule)
-    eps = check_data(eps, "eps")
+    eps = check_batch(eps, "eps")
     t = check_timesteps(t, schedule, eps.shape[0])
     return -eps / _per_row(schedule.noise_std_at(t), eps)
 
@@ -92,7 +92,7 @@ def score_to_eps(
     r"""Noise prediction from a score (the inverse relation):
     :math:`\epsilon = -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\log q(x_t)`."""
     schedule = check_schedule(schedule)
-    score = check_data(score, "score")
+    score = check_batch(score, "score")
     t = check_timesteps(t, schedule, score.shape[0])
     return -_per_row(schedule.noise_std_at(t), score) * score
 
@@ -116,7 +116,7 @@ def training_triples(
     """
     check_key(key)
     schedule = check_schedule(schedule)
-    x0 = check_data(x0, "x0")
+    x0 = check_batch(x0, "x0")
     repeats = check_int(repeats, "repeats", minimum=1)
     k_t, k_eps = jax.random.split(key)
     x = jnp.tile(x0, (repeats,) + (1,) * (x0.ndim - 1))

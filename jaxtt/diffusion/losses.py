@@ -22,8 +22,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_array, check_choice, check_finite, check_real, is_concrete
-from jaxtt.diffusion._checks import call_model, check_data, check_key, check_model, check_schedule
+from jaxtt._validation import (
+    check_array,
+    check_batch,
+    check_choice,
+    check_finite,
+    check_key,
+    check_real,
+    is_concrete,
+)
+from jaxtt.diffusion._checks import call_model, check_model, check_schedule
 from jaxtt.diffusion.parameterization import PREDICTIONS, from_data_and_noise
 from jaxtt.diffusion.schedule import Schedule
 
@@ -127,7 +135,7 @@ def ddpm_loss(
     schedule = check_schedule(schedule)
     check_model(model, schedule=schedule)
     check_key(key)
-    x0 = check_data(x0, "x0")
+    x0 = check_batch(x0, "x0")
     check_choice(prediction, "prediction", PREDICTIONS)
     if weights is not None:
         weights = check_array(weights, "weights", ndim=1, floating=True)

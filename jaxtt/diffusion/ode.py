@@ -47,14 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_choice, check_int, check_real
-from jaxtt.diffusion._checks import (
-    call_model,
-    check_data,
-    check_eps_fn,
-    check_key,
-    check_schedule,
-)
+from jaxtt._validation import check_batch, check_choice, check_int, check_key, check_real
+from jaxtt.diffusion._checks import call_model, check_eps_fn, check_schedule
 from jaxtt.diffusion.parameterization import PREDICTIONS, to_data_and_noise
 from jaxtt.diffusion.schedule import Schedule
 
@@ -210,7 +204,7 @@ def ode_encode(
     model outputs: ``"eps"``, ``"x0"``, ``"v"`` or ``"score"``)."""
     check_eps_fn(eps_fn)
     schedule = check_schedule(schedule)
-    x = check_data(x, "x")
+    x = check_batch(x, "x")
     check_choice(prediction, "prediction", PREDICTIONS)
     s_min, rtol, atol, max_steps, solver = _check_solver_args(s_min, rtol, atol, max_steps, solver)
     return _ode_encode(eps_fn, schedule, x, s_min, (solver, rtol, atol, max_steps, integer_t, prediction))
@@ -288,7 +282,7 @@ def log_likelihood(
     """
     check_eps_fn(eps_fn)
     schedule = check_schedule(schedule)
-    x = check_data(x, "x")
+    x = check_batch(x, "x")
     check_key(key)
     check_choice(divergence, "divergence", ("auto", "exact", "hutchinson"))
     check_choice(prediction, "prediction", PREDICTIONS)

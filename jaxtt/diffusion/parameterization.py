@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Real
 
-from jaxtt._validation import check_choice
-from jaxtt.diffusion._checks import check_data, check_model, check_schedule, check_timesteps
+from jaxtt._validation import check_batch, check_choice
+from jaxtt.diffusion._checks import check_model, check_schedule, check_timesteps
 from jaxtt.diffusion.schedule import Schedule
 
 __all__ = [
@@ -136,8 +136,8 @@ def convert_prediction(
     schedule = check_schedule(schedule)
     check_choice(source, "source", PREDICTIONS)
     check_choice(target, "target", PREDICTIONS)
-    x_t = check_data(x_t, "x_t")
-    output = check_data(output, "output")
+    x_t = check_batch(x_t, "x_t")
+    output = check_batch(output, "output")
     if output.shape != x_t.shape:
         raise ValueError(f"output must have the shape of x_t {tuple(x_t.shape)}, got {tuple(output.shape)}")
     t = check_timesteps(t, schedule, x_t.shape[0])

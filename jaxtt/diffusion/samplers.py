@@ -40,8 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from jaxtt._validation import check_choice, check_int, check_real, is_concrete
-from jaxtt.diffusion._checks import check_clip_x0, check_data, check_schedule
+from jaxtt._validation import check_batch, check_choice, check_int, check_real, is_concrete
+from jaxtt.diffusion._checks import check_clip_x0, check_schedule
 from jaxtt.diffusion.parameterization import (
     PREDICTIONS,
     inverse_signal_scale,
@@ -221,7 +221,7 @@ class AbstractSampler(eqx.Module):
             index: the position in the grid to start from: an int, or one per row (``(N,)``).
         """
         schedule = check_schedule(schedule)
-        x = check_data(x, "x")
+        x = check_batch(x, "x")
         check_choice(prediction, "prediction", PREDICTIONS)
         box = check_clip_x0(clip_x0)
         sampler = self.resolve(schedule)

@@ -18,16 +18,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from jaxtt._validation import check_bool, check_choice
-from jaxtt.diffusion._checks import (
-    call_model,
-    check_clip_x0,
-    check_key,
-    check_model,
-    check_schedule,
-    check_shape,
-    check_x_init,
-)
+from jaxtt._validation import check_bool, check_choice, check_key, check_shape
+from jaxtt.diffusion._checks import call_model, check_clip_x0, check_model, check_schedule, check_x_init
 from jaxtt.diffusion._scan import sampler_scan
 from jaxtt.diffusion.ode import solve_probability_flow
 from jaxtt.diffusion.parameterization import PREDICTIONS

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_choice
-from jaxtt.diffusion._checks import call_eps, check_data, check_eps_fn, check_key, check_schedule
+from jaxtt._validation import check_batch, check_choice, check_key
+from jaxtt.diffusion._checks import call_eps, check_eps_fn, check_schedule
 from jaxtt.diffusion.parameterization import PREDICTIONS, to_data_and_noise
 from jaxtt.diffusion.schedule import Schedule
 
@@ -60,7 +60,7 @@ def vlb(
     """
     check_eps_fn(eps_fn)
     schedule = check_schedule(schedule)
-    x0 = check_data(x0, "x0")
+    x0 = check_batch(x0, "x0")
     check_key(key)
     check_choice(variance, "variance", ("beta", "beta_tilde"))
     check_choice(prediction, "prediction", PREDICTIONS)

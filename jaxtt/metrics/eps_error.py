@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from jaxtt._validation import check_array, check_int
+from jaxtt._validation import check_array, check_int, check_key
 from jaxtt.data.mixture import GaussianMixture
 from jaxtt.diffusion import Schedule, q_sample
-from jaxtt.diffusion._checks import call_eps, check_eps_fn, check_key, check_schedule, check_timesteps
+from jaxtt.diffusion._checks import call_eps, check_eps_fn, check_schedule, check_timesteps
 
 __all__ = ["default_eps_error_steps", "eps_error"]
 
