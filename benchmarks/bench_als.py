@@ -1,10 +1,10 @@
 """W-ALS benchmark: jaxtt TT-ALS versus teneva's ``als_func``, plus scaling curves.
 
-Workload W-ALS (DESIGN.md / the FTT issue): d = 8, N = 20,000 points uniform on
+Workload W-ALS: d = 8, N = 20,000 points uniform on
 [-1, 1]^8, f(x) = sin(Σ x_i) + 0.5 Π_{i<=3} cos(x_i), m = 10 basis functions per
 variable (Legendre for jaxtt, teneva's Chebyshev), rank 6, 10 sweeps, held-out
 relative error on 5,000 points. Both start from the constant function plus small
-noise (teneva stalls from a random start, DESIGN.md). jaxtt uses the Legendre
+noise (teneva stalls from a random start). jaxtt uses the Legendre
 basis orthonormal on [-1, 1] (the same function space as plain Legendre; it keeps
 the interfaces of canonical-form trains at unit second moment on uniform data, so
 float32 stays finite at d = 64 and CG local solves are well conditioned). jaxtt

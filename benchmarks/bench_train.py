@@ -5,7 +5,7 @@ Run with the benchmark environment (torch installed, jaxtt editable)::
     .venv-bench/bin/python benchmarks/bench_train.py
 
 Workload (the same in both, float32): 2-D data (a two-component Gaussian mixture, N = 10,000), linear schedule
-with T = 1000, ResNet-MLP of seed 001 eq. (6) with width 128, depth 3 (inner size 128), SiLU, LayerNorm,
+with T = 1000, ResNet-MLP (jaxtt.nn.ResNetMLP) with width 128, depth 3 (inner size 128), SiLU, LayerNorm,
 residual blocks and a 32-feature sinusoidal time embedding projected to the width (``jaxtt.nn.ResNetMLP``
 defaults); batch 1024; per step: draw the batch indices, the time steps and the noise, the L_simple loss,
 backward pass, Adam (lr 1e-3) and an EMA of the weights (decay 0.999).
@@ -90,7 +90,7 @@ def mixture(n: int, seed: int = 0) -> np.ndarray:
 
 
 class TorchEmbedding(torch.nn.Module):
-    """Seed 002's sinusoidal embedding (sines, then cosines, frequencies scale^(-i/(h-1)))."""
+    """The sinusoidal embedding of jaxtt.nn.SinusoidalEmbedding (sines, then cosines, frequencies scale^(-i/(h-1)))."""
 
     def __init__(self, dim: int, scale: float):
         super().__init__()

@@ -9,7 +9,7 @@ or the full study (15-30 minutes there) without ``--quick``. Writes ``benchmarks
 ``benchmarks/results/STUDY.md`` (the summary tables of every study JSON present).
 
 Workload (the same for every arm): ``N_train = 10,000`` training points, the linear schedule with ``T = 1000``
-(seed 001 eq. 1-4), float32. Problems: the standardised 2-D swiss roll, 8 gaussians and checkerboard
+(Ho et al. 2020), float32. Problems: the standardised 2-D swiss roll, 8 gaussians and checkerboard
 (:mod:`jaxtt.data`) and Gaussian mixtures in ``D = 2, 4, 8, 16`` (6 components with random means and
 covariances, fixed seed) whose optimal noise prediction ``eps*`` is exact (:class:`jaxtt.data.GaussianMixture`);
 the quick mode leaves out ``D = 4``. Headline problems: the swiss roll and the 8-D mixture.

@@ -215,7 +215,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_fit_trains_ftt_denoiser_by_gradient_descent(schedule):
-    """Seed 001 §3.5.3 / §5.3: the FTT denoiser's cores are ordinary leaves, trained by Adam through fit."""
+    """The FTT denoiser's cores are ordinary leaves, trained by Adam through fit."""
     from jaxtt.ftt import FTTDenoiser
 
     x0 = mixture(6, 1024)

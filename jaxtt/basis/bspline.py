@@ -20,7 +20,7 @@ def _triangle(u, first, n_intervals: int, degree: int, xp):
     that holds it, on the clamped knot sequence whose knots around that interval are
     :math:`\mathrm{clip}(i + s, 0, n)`. Returns ``[..., degree + 1]``: :math:`B_{i,p}, \dots, B_{i+p,p}` in
     the indexing of the degree-``p`` knot vector. This is the Cox–de Boor triangle (Piegl & Tiller, *The
-    NURBS Book*, 1997, Algorithm A2.2, which evaluates seed 001 eq. 15 without its zero-over-zero terms),
+    NURBS Book*, 1997, Algorithm A2.2, which evaluates the Cox-de Boor recursion without its zero-over-zero terms),
     vectorised over the points and, within one level ``j``, over its ``j`` divisions:
 
     .. math::
@@ -102,7 +102,7 @@ def _orthonormalizing_transform(m: int, degree: int, width: float) -> tuple[tupl
 
 
 class BSpline(Basis):
-    r"""Clamped uniform B-splines of degree ``p`` on ``domain = (a, b)``: ``m`` functions (seed 001, eqs. 15-16).
+    r"""Clamped uniform B-splines of degree ``p`` on ``domain = (a, b)``: ``m`` functions (de Boor 1978; Piegl & Tiller 1997).
 
     The knot vector is clamped (open) and uniform: ``p + 1`` copies of ``a``, the interior knots
     :math:`a + j\Delta` for :math:`j = 1, \dots, n - 1`, and ``p + 1`` copies of ``b``, with
@@ -112,12 +112,12 @@ class BSpline(Basis):
         \Delta = \frac{b - a}{m - p}.
 
     The ``m + p + 1`` knots carry exactly ``m`` B-splines :math:`B_{0,p}, \dots, B_{m-1,p}` (recursion of
-    seed 001 eq. 15), which are non-negative and form a partition of unity on all of :math:`[a, b]`,
+    the Cox-de Boor recursion), which are non-negative and form a partition of unity on all of :math:`[a, b]`,
     including the right end point (:math:`B_{m-1,p}(b) = 1`, the left limit, instead of the zero that the
     half-open indicator of eq. 15 would give).
 
-    **Seed erratum:** seed 001 eq. (16) uses the knot step
-    :math:`\Delta = \lfloor (u_{max} - u_{min}) / m \rfloor` and ``m`` uniform knots. The floor is wrong
+    **Erratum of a common misprint:** a knot step
+    :math:`\Delta = \lfloor (u_{max} - u_{min}) / m \rfloor` with ``m`` uniform knots is sometimes printed. The floor is wrong
     (it gives :math:`\Delta = 0` for any interval shorter than ``m``), and ``m`` unclamped knots do not
     carry ``m`` functions that sum to one on the interval. This class uses the real step above on the
     clamped knot vector.
@@ -141,7 +141,7 @@ class BSpline(Basis):
 
     Args:
         m: number of functions, ``m > degree``.
-        degree: polynomial degree ``p >= 0`` (seed 001 fixes ``p = 2``, the default).
+        degree: polynomial degree ``p >= 0`` (``p = 2``, quadratic, is the default).
         domain: the interval ``(a, b)`` with ``a < b``.
         orthonormal: use the :math:`L^2([a, b])`-orthonormal combinations described above.
     """

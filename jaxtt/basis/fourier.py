@@ -23,7 +23,7 @@ def _layout(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class Fourier(ScaledBasis):
-    r"""Real Fourier basis on ``domain = (a, b)`` (seed 001, sec. 4.1.1 lists Fourier series as an FTT basis).
+    r"""Real Fourier basis on ``domain = (a, b)`` (a standard FTT basis; Gorodetsky et al. 2019).
 
     With :math:`\xi(x) = (2x - (a + b)) / (b - a) \in [-1, 1]`, the ``m`` functions are, in this order,
 

@@ -34,7 +34,7 @@ def _bonnet_derivative(xi, values: list) -> list:
 
 
 class Legendre(ScaledBasis):
-    r"""Legendre polynomials :math:`P_0, \dots, P_{m-1}` on ``domain = (a, b)`` (seed 001, eqs. 13-14).
+    r"""Legendre polynomials :math:`P_0, \dots, P_{m-1}` on ``domain = (a, b)`` (Bonnet's recursion; Abramowitz & Stegun 22.7.10).
 
     .. math::
         \phi_k(x) = c_k P_k(\xi(x)), \qquad \xi(x) = \frac{2x - (a + b)}{b - a},
@@ -44,7 +44,7 @@ class Legendre(ScaledBasis):
     .. math::
         k P_k(\xi) = (2k - 1)\, \xi\, P_{k-1}(\xi) - (k - 1) P_{k-2}(\xi), \qquad k \ge 2.
 
-    **Seed erratum:** seed 001 eq. (13) prints
+    **Erratum of a common misprint:** the recursion is sometimes printed as
     :math:`P_k = ((2k+1) x P_{k-1} - k P_{k-2}) / (k+1)`. Those are the coefficients of the step
     :math:`(P_k, P_{k-1}) \to P_{k+1}`, applied to :math:`(P_{k-1}, P_{k-2})`: the index is off by one, and
     the printed formula gives e.g. :math:`P_2 = (5x^2 - 2)/3` instead of :math:`(3x^2 - 1)/2`. The corrected

@@ -18,7 +18,7 @@ def digits(
 
     The UCI optical-recognition digits ship with scikit-learn (no download). Pixel intensities
     :math:`v \in \{0, \dots, 16\}` are mapped affinely to :math:`v / 8 - 1 \in [-1, 1]`, the pixel range DDPM
-    assumes (seed 004, Sec. on the linear schedule of Ho et al.: pixel values in [-1, 1]).
+    assumes (Ho et al. 2020, sec. 3.3: pixel values scaled to [-1, 1]).
 
     Args:
         flatten: return images as ``(1797, 64)`` rows (row-major pixels) when true, as ``(1797, 8, 8)`` otherwise.

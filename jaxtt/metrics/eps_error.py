@@ -55,8 +55,8 @@ def eps_error(
     r"""Relative L2 error of a noise model to the exact optimum, averaged over time steps.
 
     For data :math:`x_0 \sim p` (the Gaussian ``mixture``), :math:`x_t = \sqrt{\bar\alpha_t}x_0 +
-    \sqrt{1-\bar\alpha_t}\epsilon` (seed 001 eq. 4, :func:`jaxtt.diffusion.q_sample`) and the exact minimiser
-    of L_simple :math:`\epsilon^*(x_t, t) = E[\epsilon \mid x_t]` (seed 004 eq. 3.29,
+    \sqrt{1-\bar\alpha_t}\epsilon` (Ho et al. 2020, eq. 4, :func:`jaxtt.diffusion.q_sample`) and the exact minimiser
+    of L_simple :math:`\epsilon^*(x_t, t) = E[\epsilon \mid x_t]` (Song et al. 2021, sec. 3.3,
     :meth:`GaussianMixture.optimal_eps`), this returns
 
     .. math::
@@ -65,7 +65,7 @@ def eps_error(
 
     where :math:`X_{t_l}` stacks ``n`` fresh draws of :math:`x_{t_l}` (the Frobenius norms over the whole batch
     make each term a ratio of root-mean-square errors, well defined where :math:`\epsilon^*` of a single point
-    vanishes). This makes the "isolation experiments" of seed 001 (sec. 5.1, plan item 1) exact: the
+    vanishes). This makes isolation experiments on the denoiser exact: the
     error of a fitted model is measured against the true optimum rather than against the noisy regression
     target.
 

@@ -39,7 +39,7 @@ def gaussian_frechet_distance(
     .. math::
         d^2 = \|\mu_a - \mu_b\|^2 + \operatorname{tr}\big(\Sigma_a + \Sigma_b - 2 (\Sigma_a \Sigma_b)^{1/2}\big)
 
-    (Dowson & Landau 1982; the FID of Heusel et al. 2017, quoted in seed 002). The trace of the non-symmetric
+    (Dowson & Landau 1982; the FID of Heusel et al. 2017). The trace of the non-symmetric
     root is computed stably as :math:`\operatorname{tr}(\Sigma_a^{1/2} \Sigma_b \Sigma_a^{1/2})^{1/2}` — the two
     matrices are similar, so their roots have the same eigenvalues — with two symmetric eigendecompositions
     (``eigh``), tiny negative eigenvalues from rounding clipped to zero. Cost :math:`O(D^3)`.
@@ -81,7 +81,7 @@ def frechet_distance(features_a: Float[Array, "N D"], features_b: Float[Array, "
 
     Fits :math:`\mu, \Sigma` (sample mean and unbiased covariance, ``1/(N-1)``, as ``numpy.cov``) to each
     feature set and returns :func:`gaussian_frechet_distance`,
-    :math:`\|\mu_a - \mu_b\|^2 + \operatorname{tr}(\Sigma_a + \Sigma_b - 2(\Sigma_a\Sigma_b)^{1/2})` (seed 002;
+    :math:`\|\mu_a - \mu_b\|^2 + \operatorname{tr}(\Sigma_a + \Sigma_b - 2(\Sigma_a\Sigma_b)^{1/2})` (Heusel et al. 2017;
     Heusel et al. 2017, eq. 6). The value is the squared distance, as FID is reported. Cost
     :math:`O((N + M) D^2 + D^3)`.
 

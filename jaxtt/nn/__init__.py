@@ -1,4 +1,4 @@
-"""Equinox neural-network baselines: sinusoidal time embedding, ResNet-MLP (seed 001 eq. 6), U-Net (seed 002).
+"""Equinox neural-network baselines: sinusoidal time embedding, ResNet-MLP, U-Net (Ronneberger et al. 2015; Ho et al. 2020).
 
 Each module maps one example ``(x, t)``; :class:`Batched` turns it into the batched ``eps_fn(x, t)`` that
 jaxtt's losses, samplers and :func:`jaxtt.train.fit` take.

@@ -12,7 +12,7 @@ __all__ = ["SinusoidalEmbedding"]
 
 
 class SinusoidalEmbedding(eqx.Module):
-    r"""Sinusoidal embedding of a scalar time ``t`` into ``R^dim`` (seed 002, ``SinusoidalPositionalEmbedding``).
+    r"""Sinusoidal embedding of a scalar time ``t`` into ``R^dim`` (Vaswani et al. 2017; Ho et al. 2020).
 
     With ``h = dim / 2`` frequencies :math:`\omega_i = s^{-i/(h-1)}`, ``i = 0, ..., h-1`` (geometrically spaced
     from 1 down to ``1/s``),
@@ -21,8 +21,8 @@ class SinusoidalEmbedding(eqx.Module):
         e(t) = \bigl(\sin(\omega_0 t), \dots, \sin(\omega_{h-1} t),\
         \cos(\omega_0 t), \dots, \cos(\omega_{h-1} t)\bigr).
 
-    This is the layout of seed 002's code (all sines, then all cosines, exponent ``i/(h-1)``); its displayed
-    formula interleaves sines and cosines with exponent ``2i/d``, which is the same set of features up to a
+    The layout is all sines, then all cosines, with exponent ``i/(h-1)``; the formula of Vaswani et al.
+    interleaves sines and cosines with exponent ``2i/d``, which is the same set of features up to a
     permutation and a slightly different frequency grid. The frequencies are computed on the fly, so the module
     has no array leaves and nothing in it is trained.
 
@@ -31,7 +31,7 @@ class SinusoidalEmbedding(eqx.Module):
 
     Args:
         dim: embedding size, even and ``>= 4``.
-        scale: the scale ``s > 1``; the slowest frequency is ``1/s`` (seed 002 uses ``1000``, the number of
+        scale: the scale ``s > 1``; the slowest frequency is ``1/s`` (``1000`` is usual, the number of
             diffusion steps, so that the slowest feature changes monotonically over ``t in [1, T]``).
     """
 

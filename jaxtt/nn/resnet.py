@@ -1,4 +1,4 @@
-"""ResNet-like MLP noise model of seed 001, eq. (6)."""
+"""ResNet-like MLP noise model (a residual MLP with LayerNorm and a learned time encoding)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class _Block(eqx.Module):
 
 
 class ResNetMLP(eqx.Module):
-    r"""ResNet-like MLP noise model :math:`\epsilon_\theta(x_t, t)` of seed 001, eq. (6).
+    r"""ResNet-like MLP noise model :math:`\epsilon_\theta(x_t, t)` (He et al. 2016 residual blocks on an MLP).
 
     .. math::
         x' &= x_t + f(t), \qquad z_0 = A_1 x' \quad \text{(expansion to the width } D_1\text{)} \\
@@ -40,10 +40,10 @@ class ResNetMLP(eqx.Module):
 
     where LN is layer normalisation with learned :math:`\gamma, \beta` and :math:`f` is the time encoding,
     :math:`f(t) = W e(t) + b`, a learned linear map of the sinusoidal embedding :math:`e(t) \in \mathbb{R}^{E}`
-    (:class:`SinusoidalEmbedding`, seed 002). All linear maps carry a bias. Two deviations from the printed
+    (:class:`SinusoidalEmbedding`). All linear maps carry a bias. Two deviations from the printed
     equations, each with the printed form as an option:
 
-    - Seed 001 calls the model ResNet-like but prints no skip connection (:math:`z_l = \mathrm{LN}(u_l)`); the
+    - The model is called ResNet-like, but the plain form has no skip connection (:math:`z_l = \mathrm{LN}(u_l)`); the
       residual form above is the default and ``residual=False`` gives the printed form.
     - Where the time enters. The printed form (``add_time_to="input"``) adds :math:`f(t) \in \mathbb{R}^D` to
       the data, so the network sees only the sum :math:`x_t + f(t)`: pairs :math:`(x_t, t)` with the same sum

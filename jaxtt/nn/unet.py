@@ -1,4 +1,4 @@
-"""Small time-conditioned U-Net noise model for images (seed 002)."""
+"""Small time-conditioned U-Net noise model for images (Ronneberger et al. 2015; Ho et al. 2020)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ __all__ = ["UNet"]
 
 
 class _TimeConvBlock(eqx.Module):
-    """``act(GroupNorm(conv3x3(x)) + W act(t_emb))`` — seed 002's ``TimeEmbeddingConvBlock`` with GroupNorm."""
+    """``act(GroupNorm(conv3x3(x)) + W act(t_emb))`` — a time-embedding conv block with GroupNorm (Ho et al. 2020, appendix B)."""
 
     conv: eqx.nn.Conv2d
     norm: eqx.nn.GroupNorm
@@ -47,11 +47,11 @@ def _upsample(x):
 
 
 class UNet(eqx.Module):
-    r"""Time-conditioned U-Net noise model :math:`\epsilon_\theta(x_t, t)` for images (seed 002; seed 001 §3.3.3).
+    r"""Time-conditioned U-Net noise model :math:`\epsilon_\theta(x_t, t)` for images (Ronneberger et al. 2015; Ho et al. 2020).
 
-    Every block is seed 002's time-embedding conv block,
+    Every block is a time-embedding conv block,
     :math:`h \mapsto \sigma(\mathrm{GN}(\mathrm{conv}_{3\times3}(h)) + W\,\sigma(\tau(t)))`, with GroupNorm in
-    place of seed 002's InstanceNorm (GroupNorm with one channel per group is InstanceNorm). The time feature
+    place of InstanceNorm (GroupNorm with one channel per group is InstanceNorm). The time feature
     :math:`\tau(t)` is a two-layer MLP of the sinusoidal embedding (:class:`SinusoidalEmbedding`) and is added
     in every block. With ``channels = (c_0, ..., c_L)``:
 

@@ -13,13 +13,13 @@ DOMAIN = (-1.0, 2.0)
 
 
 def _clamped_knots(m, degree, a, b):
-    """Independent construction: p+1 repeated end knots and the real step (b-a)/(m-p) (seed 001 erratum)."""
+    """Independent construction: p+1 repeated end knots and the real step (b-a)/(m-p) (not the floored step of a common misprint)."""
     inner = np.linspace(a, b, m - degree + 1)
     return np.concatenate([np.full(degree, a), inner, np.full(degree, b)])
 
 
 def test_knots_are_clamped_uniform_with_real_step():
-    # Seed 001 eq. (16) floors the step: floor(3 / 6) = 0 would collapse all knots on [-1, 2].
+    # A floored step, floor(3 / 6) = 0 would collapse all knots on [-1, 2].
     basis = BSpline(6, degree=2, domain=DOMAIN)
     np.testing.assert_allclose(basis.knots, _clamped_knots(6, 2, *DOMAIN), rtol=0, atol=1e-15)
     assert len(basis.knots) == 6 + 2 + 1

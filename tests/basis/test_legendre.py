@@ -23,7 +23,7 @@ def test_values_match_scipy_including_extrapolation():
 
 
 def test_corrected_recursion_not_the_printed_one():
-    # Seed 001 eq. (13) as printed gives P_2 = (5 x P_1 - 2 P_0) / 3; the true P_2 = (3 x^2 - 1) / 2.
+    # The misprinted recursion gives P_2 = (5 x P_1 - 2 P_0) / 3; the true P_2 = (3 x^2 - 1) / 2.
     x = np.array([0.3, 0.9])
     got = np.asarray(Legendre(3)(x))[:, 2]
     np.testing.assert_allclose(got, (3 * x**2 - 1) / 2, rtol=1e-14)

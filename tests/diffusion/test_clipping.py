@@ -64,7 +64,7 @@ def _np_ddpm(x, zs, box, variance, w=W_BAD, b=B_BAD):
 
 
 def _np_ddpm_eps_form(x, zs, variance, w, b):
-    """Unclipped DDPM in its epsilon form (seed 002 eq. 6)."""
+    """Unclipped DDPM in its epsilon form (Ho et al. 2020, eq. 11)."""
     for z, t in zip(zs, range(T, 0, -1)):
         var = BETAS[t] if variance == "beta" else (1 - AB[t - 1]) / (1 - AB[t]) * BETAS[t]
         x = (x - BETAS[t] / np.sqrt(1 - AB[t]) * _np_eps(x, t, w, b)) / np.sqrt(1 - BETAS[t])
@@ -74,7 +74,7 @@ def _np_ddpm_eps_form(x, zs, variance, w, b):
 
 def _np_ddim(x, zs, box, steps, eta, w=W_BAD, b=B_BAD):
     """Clipped DDIM: x0 = clip(...), eps' = (x - sqrt(ab_t) x0) / sqrt(1 - ab_t),
-    x_p = sqrt(ab_p) x0 + sqrt(1 - ab_p - s2) eps' + s z (seed 004 eq. 4.14, 4.19)."""
+    x_p = sqrt(ab_p) x0 + sqrt(1 - ab_p - s2) eps' + s z (Song et al. 2021 (DDIM), eq. 12, 16)."""
     taus = list(ddim_timesteps(T, steps)) + [0]
     active = []
     for z, t, p in zip(zs, taus[:-1], taus[1:]):

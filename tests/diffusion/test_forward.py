@@ -48,7 +48,7 @@ def test_predict_x0_inverts_q_sample_and_score_conversions_are_inverse(t, seed):
 
 
 def test_eps_to_score_of_optimal_eps_is_the_noised_score():
-    """seed 004 eq. 3.29 applied to eps* gives grad log q(x_t) of the noised mixture (autodiff of log_prob)."""
+    """score = -eps/sigma applied to eps* gives grad log q(x_t) of the noised mixture (autodiff of log_prob)."""
     gm = GaussianMixture(jnp.array([0.4, 0.6]), jnp.array([[-1.0, 0.0], [1.0, 0.5]]), jnp.array([SIGMA, SIGMA / 2]))
     x = jnp.asarray(np.random.default_rng(1).normal(size=(5, 2)))
     t = 11

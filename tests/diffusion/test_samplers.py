@@ -49,7 +49,7 @@ def _ddpm_steps(mu, sigma, variance):
     eye = np.eye(len(mu))
     for t in range(T, 0, -1):
         A = _eps_matrix(AB[t], sigma)
-        k = BETAS[t] / np.sqrt(1 - AB[t])  # seed 002 eq. 6
+        k = BETAS[t] / np.sqrt(1 - AB[t])  # Ho et al. 2020, eq. 11
         M = (eye - k * A) / np.sqrt(1 - BETAS[t])
         c = k * A @ (np.sqrt(AB[t]) * mu) / np.sqrt(1 - BETAS[t])
         var = BETAS[t] if variance == "beta" else (1 - AB[t - 1]) / (1 - AB[t]) * BETAS[t]
@@ -61,8 +61,8 @@ def _ddim_steps(mu, sigma, steps, eta):
     taus = list(ddim_timesteps(T, steps)) + [0]
     for t, p in zip(taus[:-1], taus[1:]):
         A = _eps_matrix(AB[t], sigma)
-        s2 = eta**2 * (1 - AB[p]) / (1 - AB[t]) * (1 - AB[t] / AB[p])  # seed 004 eq. 4.19
-        # seed 004 eq. 4.14: x_p = sqrt(ab_p) (x - sqrt(1 - ab_t) eps) / sqrt(ab_t) + sqrt(1 - ab_p - s2) eps + s z
+        s2 = eta**2 * (1 - AB[p]) / (1 - AB[t]) * (1 - AB[t] / AB[p])  # Song et al. 2021 (DDIM), eq. 16
+        # Song et al. 2021 (DDIM), eq. 12: x_p = sqrt(ab_p) (x - sqrt(1 - ab_t) eps) / sqrt(ab_t) + sqrt(1 - ab_p - s2) eps + s z
         ce = np.sqrt(max(1 - AB[p] - s2, 0.0)) - np.sqrt(AB[p] / AB[t]) * np.sqrt(1 - AB[t])
         yield np.sqrt(AB[p] / AB[t]) * eye + ce * A, -ce * A @ (np.sqrt(AB[t]) * mu), np.sqrt(s2)
 
@@ -74,7 +74,7 @@ def _langevin_steps(ab, mu, sigma, levels, n_steps, step_size):
     for tau, s in zip(taus, std):
         A = _eps_matrix(ab[tau], sigma)
         a = step_size * s**2 / std[-1] ** 2
-        # x + a/2 * score + sqrt(a) z with score = -eps*/s (seed 004 eq. 3.29, Algorithm 3)
+        # x + a/2 * score + sqrt(a) z with score = -eps*/s (Song & Ermon 2019, Algorithm 1)
         for _ in range(n_steps):
             yield eye - 0.5 * a / s * A, 0.5 * a / s * A @ (np.sqrt(ab[tau]) * mu), np.sqrt(a)
 

@@ -14,7 +14,7 @@ SCHED = linear_schedule(T, 1e-3, 0.25)
 
 
 def _expected_vlb(x0, mu, sigma, variance):
-    """E over x_1..x_T of the bound (seed 004 eq. 2.38-2.41) for one x0, in closed form.
+    """E over x_1..x_T of the bound (Ho et al. 2020, eq. 5) for one x0, in closed form.
 
     With eps*(x_t) = A_t (x_t - sqrt(ab_t) mu) affine, mu_theta(x_t) = P x_t + q is affine, so every term
     is the expectation of a quadratic in x_t ~ N(sqrt(ab_t) x0, (1 - ab_t) I).

@@ -1,4 +1,4 @@
-"""Frechet distance: scipy.linalg.sqrtm reference (seed 002 formula), Gaussian closed forms, validation."""
+"""Frechet distance: scipy.linalg.sqrtm reference (Heusel et al. 2017 formula), Gaussian closed forms, validation."""
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +10,7 @@ from jaxtt.metrics import frechet_distance, gaussian_frechet_distance
 
 
 def _reference(a, b):
-    """Seed 002's implementation: numpy moments and scipy.linalg.sqrtm of the product."""
+    """The usual FID implementation: numpy moments and scipy.linalg.sqrtm of the product."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a.T), np.cov(b.T)
     return np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * sqrtm(cov_a @ cov_b).real)

@@ -1,4 +1,4 @@
-"""SinusoidalEmbedding against a NumPy port of seed 002's reference implementation."""
+"""SinusoidalEmbedding against an independent NumPy implementation."""
 
 import equinox as eqx
 import jax
@@ -10,7 +10,7 @@ from jaxtt.nn import SinusoidalEmbedding
 
 
 def reference_embedding(t, dim, scale):
-    """Seed 002, ``SinusoidalPositionalEmbedding.forward`` in NumPy (float64)."""
+    """The sines-then-cosines sinusoidal embedding in NumPy (float64)."""
     half = dim // 2
     factor = np.exp(-np.log(scale) / (half - 1) * np.arange(half))
     angles = np.asarray(t, dtype=np.float64)[:, None] * factor

@@ -1,4 +1,4 @@
-"""ResNetMLP (seed 001 eq. 6) against an independent NumPy forward pass, plus shapes, dtypes and errors."""
+"""ResNetMLP against an independent NumPy forward pass, plus shapes, dtypes and errors."""
 
 import equinox as eqx
 import jax
@@ -10,7 +10,7 @@ from jaxtt.nn import Batched, ResNetMLP
 
 
 def reference_embedding(t, dim, scale):
-    """Seed 002's sinusoidal embedding in NumPy: sines then cosines of t * scale^(-i / (dim/2 - 1))."""
+    """The sinusoidal embedding in NumPy: sines then cosines of t * scale^(-i / (dim/2 - 1))."""
     angles = np.asarray(t, dtype=float)[:, None] * scale ** (-np.arange(dim // 2) / (dim // 2 - 1))
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1)
 

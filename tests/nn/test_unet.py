@@ -25,7 +25,7 @@ def np_groupnorm(norm, x, groups, eps=1e-5):
 
 
 def test_time_conv_block_matches_reference(unet):
-    """Seed 002 block: act(norm(conv(x)) + W act(t_emb)), with GroupNorm and zero-padded 3x3 convolution."""
+    """Time-embedding conv block: act(norm(conv(x)) + W act(t_emb)), with GroupNorm and zero-padded 3x3 convolution."""
     block = unet.down[0]  # 2 -> 4 channels, 2 groups, SiLU
     c_in, c_out, groups = 2, 4, 2
     silu = lambda a: a / (1.0 + np.exp(-a))  # noqa: E731
