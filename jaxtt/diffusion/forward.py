@@ -14,15 +14,10 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, Real
 
 from jaxtt._validation import check_batch, check_int, check_key
 from jaxtt.diffusion._checks import check_schedule, check_timesteps
+from jaxtt.diffusion.parameterization import per_row
 from jaxtt.diffusion.schedule import Schedule
 
 __all__ = ["eps_to_score", "predict_x0", "q_sample", "score_to_eps", "training_triples"]
-
-
-def _per_row(values, x):
-    """Broadcast per-row coefficients ``(N,)`` (or a scalar) against ``x`` of shape ``(N, *event)``."""
-    values = values.astype(x.dtype)
-    return values.reshape(values.shape + (1,) * (x.ndim - values.ndim)) if values.ndim else values
 
 
 def _checked(schedule, x, t, other, x_name, other_name):
@@ -52,7 +47,7 @@ def q_sample(
     """
     schedule, x0, t, eps = _checked(schedule, x0, t, eps, "x0", "eps")
     log_ab = schedule.log_alpha_bar_at(t)
-    return _per_row(jnp.exp(0.5 * log_ab), x0) * x0 + _per_row(schedule.noise_std_at(t), x0) * eps
+    return per_row(jnp.exp(0.5 * log_ab), x0) * x0 + per_row(schedule.noise_std_at(t), x0) * eps
 
 
 def predict_x0(
@@ -68,7 +63,7 @@ def predict_x0(
     """
     schedule, x_t, t, eps = _checked(schedule, x_t, t, eps, "x_t", "eps")
     log_ab = schedule.log_alpha_bar_at(t)
-    return (x_t - _per_row(schedule.noise_std_at(t), x_t) * eps) * _per_row(jnp.exp(-0.5 * log_ab), x_t)
+    return (x_t - per_row(schedule.noise_std_at(t), x_t) * eps) * per_row(jnp.exp(-0.5 * log_ab), x_t)
 
 
 def eps_to_score(
@@ -81,7 +76,7 @@ def eps_to_score(
     schedule = check_schedule(schedule)
     eps = check_batch(eps, "eps")
     t = check_timesteps(t, schedule, eps.shape[0])
-    return -eps / _per_row(schedule.noise_std_at(t), eps)
+    return -eps / per_row(schedule.noise_std_at(t), eps)
 
 
 def score_to_eps(
@@ -94,7 +89,7 @@ def score_to_eps(
     schedule = check_schedule(schedule)
     score = check_batch(score, "score")
     t = check_timesteps(t, schedule, score.shape[0])
-    return -_per_row(schedule.noise_std_at(t), score) * score
+    return -per_row(schedule.noise_std_at(t), score) * score
 
 
 def training_triples(
@@ -122,5 +117,5 @@ def training_triples(
     x = jnp.tile(x0, (repeats,) + (1,) * (x0.ndim - 1))
     t = jax.random.randint(k_t, (x.shape[0],), 1, schedule.T + 1, dtype=jnp.int32)
     eps = jax.random.normal(k_eps, x.shape, dtype=x.dtype)
-    x_t = _per_row(jnp.exp(0.5 * schedule.log_alpha_bars[t]), x) * x + _per_row(schedule.noise_std_at(t), x) * eps
+    x_t = per_row(jnp.exp(0.5 * schedule.log_alpha_bars[t]), x) * x + per_row(schedule.noise_std_at(t), x) * eps
     return x_t, t, eps

@@ -47,9 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_batch, check_choice, check_int, check_key, check_real
+from jaxtt._validation import check_batch, check_choice, check_int, check_key
 from jaxtt.diffusion._checks import call_model, check_eps_fn, check_schedule
 from jaxtt.diffusion.parameterization import PREDICTIONS, to_data_and_noise
+from jaxtt.diffusion.samplers import ProbabilityFlowODE
 from jaxtt.diffusion.schedule import Schedule
 
 __all__ = ["LogLikelihood", "log_likelihood", "ode_encode", "ode_sample"]
@@ -93,31 +94,23 @@ def _drift(eps_fn, schedule: Schedule, integer_t: bool, prediction: str = "eps",
     return g
 
 
-def _check_solver_args(s_min, rtol, atol, max_steps, solver):
-    s_min = check_real(s_min, "s_min", minimum=0.0, maximum=1.0, strict_minimum=True)
-    if s_min >= 1.0:
-        raise ValueError(f"s_min must be < 1, got {s_min}")
-    rtol = check_real(rtol, "rtol", minimum=0.0, strict_minimum=True)
-    atol = check_real(atol, "atol", minimum=0.0, strict_minimum=True)
-    max_steps = check_int(max_steps, "max_steps", minimum=1)
-    if solver is None:
-        solver = diffrax.Tsit5()
-    elif not isinstance(solver, diffrax.AbstractSolver):
-        raise TypeError(f"solver must be a diffrax solver (e.g. diffrax.Dopri5()), got {type(solver).__name__}")
-    return s_min, rtol, atol, max_steps, solver
+def _config(solver, rtol, atol, s_min, max_steps, integer_t, save_points=101) -> ProbabilityFlowODE:
+    """The solver options as a validated :class:`ProbabilityFlowODE` (its checks name each argument)."""
+    solver = diffrax.Tsit5() if solver is None else solver
+    return ProbabilityFlowODE(solver, rtol, atol, s_min, max_steps, integer_t, save_points)
 
 
-def _solve(field, y0, s0, s1, solver, rtol, atol, max_steps, saveat):
+def _solve(field, y0, s0, s1, ode, saveat):
     return diffrax.diffeqsolve(
         diffrax.ODETerm(field),
-        solver,
+        ode.solver,
         t0=s0,
         t1=s1,
         dt0=None,
         y0=y0,
         saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=max_steps,
+        stepsize_controller=diffrax.PIDController(rtol=ode.rtol, atol=ode.atol),
+        max_steps=ode.max_steps,
     )
 
 
@@ -160,14 +153,11 @@ def ode_sample(
         integer_t: query ``eps_fn`` at rounded integer steps.
         trajectory_points: number of saved points when ``return_trajectory``.
     """
-    from jaxtt.diffusion.sampling import sample
-    from jaxtt.diffusion.samplers import ProbabilityFlowODE
+    from jaxtt.diffusion.sampling import sample  # sampling imports this module
 
     check_eps_fn(eps_fn)
-    ode = ProbabilityFlowODE(
-        solver=diffrax.Tsit5() if solver is None else solver, rtol=rtol, atol=atol, s_min=s_min,
-        max_steps=max_steps, integer_t=integer_t, save_points=trajectory_points,
-    )
+    trajectory_points = check_int(trajectory_points, "trajectory_points", minimum=2)
+    ode = _config(solver, rtol, atol, s_min, max_steps, integer_t, trajectory_points)
     result = sample(eps_fn, schedule, ode, key, shape, x_init=x_init, save="all" if return_trajectory else "final")
     return (result.samples, result.trajectory) if return_trajectory else result.samples
 
@@ -182,7 +172,7 @@ def solve_probability_flow(model, schedule, x, ode, prediction: str, save: bool,
         saveat = diffrax.SaveAt(t1=True)
     lam0, lam1 = _log_snr(schedule, 1.0, x.dtype), _log_snr(schedule, ode.s_min, x.dtype)
     field = lambda lam, y, _: drift(lam, y)  # noqa: E731
-    sol = _solve(field, x, lam0, lam1, ode.solver, ode.rtol, ode.atol, ode.max_steps, saveat)
+    sol = _solve(field, x, lam0, lam1, ode, saveat)
     return sol.ys, sol.stats["num_steps"]
 
 
@@ -206,17 +196,15 @@ def ode_encode(
     schedule = check_schedule(schedule)
     x = check_batch(x, "x")
     check_choice(prediction, "prediction", PREDICTIONS)
-    s_min, rtol, atol, max_steps, solver = _check_solver_args(s_min, rtol, atol, max_steps, solver)
-    return _ode_encode(eps_fn, schedule, x, s_min, (solver, rtol, atol, max_steps, integer_t, prediction))
+    ode = _config(solver, rtol, atol, s_min, max_steps, integer_t)
+    return _ode_encode(eps_fn, schedule, x, ode, prediction)
 
 
 @eqx.filter_jit
-def _ode_encode(eps_fn, schedule, x, s_min, args):
-    solver, rtol, atol, max_steps, integer_t, prediction = args
-    drift = _drift(eps_fn, schedule, integer_t, prediction)
-    lam0, lam1 = _log_snr(schedule, s_min, x.dtype), _log_snr(schedule, 1.0, x.dtype)
-    saveat = diffrax.SaveAt(t1=True)
-    return _solve(lambda lam, y, _: drift(lam, y), x, lam0, lam1, solver, rtol, atol, max_steps, saveat).ys[-1]
+def _ode_encode(eps_fn, schedule, x, ode, prediction):
+    drift = _drift(eps_fn, schedule, ode.integer_t, prediction)
+    lam0, lam1 = _log_snr(schedule, ode.s_min, x.dtype), _log_snr(schedule, 1.0, x.dtype)
+    return _solve(lambda lam, y, _: drift(lam, y), x, lam0, lam1, ode, diffrax.SaveAt(t1=True)).ys[-1]
 
 
 def _divergence(drift, x, lam, kind, probe):
@@ -286,24 +274,22 @@ def log_likelihood(
     check_key(key)
     check_choice(divergence, "divergence", ("auto", "exact", "hutchinson"))
     check_choice(prediction, "prediction", PREDICTIONS)
-    s_min, rtol, atol, max_steps, solver = _check_solver_args(s_min, rtol, atol, max_steps, solver)
+    ode = _config(solver, rtol, atol, s_min, max_steps, integer_t)
     d = math.prod(x.shape[1:])
     kind = divergence if divergence != "auto" else ("exact" if d <= EXACT_DIVERGENCE_MAX_DIM else "hutchinson")
-    args = (solver, rtol, atol, max_steps, integer_t, prediction)
-    log_prob = _log_likelihood(eps_fn, schedule, x, key, kind, s_min, args)
+    log_prob = _log_likelihood(eps_fn, schedule, x, key, kind, ode, prediction)
     return LogLikelihood(log_prob=log_prob, bits_per_dim=-log_prob / (d * math.log(2.0)))
 
 
 @eqx.filter_jit
-def _log_likelihood(eps_fn, schedule, x, key, kind, s_min, args):
-    solver, rtol, atol, max_steps, integer_t, prediction = args
+def _log_likelihood(eps_fn, schedule, x, key, kind, ode, prediction):
     n, d = x.shape[0], math.prod(x.shape[1:])
     probe = jax.random.rademacher(key, x.shape, dtype=x.dtype)
-    drift = _drift(eps_fn, schedule, integer_t, prediction)
+    drift = _drift(eps_fn, schedule, ode.integer_t, prediction)
     y0 = (x, jnp.zeros((n,), dtype=x.dtype))
     field = lambda lam, y, _: _divergence(drift, y[0], lam, kind, probe)  # noqa: E731
-    lam0, lam1 = _log_snr(schedule, s_min, x.dtype), _log_snr(schedule, 1.0, x.dtype)
-    sol = _solve(field, y0, lam0, lam1, solver, rtol, atol, max_steps, diffrax.SaveAt(t1=True))
+    lam0, lam1 = _log_snr(schedule, ode.s_min, x.dtype), _log_snr(schedule, 1.0, x.dtype)
+    sol = _solve(field, y0, lam0, lam1, ode, diffrax.SaveAt(t1=True))
     x1, delta = sol.ys[0][-1], sol.ys[1][-1]
     prior = -0.5 * jnp.sum((x1**2).reshape(n, -1), axis=1) - 0.5 * d * math.log(2 * math.pi)
     return (prior + delta).astype(x.dtype)
