@@ -27,10 +27,10 @@ from jaxtt.checkpoint import load_checkpoint, save_checkpoint
 from jaxtt.diffusion import Schedule, ddpm_loss
 from jaxtt.errors import NumericalError
 
-__all__ = ["FitResult", "default_optimizer", "fit"]
+__all__ = ["TrainResult", "default_optimizer", "fit"]
 
 
-class FitResult(NamedTuple):
+class TrainResult(NamedTuple):
     """What :func:`fit` returns.
 
     Attributes:
@@ -155,8 +155,8 @@ def fit(
     checkpoint_every: int | None = None,
     resume: bool = False,
     progress: bool = True,
-) -> FitResult:
-    r"""Train a batched noise model on the DDPM simple loss with an Optax optimizer; return a :class:`FitResult`.
+) -> TrainResult:
+    r"""Train a batched noise model on the DDPM simple loss with an Optax optimizer; return a :class:`TrainResult`.
 
     Each step ``s = 0, ..., steps - 1`` draws a batch of ``batch_size`` rows of ``x0`` uniformly with
     replacement, evaluates the simple loss of Ho et al. (2020), eq. (14) (:func:`jaxtt.diffusion.ddpm_loss`),
@@ -308,4 +308,4 @@ def fit(
                 save_checkpoint(checkpoint_path, state, meta)
     params, opt_state, ema_state = state
     ema = optax.tree.bias_correction(ema_state.ema, ema_decay, ema_state.count)
-    return FitResult(eqx.combine(params, static), eqx.combine(ema, static), opt_state, history)
+    return TrainResult(eqx.combine(params, static), eqx.combine(ema, static), opt_state, history)

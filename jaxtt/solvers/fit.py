@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import time
+import warnings
 from typing import NamedTuple
 
 import equinox as eqx
@@ -36,7 +37,7 @@ from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers.problem import check_training_data, relative_residual
 
-__all__ = ["Solver", "FitResult", "fit"]
+__all__ = ["Solver", "FitResult", "StalledFitWarning", "fit", "run_steps"]
 
 
 class Solver(eqx.Module):
@@ -65,24 +66,31 @@ class Solver(eqx.Module):
             raise NumericalError(f"{type(self).__name__} produced a non-finite loss", step=step, remedy=self.remedy)
 
 
+class StalledFitWarning(UserWarning):
+    """A fit stopped on the stagnation rule with (almost) no progress, or far above its ``tol``."""
+
+
 class FitResult(NamedTuple):
-    """History of :func:`fit`: one entry for the start (step 0) and one after each step.
+    """History of :func:`fit` (and :func:`~jaxtt.solvers.fit_riemannian`): the start (step 0) and each step.
 
     Attributes:
         step: step numbers ``0, 1, …``.
-        loss: the objective ``J = (1/2N)(‖y − f(x)‖² + λ‖A‖²)`` (summed over outputs).
-        train_residual: ``‖y − f(x)‖ / ‖y‖`` on the training data.
+        loss: the objective ``J = (1/2N)(‖y − f(x)‖² + λ‖A‖²)`` (summed over outputs); for
+            :func:`~jaxtt.solvers.fit_riemannian` the user's objective.
+        train_residual: ``‖y − f(x)‖ / ‖y‖`` on the training data (``None`` for
+            :func:`~jaxtt.solvers.fit_riemannian`, which has no data).
         val_residual: the same on the validation data, ``None`` without validation data.
         ranks: TT ranks of the model.
         time: seconds spent on each entry (``init`` for step 0, including compilation).
         status: why the loop stopped: ``"max_steps"``, ``"tol"`` (training residual
-            reached ``tol``) or ``"stalled"`` (two steps in a row without a relative
+            reached ``tol``), ``"gtol"`` (:func:`~jaxtt.solvers.fit_riemannian`: the gradient
+            norm reached ``gtol``) or ``"stalled"`` (two steps in a row without a relative
             decrease of the loss above ``stagnation``).
     """
 
     step: list[int]
     loss: list[float]
-    train_residual: list[float]
+    train_residual: list[float] | None
     val_residual: list[float] | None
     ranks: list[tuple[int, ...]]
     time: list[float]
@@ -160,7 +168,7 @@ def fit(
 
     result = FitResult([], [], [], [] if x_val is not None else None, [], [], "max_steps")
 
-    def record(state, step: int, seconds: float) -> tuple[float, float]:
+    def observe(state, step: int, seconds: float):
         loss, residual = float(np.sum(state.loss)), float(relative_residual(state.model, x, y))
         result.step.append(step)
         result.loss.append(loss)
@@ -169,32 +177,50 @@ def fit(
             result.val_residual.append(float(relative_residual(state.model, x_val, y_val)))
         result.ranks.append(state.model.tt.ranks)
         result.time.append(seconds)
-        return loss, residual
+        return loss, ("tol" if residual <= tol else None), {"residual": f"{residual:.2e}"}
 
+    state, status = run_steps(solver, lambda: solver.init(model, x, y), solver.step, solver.check, observe,
+                              max_steps=max_steps, stagnation=stagnation, progress=progress)
+    residuals = result.train_residual
+    no_progress = residuals[-1] > max(0.99 * residuals[0], 0.9)  # explains almost nothing and did not improve
+    if status == "stalled" and (no_progress or (tol > 0 and residuals[-1] > 10 * tol)):
+        warnings.warn(
+            f"{type(solver).__name__} stalled at training residual {residuals[-1]:.3g} (start {residuals[0]:.3g}"
+            + (f", tol {tol:g}" if tol > 0 else "") + "); try another start, a larger rank or basis, "
+            "or inputs scaled to the bases' domain", StalledFitWarning, stacklevel=2)
+    return state.model, result._replace(status=status)
+
+
+def run_steps(solver, init, step, check, observe, *, max_steps: int, stagnation: float | None, progress: bool):
+    """The loop behind :func:`fit` and :func:`~jaxtt.solvers.fit_riemannian`: ``init``, then ``step`` until done.
+
+    ``observe(state, k, seconds) -> (loss, status, postfix)`` records step ``k`` and returns the summed loss,
+    a stop reason (``None`` to go on) and the progress-bar fields; ``check(state, k)`` raises
+    :class:`~jaxtt.errors.NumericalError`. Stops after ``max_steps`` steps (status ``"max_steps"``), when
+    ``observe`` says so, or after two consecutive steps that lower the loss by at most ``stagnation · |J|``
+    (``"stalled"``; ``None`` never stalls). Returns ``(state, status)``.
+    """
     start = time.perf_counter()
-    state = jax.block_until_ready(solver.init(model, x, y))
-    solver.check(state, 0)
-    loss, residual = record(state, 0, time.perf_counter() - start)
-    status, stalled = ("tol" if residual <= tol else "max_steps"), 0
-    bar = tqdm(range(1, max_steps + 1), desc=type(solver).__name__, disable=not progress or status == "tol",
+    state = jax.block_until_ready(init())
+    check(state, 0)
+    loss, status, _ = observe(state, 0, time.perf_counter() - start)
+    stalled = 0
+    bar = tqdm(range(1, max_steps + 1), desc=type(solver).__name__, disable=not progress or status is not None,
                leave=False)
     for k in bar:
-        if status == "tol":
+        if status is not None:
             break
         start = time.perf_counter()
         try:
-            state = jax.block_until_ready(solver.step(state))
+            state = jax.block_until_ready(step(state))
         except NumericalError as err:
             raise err.at_step(k) from None
-        solver.check(state, k)
+        check(state, k)
         previous = loss
-        loss, residual = record(state, k, time.perf_counter() - start)
-        bar.set_postfix(loss=f"{loss:.3e}", residual=f"{residual:.2e}")
+        loss, status, postfix = observe(state, k, time.perf_counter() - start)
+        bar.set_postfix(loss=f"{loss:.3e}", **postfix)
         stalled = stalled + 1 if stagnation is not None and previous - loss <= stagnation * abs(previous) else 0
-        if residual <= tol:
-            status = "tol"
-        elif stalled >= 2:
+        if status is None and stalled >= 2:
             status = "stalled"
-        if status != "max_steps":
-            break
-    return state.model, result._replace(status=status)
+    return state, status or "max_steps"
+

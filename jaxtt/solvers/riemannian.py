@@ -62,7 +62,6 @@ into the compiled program as constants.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import equinox as eqx
@@ -71,12 +70,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
-from tqdm.auto import tqdm
 
 from jaxtt._validation import check_choice, check_instance, check_int, check_real
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
-from jaxtt.solvers.fit import Solver
+from jaxtt.solvers.fit import FitResult, Solver, run_steps
 from jaxtt.solvers.problem import LeastSquares, check_training_data
 from jaxtt.tt import TensorTrain, autodiff
 from jaxtt.tt import inner as tt_inner
@@ -390,98 +388,89 @@ def fit_riemannian(
     X0: TensorTrain,
     *,
     solver: RGD | None = None,
-    max_iter: int = 100,
+    max_steps: int = 100,
     gtol: float = 0.0,
-    ftol: float = 0.0,
+    stagnation: float | None = 0.0,
     objective_axes=0,
     progress: bool = True,
-) -> tuple[TensorTrain, dict]:
+) -> tuple[TensorTrain, FitResult]:
     """Minimise any ``objective`` over the TTs of ``X0``'s ranks, starting at ``X0``.
 
     For FTT regression use :func:`jaxtt.solvers.fit` with an :class:`RGD` or
-    :class:`RCG` solver; this loop is for other objectives (tensor completion,
-    custom losses). Runs ``solver.step_objective`` (jitted) in a Python loop. Stops after ``max_iter``
-    steps, when ``‖grad f‖ <= gtol``, when a step decreases the loss by at most
-    ``ftol · |f|``, or after two consecutive failed line searches (no decrease
-    found: converged to working precision).
+    :class:`RCG` solver; this is the same loop (:func:`jaxtt.solvers.fit.run_steps`) for
+    other objectives (tensor completion, custom losses), stepping ``solver.step_objective``
+    (jitted). Stops after ``max_steps`` steps, when ``‖grad f‖ <= gtol``, or after two
+    consecutive steps that lower the loss by at most ``stagnation · |f|`` (a failed line
+    search leaves the point unchanged, so two failures in a row stop it: converged to
+    working precision).
 
     A batch of TTs (cores with one leading axis, e.g. the ``D`` outputs of a
     vector-valued FTT) is optimised as independent problems with the step
     ``vmap``-ped; ``objective_axes`` is the ``in_axes`` of the objective for that
     map (default ``0``: every array of the objective is batched; use ``None`` for
-    leaves shared by all members). Losses and gradient norms in the history are
-    then sums over the batch.
+    leaves shared by all members). Losses in the history are then sums over the batch.
 
     Args:
         objective: ``TensorTrain -> scalar`` (see the module docstring).
         X0: starting point with full ranks.
         solver: :class:`RGD` or :class:`RCG` (default ``RCG()``).
-        max_iter: most steps (``>= 0``).
+        max_steps: most steps (``>= 0``).
         gtol: absolute tolerance on the Riemannian gradient norm.
-        ftol: relative tolerance on the decrease per step.
+        stagnation: relative decrease per step below which a step counts as stalled.
         objective_axes: ``in_axes`` of the objective for batched ``X0``.
         progress: show a tqdm progress bar.
 
     Returns:
-        ``(X, history)``; history keys ``loss`` (``f`` at the start and after each
-        step), ``grad_norm``, ``step_size``, ``n_evals`` (cumulative line-search
-        evaluations), ``accepted`` (the line search succeeded; for a batch: for
-        at least one member), ``time`` (seconds per entry; the first two include
-        compilation) and ``status`` (``"max_iter"``, ``"gtol"``, ``"ftol"`` or
-        ``"line_search"``).
+        ``(X, result)``: the last point and its :class:`~jaxtt.solvers.FitResult`
+        (``train_residual`` is ``None``: there is no data).
 
     Raises:
         TypeError, ValueError: bad arguments.
-        jaxtt.errors.NumericalError: a non-finite loss or gradient (naming the iteration).
+        jaxtt.errors.NumericalError: a non-finite loss or gradient (naming the step).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> target = tt.random(jax.random.key(0), (4, 4, 4), 2)
+        >>> def objective(X):  # ‖X − A‖² / 2
+        ...     diff = tt.add(X, tt.scale(target, -1.0))
+        ...     return 0.5 * tt.inner(diff, diff)
+        >>> X, result = fit_riemannian(objective, tt.random(jax.random.key(1), (4, 4, 4), 2), max_steps=60,
+        ...                            progress=False)
+        >>> result.loss[-1] < 1e-6 * result.loss[0], result.train_residual is None
+        (True, True)
     """
     solver = RCG() if solver is None else check_instance(solver, "solver", RGD)
     check_instance(X0, "X0", TensorTrain)
     if len(X0.batch_shape) > 1:
         raise ValueError(f"X0 may carry at most one batch axis, got batch shape {X0.batch_shape}")
-    max_iter = check_int(max_iter, "max_iter", minimum=0)
+    max_steps = check_int(max_steps, "max_steps", minimum=0)
     gtol = check_real(gtol, "gtol", minimum=0.0)
-    ftol = check_real(ftol, "ftol", minimum=0.0)
+    if stagnation is not None:
+        stagnation = check_real(stagnation, "stagnation", minimum=0.0)
     n_batch = len(X0.batch_shape)
     if n_batch == 0:
         rm.zeros(X0)  # eager rank validation with a clear message
 
-    history = {k: [] for k in ("loss", "grad_norm", "step_size", "n_evals", "accepted", "time")}
+    result = FitResult([], [], None, None, [], [], "max_steps")
 
-    def record(state, seconds):
-        loss, grad_norm, step_size, n_evals, accepted, blow_up = jax.device_get(_summary(state))
-        for key, value in zip(history, (float(loss), float(grad_norm), float(step_size), int(n_evals), bool(accepted))):
-            history[key].append(value)
-        history["time"].append(seconds)
-        return float(loss), float(grad_norm), bool(blow_up)
+    def check(state, step):
+        loss, grad_norm, _, _, _, blow_up = jax.device_get(_summary(state))
+        _check_finite_state(float(loss), float(grad_norm), bool(blow_up), step)
 
-    start = time.perf_counter()
-    state = _apply(solver.init_objective, n_batch, objective_axes, objective, X0)
-    loss, grad_norm, blow_up = record(state, time.perf_counter() - start)
-    _check_finite_state(loss, grad_norm, blow_up, 0)
-    status = "max_iter"
-    failures = 0
-    bar = tqdm(range(1, max_iter + 1), desc=type(solver).__name__, disable=not progress, leave=False)
-    for k in bar:
-        if grad_norm <= gtol:
-            status = "gtol"
-            break
-        start = time.perf_counter()
-        state = _apply(solver.step_objective, n_batch, objective_axes, objective, state)
-        previous = loss
-        loss, grad_norm, blow_up = record(state, time.perf_counter() - start)
-        _check_finite_state(loss, grad_norm, blow_up, k)
-        bar.set_postfix(loss=f"{loss:.3e}", grad=f"{grad_norm:.2e}")
-        failures = 0 if history["accepted"][-1] else failures + 1
-        if failures >= 2:
-            status = "line_search"
-            break
-        if history["accepted"][-1] and previous - loss <= ftol * abs(previous):
-            status = "ftol"
-            break
-    else:
-        status = "gtol" if grad_norm <= gtol else status
-    history["status"] = status
-    return state.point, history
+    def observe(state, step, seconds):
+        loss, grad_norm = (float(v) for v in jax.device_get(_summary(state))[:2])
+        result.step.append(step)
+        result.loss.append(loss)
+        result.ranks.append(state.point.ranks)
+        result.time.append(seconds)
+        return loss, ("gtol" if grad_norm <= gtol else None), {"grad": f"{grad_norm:.2e}"}
+
+    state, status = run_steps(
+        solver, lambda: _apply(solver.init_objective, n_batch, objective_axes, objective, X0),
+        lambda state: _apply(solver.step_objective, n_batch, objective_axes, objective, state), check, observe,
+        max_steps=max_steps, stagnation=stagnation, progress=progress)
+    return state.point, result._replace(status=status)
 
 
 def _check_finite_state(loss: float, grad_norm: float, blow_up: bool, step: int) -> None:
