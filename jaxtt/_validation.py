@@ -10,6 +10,7 @@ always run because shapes are static.
 from __future__ import annotations
 
 import numbers
+import os
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +29,8 @@ __all__ = [
     "check_key",
     "check_batch",
     "check_shape",
+    "available_memory",
+    "check_memory",
 ]
 
 
@@ -182,3 +185,27 @@ def check_shape(shape, name: str = "shape") -> tuple[int, ...]:
     if any(d < 1 for d in dims):
         raise ValueError(f"{name} must have positive entries, got {shape!r}")
     return tuple(int(d) for d in dims)
+
+
+def available_memory() -> int:
+    """Bytes the default device can still allocate: an accelerator's free memory, else the host's ``MemAvailable``."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(nbytes: int, what: str, remedy: str) -> None:
+    """Refuse work whose estimated working set ``nbytes`` exceeds :func:`available_memory`, before it starts."""
+    available = available_memory()
+    if nbytes > available:
+        raise ValueError(f"{what} needs about {nbytes / 2**30:.3g} GiB but {available / 2**30:.3g} GiB are "
+                         f"available; {remedy}")

@@ -14,10 +14,10 @@ report a :class:`FitResult` with the same fields. :func:`fit_denoiser` fits an
 :class:`~jaxtt.ftt.FTTDenoiser` on the DDPM loss with any of them.
 """
 
-from jaxtt.solvers.als import ALS, ALSState, als_sweep
+from jaxtt.solvers.als import ALS, ALSState, als_sweep, sweep_memory
 from jaxtt.solvers.denoiser import fit_denoiser, regression_data
 from jaxtt.solvers.dmrg import DMRG, DMRGState, dmrg_sweep
-from jaxtt.solvers.fit import FitResult, Solver, fit
+from jaxtt.solvers.fit import FitResult, Solver, StalledFitWarning, fit
 from jaxtt.solvers.gradient import GradientDescent, GradientDescentState
 from jaxtt.solvers.problem import LeastSquares
 from jaxtt.solvers.riemannian import RCG, RGD, RiemannianFitState, RiemannianState, fit_riemannian
@@ -25,6 +25,7 @@ from jaxtt.solvers.riemannian import RCG, RGD, RiemannianFitState, RiemannianSta
 __all__ = [
     "fit",
     "FitResult",
+    "StalledFitWarning",
     "Solver",
     "ALS",
     "ALSState",
@@ -38,6 +39,7 @@ __all__ = [
     "GradientDescentState",
     "LeastSquares",
     "als_sweep",
+    "sweep_memory",
     "dmrg_sweep",
     "fit_denoiser",
     "fit_riemannian",

@@ -50,7 +50,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, Int
 
-from jaxtt._validation import check_bool, check_int, check_real, is_concrete
+from jaxtt._validation import check_bool, check_int, check_memory, check_real, is_concrete
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
@@ -59,7 +59,7 @@ from jaxtt.solvers.fit import Solver
 from jaxtt.solvers.problem import check_feasible_ranks, check_training_data, least_squares_loss
 from jaxtt.tt import TensorTrain, absorb, orthogonalize
 
-__all__ = ["ALS", "ALSState", "als_sweep", "compiled_sweep", "local_plans", "sweep_order"]
+__all__ = ["ALS", "ALSState", "als_sweep", "compiled_sweep", "local_plans", "sweep_memory", "sweep_order"]
 
 
 def _local_solve(left, feat, right, plan, core, y, reg, chunk_size, cg_maxiter):
@@ -239,6 +239,35 @@ def _fold(step, carry, xs, *, bases, scan: bool, arity: int, reverse: bool = Fal
     return carry, tuple([y[j] for y in ys] for j in range(arity))
 
 
+def sweep_memory(model: FTT, n: int, *, chunk_size: int = 4096, cg_maxiter: int = 0) -> int:
+    """Estimated bytes of the largest arrays of one :func:`als_sweep` of ``model`` on ``n`` samples.
+
+    With ``p = max_k r_{k-1} m_k r_k`` local unknowns: the Gram matrix, its
+    regularised copy and its Cholesky factor (``3 p²``, Cholesky only) and the
+    design rows of a chunk (``chunk · p``; CGLS chunks hold up to ``r`` times
+    more samples), plus the stored left and right interfaces (``2 N r d``) and
+    one core's features times a rank (``N m r``); all times the number of
+    outputs swept together (the batch) and the item size.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.ftt import FTT, constant_init
+        >>> model = FTT(constant_init([Legendre(64)] * 4, 64, key=jax.random.key(0)), [Legendre(64)] * 4)
+        >>> sweep_memory(model, 200) > 2**40  # 3 (64·64·64)² doubles: the Cholesky solves cannot run
+        True
+        >>> sweep_memory(model, 200, cg_maxiter=8) < 2**30  # matrix-free CGLS can
+        True
+    """
+    ranks, modes = model.tt.ranks, [b.m for b in model.bases]
+    d, r, m = len(modes), max(ranks), max(modes)
+    p = max(ranks[k] * modes[k] * ranks[k + 1] for k in range(d))
+    chunk = max(1, min(chunk_size, n))
+    local = chunk * r * p if cg_maxiter else 3 * p * p + chunk * p
+    batch = int(np.prod(model.tt.batch_shape, dtype=np.int64))
+    return int(batch * (local + 2 * n * r * d + n * m * r) * np.dtype(model.tt.dtype).itemsize)
+
+
 def sweep_order(d: int) -> list[int]:
     """Core index solved at each step of a sweep."""
     return [0] if d == 1 else list(range(d - 1)) + list(range(d - 1, 0, -1))
@@ -331,6 +360,12 @@ class ALS(Solver):
         """Validate the problem; build the sparse plans (concrete ``x`` only) and the starting loss."""
         x, y, _, _ = check_training_data(model, x, y)
         check_feasible_ranks(model.tt)
+        remedy = ("lower the rank or the basis size, or use a smaller chunk_size" if self.cg_maxiter else
+                  "use matrix-free local solves (ALS(cg_maxiter=8) forms no Gram matrix) or lower the rank or the "
+                  "basis size")
+        check_memory(sweep_memory(model, x.shape[0], chunk_size=self.chunk_size, cg_maxiter=self.cg_maxiter),
+                     f"an ALS sweep at ranks {model.tt.ranks} with up to {max(b.m for b in model.bases)} basis "
+                     "functions", remedy)
         y = y.astype(model.tt.dtype)
         plans = local_plans(model, x) if self.sparse and not self.cg_maxiter and is_concrete(x) else None
         if plans is not None and all(p is None for p in plans):

@@ -52,14 +52,16 @@ def fit_denoiser(
     solver: Solver | None = None,
     steps: int = 6,
     repeats: int = 8,
+    draws: int = 1,
     reg: float | None = 1e-6,
-    resample: bool = False,
     progress: bool = True,
 ) -> tuple[FTTDenoiser, list[FitResult]]:
     """Fit an :class:`~jaxtt.ftt.FTTDenoiser` to data ``x0`` with ``solver`` (default :class:`~jaxtt.solvers.ALS`).
 
     Draws ``repeats`` triples ``(x_t, t, ε)`` per data point and runs
-    :func:`jaxtt.solvers.fit` on the regression ``ε ≈ ε_θ(x_t, t)``.
+    :func:`jaxtt.solvers.fit` on the regression ``ε ≈ ε_θ(x_t, t)``; with
+    ``draws > 1`` it does so ``draws`` times, each on fresh triples from where
+    the previous fit ended (``draws × steps`` solver steps in all).
 
     Args:
         denoiser: the model (its cores are the starting point).
@@ -67,14 +69,16 @@ def fit_denoiser(
         schedule: the diffusion schedule (``schedule.T == denoiser.T``).
         key: PRNG key for the triples.
         solver: any :class:`~jaxtt.solvers.Solver` (``ALS()``, ``DMRG(...)``,
-            ``RCG()``, ``GradientDescent(optax...)``); default ``ALS()``.
-        steps: solver steps (sweeps for ALS/DMRG, iterations otherwise).
+            ``RCG()``, ``GradientDescent(optax...)``); default ``ALS(cg_maxiter=8)``:
+            8 CGLS steps per core reach the held-out error of exact Cholesky
+            solves on denoiser fits at a fraction of the time (5,000 moons at
+            rank 8, 16 basis functions: 10.0 s instead of 62.7 s).
+        steps: solver steps per draw (sweeps for ALS/DMRG, iterations otherwise).
         repeats: triples per data point (``N·repeats`` regression rows).
+        draws: how many times fresh triples are drawn (``>= 1``).
         reg: ridge weight per regression row: the solver's ``reg`` is replaced by
             ``reg·N·repeats``, so the value means the same at every data size;
             ``None`` keeps the solver's own ``reg``.
-        resample: draw fresh triples before every step (one step per draw)
-            instead of reusing one draw for all steps.
         progress: show progress bars.
 
     Returns:
@@ -99,9 +103,10 @@ def fit_denoiser(
     check_instance(schedule, "schedule", Schedule)
     if schedule.T != denoiser.T:
         raise ValueError(f"schedule has T = {schedule.T} but the denoiser was built for T = {denoiser.T}")
-    solver = ALS() if solver is None else check_instance(solver, "solver", Solver)
+    solver = ALS(cg_maxiter=8) if solver is None else check_instance(solver, "solver", Solver)
     steps = check_int(steps, "steps", minimum=1)
     repeats = check_int(repeats, "repeats", minimum=1)
+    draws = check_int(draws, "draws", minimum=1)
     if reg is not None:
         reg = check_real(reg, "reg", minimum=0.0)
     x0 = check_array(x0, "x0", ndim=2, floating=True)
@@ -112,12 +117,11 @@ def fit_denoiser(
         if not hasattr(solver, "reg"):
             raise TypeError(f"reg: {type(solver).__name__} has no reg field to set; pass reg=None")
         solver = eqx.tree_at(lambda s: s.reg, solver, reg * x0.shape[0] * repeats)
-    rounds, per_round = (steps, 1) if resample else (1, steps)
     results = []
     ftt = denoiser.ftt
-    for key_round in jax.random.split(key, rounds):
+    for key_round in jax.random.split(key, draws):
         x_t, t, eps = training_triples(key_round, jnp.asarray(x0, ftt.tt.dtype), schedule, repeats)
-        ftt, result = fit(ftt, *regression_data(denoiser, x_t, t, eps), solver, max_steps=per_round,
+        ftt, result = fit(ftt, *regression_data(denoiser, x_t, t, eps), solver, max_steps=steps,
                           progress=progress)
         results.append(result)
     return eqx.tree_at(lambda m: m.ftt, denoiser, ftt), results

@@ -285,7 +285,8 @@ class DMRG(Solver):
             ``truncation="function"`` a relative RMS error of the supercore's
             values on the data, with ``"coefficients"`` a relative Frobenius
             error of its coefficients.
-        max_rank: cap on every rank (``None``: no cap).
+        max_rank: cap on every rank (default 16; ``None``: no cap, so with a small
+            ``eps`` the ranks grow until the local problems take minutes).
         reg: ridge weight ``λ >= 0``.
         dense_limit: largest supercore size solved by normal equations; larger
             ones use matrix-free CG with ``cg_maxiter`` iterations.
@@ -311,7 +312,7 @@ class DMRG(Solver):
     """
 
     eps: float = 1e-8
-    max_rank: int | None = None
+    max_rank: int | None = 16
     reg: float = 0.0
     dense_limit: int = 2500
     cg_maxiter: int = 200

@@ -32,12 +32,12 @@ import numpy as np
 from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
-from jaxtt._validation import check_instance, check_int, check_real
+from jaxtt._validation import check_instance, check_int, check_real, is_concrete
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers.problem import check_training_data, relative_residual
 
-__all__ = ["Solver", "FitResult", "StalledFitWarning", "fit", "run_steps"]
+__all__ = ["Solver", "FitResult", "StalledFitWarning", "check_untraced", "fit", "run_steps"]
 
 
 class Solver(eqx.Module):
@@ -67,7 +67,7 @@ class Solver(eqx.Module):
 
 
 class StalledFitWarning(UserWarning):
-    """A fit stopped on the stagnation rule with (almost) no progress, or far above its ``tol``."""
+    """A fit ended explaining less than 10 % of the variance of ``y``, or stalled far (10×) above its ``tol``."""
 
 
 class FitResult(NamedTuple):
@@ -157,6 +157,7 @@ def fit(
         (True, 'tol')
     """
     check_instance(solver, "solver", Solver)
+    check_untraced(model, x, y)
     if validation is not None:
         if not (isinstance(validation, tuple | list) and len(validation) == 2):
             raise TypeError(f"validation must be a pair (x_val, y_val), got {type(validation).__name__}")
@@ -181,14 +182,24 @@ def fit(
 
     state, status = run_steps(solver, lambda: solver.init(model, x, y), solver.step, solver.check, observe,
                               max_steps=max_steps, stagnation=stagnation, progress=progress)
-    residuals = result.train_residual
-    no_progress = residuals[-1] > max(0.99 * residuals[0], 0.9)  # explains almost nothing and did not improve
-    if status == "stalled" and (no_progress or (tol > 0 and residuals[-1] > 10 * tol)):
+    y_all = np.asarray(y)
+    explained = 1.0 - (result.train_residual[-1] * np.linalg.norm(y_all)) ** 2 / max(
+        float(np.sum((y_all - y_all.mean(axis=0)) ** 2)), np.finfo(np.float64).tiny)
+    if status != "tol" and (explained < 0.1 or (status == "stalled" and result.train_residual[-1] > 10 * tol > 0)):
         warnings.warn(
-            f"{type(solver).__name__} stalled at training residual {residuals[-1]:.3g} (start {residuals[0]:.3g}"
-            + (f", tol {tol:g}" if tol > 0 else "") + "); try another start, a larger rank or basis, "
-            "or inputs scaled to the bases' domain", StalledFitWarning, stacklevel=2)
+            f"{type(solver).__name__} stopped ({status}) at training residual {result.train_residual[-1]:.3g}, "
+            f"explaining {max(explained, 0.0):.1%} of the variance of y" + (f" (tol {tol:g})" if tol > 0 else "")
+            + "; try another start, a larger rank, a basis suited to the data (e.g. Fourier for periodic "
+            "targets), or inputs scaled to the bases' domain", StalledFitWarning, stacklevel=2)
     return state.model, result._replace(status=status)
+
+
+def check_untraced(*trees) -> None:
+    """Refuse traced arguments: the fitting loops are Python loops and cannot run under ``jax.jit``."""
+    if not all(is_concrete(leaf) for leaf in jax.tree_util.tree_leaves(trees)):
+        raise TypeError("this fit runs a Python loop (stopping rules, history, progress bar) and cannot be traced by "
+                        "jax.jit/vmap/grad; inside a traced function drive the solver by hand: "
+                        "state = solver.init(model, x, y), then state = solver.step(state) (or lax.scan over step)")
 
 
 def run_steps(solver, init, step, check, observe, *, max_steps: int, stagnation: float | None, progress: bool):

@@ -74,7 +74,7 @@ from jaxtyping import Array, Bool, Float, Int
 from jaxtt._validation import check_choice, check_instance, check_int, check_real
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
-from jaxtt.solvers.fit import FitResult, Solver, run_steps
+from jaxtt.solvers.fit import FitResult, Solver, check_untraced, run_steps
 from jaxtt.solvers.problem import LeastSquares, check_training_data
 from jaxtt.tt import TensorTrain, autodiff
 from jaxtt.tt import inner as tt_inner
@@ -442,6 +442,7 @@ def fit_riemannian(
     """
     solver = RCG() if solver is None else check_instance(solver, "solver", RGD)
     check_instance(X0, "X0", TensorTrain)
+    check_untraced(objective, X0)
     if len(X0.batch_shape) > 1:
         raise ValueError(f"X0 may carry at most one batch axis, got batch shape {X0.batch_shape}")
     max_steps = check_int(max_steps, "max_steps", minimum=0)

@@ -45,7 +45,7 @@ def test_resampling_and_dmrg_paths():
     assert max(dmrg.ftt.tt.ranks) > 1 and results[0].ranks[-1] == dmrg.ftt.tt.ranks
     assert held_out_eps_error(dmrg, mixture) < 0.15
     resampled, results = fit_denoiser(FTTDenoiser(2, T, rank=3, m=4, dtype=jnp.float64, key=jax.random.key(1)), x0,
-                                      SCHEDULE, jax.random.key(2), repeats=4, steps=3, resample=True, progress=False)
+                                      SCHEDULE, jax.random.key(2), repeats=4, steps=1, draws=3, progress=False)
     assert len(results) == 3 and all(r.step == [0, 1] for r in results)
     assert held_out_eps_error(resampled, mixture) < 0.15
 

@@ -10,7 +10,7 @@ from jaxtt import tt
 from jaxtt.basis import Legendre
 from jaxtt.errors import NumericalError
 from jaxtt.ftt import FTT, constant_init
-from jaxtt.solvers import ALS, DMRG, RCG, RGD, FitResult, GradientDescent, fit
+from jaxtt.solvers import ALS, DMRG, RCG, RGD, FitResult, GradientDescent, StalledFitWarning, fit, sweep_memory
 
 D, M, N = 3, 3, 300
 BASES = [Legendre(M, orthonormal=True)] * D
@@ -128,3 +128,32 @@ def test_bad_solver_arguments():
     x, y = data()
     with pytest.raises(ValueError, match="DMRG needs at least two variables"):
         DMRG().init(FTT(constant_init(BASES[:1], 1, key=jax.random.key(0)), BASES[:1]), x[:, :1], y)
+
+
+def test_a_sweep_that_cannot_fit_in_memory_is_refused_before_any_work():
+    """rank 64, 64 basis functions: three (64·64·64)² Gram-sized float64 arrays are 4.9 TiB."""
+    bases = [Legendre(64)] * 3
+    model = FTT(constant_init(bases, 64, dtype=jnp.float64, key=jax.random.key(0)), bases)
+    x = jnp.zeros((200, 3))
+    p = 64 * 64 * 64
+    assert sweep_memory(model, 200) >= 3 * p * p * 8
+    with pytest.raises(ValueError, match=r"ALS sweep at ranks \(1, 64, 64, 1\).*GiB.*cg_maxiter=8"):
+        fit(model, x, x[:, 0], ALS(), max_steps=1, progress=False)
+    # matrix-free CGLS needs no Gram matrix: chunk · r · p + interfaces, here ~0.13 GiB
+    assert sweep_memory(model, 200, cg_maxiter=8) == (200 * 64 * p + 2 * 200 * 64 * 3 + 200 * 64 * 64) * 8
+
+
+def test_fit_under_jit_names_the_jittable_alternative():
+    x, y = data()
+    model = start()
+    with pytest.raises(TypeError, match=r"solver.init\(model, x, y\).*solver.step"):
+        jax.jit(lambda x, y: fit(model, x, y, ALS(), max_steps=1, progress=False)[1].loss)(x, y)
+
+
+def test_a_fit_that_explains_nothing_warns():
+    """Targets independent of the inputs: the model explains almost none of their variance, and the loop says so."""
+    x, _ = data()
+    noise = jax.random.normal(jax.random.key(5), (N,), jnp.float64)
+    with pytest.warns(StalledFitWarning, match=r"ALS stopped \(max_steps\) at training residual .* of the variance of y"):
+        _, result = fit(start(rank=1), x, noise, ALS(), max_steps=10, progress=False)
+    assert result.train_residual[-1] > 0.9
