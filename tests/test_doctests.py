@@ -9,6 +9,7 @@ MODULES = [
     "jaxtt._validation",
     "jaxtt.errors",
     "jaxtt.basis.registry",
+    "jaxtt.tt.core",
     "jaxtt.tt.construct",
     "jaxtt.tt.ops",
     "jaxtt.tt.decompositions",
