@@ -8,6 +8,12 @@ import pytest
 MODULES = [
     "jaxtt._validation",
     "jaxtt.errors",
+    "jaxtt.basis.base",
+    "jaxtt.basis.legendre",
+    "jaxtt.basis.chebyshev",
+    "jaxtt.basis.fourier",
+    "jaxtt.basis.bspline",
+    "jaxtt.basis.indicator",
     "jaxtt.basis.registry",
     "jaxtt.tt.core",
     "jaxtt.tt.construct",
