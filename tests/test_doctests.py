@@ -30,6 +30,8 @@ MODULES = [
     "jaxtt.solvers.riemannian",
     "jaxtt.solvers.gradient",
     "jaxtt.solvers.denoiser",
+    "jaxtt.diffusion.schedule",
+    "jaxtt.diffusion.forward",
     "jaxtt.diffusion.timesteps",
     "jaxtt.diffusion.parameterization",
     "jaxtt.diffusion.samplers",
@@ -39,6 +41,8 @@ MODULES = [
     "jaxtt.diffusion.ddim",
     "jaxtt.diffusion.ddpm",
     "jaxtt.diffusion.langevin",
+    "jaxtt.diffusion.ode",
+    "jaxtt.diffusion.vlb",
 ]
 
 
