@@ -43,6 +43,13 @@ MODULES = [
     "jaxtt.diffusion.langevin",
     "jaxtt.diffusion.ode",
     "jaxtt.diffusion.vlb",
+    "jaxtt.nn.batched",
+    "jaxtt.nn.embedding",
+    "jaxtt.nn.resnet",
+    "jaxtt.nn.unet",
+    "jaxtt.data.toy",
+    "jaxtt.data.mixture",
+    "jaxtt.data.digits",
 ]
 
 
