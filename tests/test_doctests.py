@@ -50,6 +50,11 @@ MODULES = [
     "jaxtt.data.toy",
     "jaxtt.data.mixture",
     "jaxtt.data.digits",
+    "jaxtt.metrics.mmd",
+    "jaxtt.metrics.energy",
+    "jaxtt.metrics.frechet",
+    "jaxtt.metrics.sliced_wasserstein",
+    "jaxtt.metrics.eps_error",
 ]
 
 
