@@ -55,6 +55,7 @@ MODULES = [
     "jaxtt.metrics.frechet",
     "jaxtt.metrics.sliced_wasserstein",
     "jaxtt.metrics.eps_error",
+    "jaxtt.train",
 ]
 
 
