@@ -840,7 +840,8 @@ class AnnealedLangevin(AbstractSampler):
         >>> schedule = cosine_schedule(50)
         >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
         >>> eps = lambda x, t: data.optimal_eps(x, t, schedule)  # the exact noise model
-        >>> out = sample(eps, schedule, AnnealedLangevin(levels=50, n_steps=5, step_size=1e-3), jax.random.key(0), (2000, 2))  # targets q(x_1)
+        >>> langevin = AnnealedLangevin(levels=50, n_steps=5, step_size=1e-3)  # targets q(x_1)
+        >>> out = sample(eps, schedule, langevin, jax.random.key(0), (2000, 2))
         >>> out.samples.shape, abs(float(out.samples.std()) - 0.5) < 0.05
         ((2000, 2), True)
     """

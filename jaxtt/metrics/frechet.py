@@ -101,7 +101,7 @@ def frechet_distance(features_a: Float[Array, "N D"], features_b: Float[Array, "
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> a = jax.random.normal(jax.random.key(0), (100, 3))
-        >>> round(float(frechet_distance(a, a + jnp.array([1.0, 2.0, 2.0]))), 4)  # a shift only moves the mean: 1 + 4 + 4
+        >>> round(float(frechet_distance(a, a + jnp.array([1.0, 2.0, 2.0]))), 4)  # only the mean moves: 1 + 4 + 4
         9.0
     """
     features_a, features_b = check_samples(features_a, features_b, names=("features_a", "features_b"), min_samples=2)

@@ -92,7 +92,7 @@ def random(
 
     Examples:
         >>> import jax
-        >>> tt = random(jax.random.PRNGKey(0), (4, 5, 6), 3)
+        >>> tt = random(jax.random.key(0), (4, 5, 6), 3)
         >>> tt.shape, tt.ranks
         ((4, 5, 6), (1, 3, 3, 1))
         >>> full(tt).shape

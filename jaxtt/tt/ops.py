@@ -41,8 +41,8 @@ def add(a: TensorTrain, b: TensorTrain) -> TensorTrain:
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random, full
-        >>> a = random(jax.random.PRNGKey(0), (3, 4, 5), 2)
-        >>> b = random(jax.random.PRNGKey(1), (3, 4, 5), 3)
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> b = random(jax.random.key(1), (3, 4, 5), 3)
         >>> c = add(a, b)
         >>> c.ranks, bool(jnp.allclose(full(c), full(a) + full(b), atol=1e-5))
         ((1, 5, 5, 1), True)
@@ -66,7 +66,7 @@ def scale(tt: TensorTrain, alpha) -> TensorTrain:
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random, full
-        >>> a = random(jax.random.PRNGKey(0), (3, 4, 5), 2)
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
         >>> bool(jnp.allclose(full(scale(a, -2.5)), -2.5 * full(a), atol=1e-5))
         True
     """
@@ -86,8 +86,8 @@ def hadamard(a: TensorTrain, b: TensorTrain) -> TensorTrain:
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random, full
-        >>> a = random(jax.random.PRNGKey(0), (3, 4, 5), 2)
-        >>> b = random(jax.random.PRNGKey(1), (3, 4, 5), 3)
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> b = random(jax.random.key(1), (3, 4, 5), 3)
         >>> c = hadamard(a, b)
         >>> c.ranks, bool(jnp.allclose(full(c), full(a) * full(b), atol=1e-5))
         ((1, 6, 6, 1), True)
@@ -109,8 +109,8 @@ def inner(a: TensorTrain, b: TensorTrain) -> Float[Array, ""]:
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random, full
-        >>> a = random(jax.random.PRNGKey(0), (3, 4, 5), 2)
-        >>> b = random(jax.random.PRNGKey(1), (3, 4, 5), 3)
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> b = random(jax.random.key(1), (3, 4, 5), 3)
         >>> bool(jnp.allclose(inner(a, b), jnp.sum(full(a) * full(b)), atol=1e-4))
         True
     """
@@ -130,7 +130,7 @@ def norm(tt: TensorTrain) -> Float[Array, ""]:
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random, full
-        >>> a = random(jax.random.PRNGKey(0), (3, 4, 5), 2)
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
         >>> bool(jnp.allclose(norm(a) ** 2, inner(a, a), rtol=1e-5))
         True
         >>> bool(jnp.allclose(norm(a), jnp.linalg.norm(full(a)), rtol=1e-5))
@@ -231,8 +231,8 @@ def contract_rank1(tt: TensorTrain, vectors) -> Float[Array, " N"]:
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random, full
-        >>> a = random(jax.random.PRNGKey(0), (3, 4, 5), 2)
-        >>> u, v, w = (jax.random.normal(jax.random.PRNGKey(k), (7, n)) for k, n in enumerate(a.shape))
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> u, v, w = (jax.random.normal(jax.random.key(k), (7, n)) for k, n in enumerate(a.shape))
         >>> y = contract_rank1(a, [u, v, w])
         >>> y.shape, bool(jnp.allclose(y, jnp.einsum("ijk,si,sj,sk->s", full(a), u, v, w), atol=1e-4))
         ((7,), True)
@@ -268,8 +268,8 @@ def interfaces(tt: TensorTrain, vectors) -> tuple[list[Float[Array, "N r"]], lis
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random
-        >>> a = random(jax.random.PRNGKey(0), (3, 4, 5), 2)
-        >>> vecs = [jax.random.normal(jax.random.PRNGKey(k), (7, n)) for k, n in enumerate(a.shape)]
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> vecs = [jax.random.normal(jax.random.key(k), (7, n)) for k, n in enumerate(a.shape)]
         >>> lefts, rights = interfaces(a, vecs)
         >>> [l.shape for l in lefts]
         [(7, 1), (7, 2), (7, 2), (7, 1)]
@@ -301,7 +301,7 @@ def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N"]:
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random, full
-        >>> a = random(jax.random.PRNGKey(0), (3, 4, 5), 2)
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
         >>> idx = jnp.array([[0, 1, 2], [2, 3, 4]])
         >>> bool(jnp.allclose(get(a, idx), full(a)[idx[:, 0], idx[:, 1], idx[:, 2]]))
         True
