@@ -53,7 +53,16 @@ def default_optimizer(
 ) -> optax.GradientTransformation:
     """AdamW (Loshchilov & Hutter, 2019) with a linear warm-up over the first 5 % of ``steps`` to ``learning_rate``
     and a cosine decay (Loshchilov & Hutter, 2017) to ``learning_rate / 100`` at ``steps``
-    (``optax.warmup_cosine_decay_schedule``)."""
+    (``optax.warmup_cosine_decay_schedule``).
+
+    Examples:
+        >>> import jax.numpy as jnp, optax
+        >>> optimizer = default_optimizer(1000, learning_rate=1e-3)
+        >>> params = {"w": jnp.ones(3)}
+        >>> updates, _ = optimizer.update({"w": jnp.ones(3)}, optimizer.init(params), params)
+        >>> isinstance(optimizer, optax.GradientTransformation), float(jnp.abs(updates["w"]).max())  # warm-up from 0
+        (True, 0.0)
+    """
     steps = check_int(steps, "steps", minimum=1)
     learning_rate = check_real(learning_rate, "learning_rate", minimum=0.0, strict_minimum=True)
     weight_decay = check_real(weight_decay, "weight_decay", minimum=0.0)
@@ -222,6 +231,20 @@ def fit(
         OSError: a checkpoint could not be written; the previous checkpoint is left untouched.
         jaxtt.errors.NumericalError: the training loss became NaN or infinite (raised at the end of the chunk of
             steps in which it happened, before that chunk is checkpointed; a ``FloatingPointError``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import moons
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> from jaxtt.nn import Batched, ResNetMLP
+        >>> model = Batched(ResNetMLP(2, width=16, depth=1, time_scale=50.0, key=jax.random.key(0)))
+        >>> x0 = moons(jax.random.key(1), 256)
+        >>> result = fit(model, x0, linear_schedule(50), steps=20, batch_size=64, key=jax.random.key(2), log_every=10,
+        ...              progress=False)
+        >>> result.history["step"], len(result.history["train_loss"])
+        ([10, 20], 2)
+        >>> result.ema_model(x0[:4], jnp.full(4, 25)).shape  # the averaged weights, same structure
+        (4, 2)
     """
     x0 = check_batch(x0, "x0", min_ndim=2)
     n = x0.shape[0]

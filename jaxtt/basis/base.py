@@ -34,6 +34,15 @@ class Basis(eqx.Module):
     hashable, compare by value and pass through ``jax.jit`` as static data. Calling a basis on ``x`` of shape
     ``[...]`` returns the values ``[..., m]`` in the floating dtype of ``x`` (integer input is promoted to
     the default float dtype); :meth:`derivative` returns :math:`d\\phi_k / dx` with the same shape.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxtt.basis import Basis, Chebyshev, Legendre
+        >>> basis = Chebyshev(4, domain=(0.0, 2.0))
+        >>> isinstance(basis, Basis), basis(jnp.zeros((2, 5))).shape, basis.derivative(jnp.zeros(3)).shape
+        (True, (2, 5, 4), (3, 4))
+        >>> Legendre(3) == Legendre(3)  # static fields: compares by value, hashable
+        True
     """
 
     m: eqx.AbstractVar[int]

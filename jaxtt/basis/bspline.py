@@ -144,6 +144,18 @@ class BSpline(Basis):
         degree: polynomial degree ``p >= 0`` (``p = 2``, quadratic, is the default).
         domain: the interval ``(a, b)`` with ``a < b``.
         orthonormal: use the :math:`L^2([a, b])`-orthonormal combinations described above.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> basis = BSpline(5, degree=2, domain=(0.0, 1.0))
+        >>> basis.knots
+        (0.0, 0.0, 0.0, 0.3333333333333333, 0.6666666666666666, 1.0, 1.0, 1.0)
+        >>> x = jnp.linspace(0.0, 1.0, 11)
+        >>> bool(jnp.allclose(basis(x).sum(-1), 1.0, atol=1e-6))  # partition of unity, end points included
+        True
+        >>> first, values = basis.local(jnp.array([0.5]))  # the degree + 1 non-zero splines
+        >>> int(first[0]), [round(float(v), 4) for v in values[0]]
+        (1, [0.125, 0.75, 0.125])
     """
 
     m: int = eqx.field(static=True)

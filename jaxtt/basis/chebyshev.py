@@ -51,6 +51,13 @@ class Chebyshev(ScaledBasis):
         m: number of functions (degrees ``0 .. m-1``), ``m >= 1``.
         domain: the interval ``(a, b)`` with ``a < b``.
         orthonormal: normalize with respect to the Chebyshev weight (see above).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> theta = 0.3
+        >>> values = Chebyshev(5)(jnp.cos(jnp.array(theta)))  # T_k(cos θ) = cos kθ
+        >>> bool(jnp.allclose(values, jnp.cos(jnp.arange(5) * theta), atol=1e-5))
+        True
     """
 
     def _normalisation(self) -> np.ndarray:

@@ -44,6 +44,15 @@ class Fourier(ScaledBasis):
         m: number of functions, ``m >= 1``.
         domain: the interval ``(a, b)`` with ``a < b`` (one period).
         orthonormal: scale to an :math:`L^2([a, b])`-orthonormal family.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> basis = Fourier(3)  # 1, cos(πξ), sin(πξ) on (-1, 1)
+        >>> [round(float(v), 4) for v in basis(jnp.array(1 / 3))]
+        [1.0, 0.5, 0.866]
+        >>> x = jnp.linspace(-1.0, 1.0, 7)
+        >>> bool(jnp.allclose(basis(x + 2.0), basis(x), atol=1e-5))  # periodic with period b - a
+        True
     """
 
     def _normalisation(self) -> np.ndarray:

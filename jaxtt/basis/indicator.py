@@ -20,6 +20,11 @@ class Indicator(Basis):
     share all other cores (the "output core" of :class:`jaxtt.ftt.FTTDenoiser`).
     Inputs are rounded to the nearest integer and clamped to ``[0, m-1]``; the
     derivative is zero.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> Indicator(3)(jnp.array([0.0, 2.0, 1.4])).tolist()  # rounded to the nearest value
+        [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
     """
 
     m: int = eqx.field(static=True)

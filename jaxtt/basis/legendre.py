@@ -63,6 +63,16 @@ class Legendre(ScaledBasis):
         m: number of functions (polynomial degrees ``0 .. m-1``), ``m >= 1``.
         domain: the interval ``(a, b)`` with ``a < b``.
         orthonormal: scale to an :math:`L^2([a, b])`-orthonormal family.
+
+    Examples:
+        >>> import jax.numpy as jnp, numpy as np
+        >>> [round(float(v), 4) for v in Legendre(3)(jnp.array(0.5))]  # 1, ξ, (3ξ² − 1)/2
+        [1.0, 0.5, -0.125]
+        >>> basis = Legendre(4, domain=(0.0, 2.0), orthonormal=True)
+        >>> nodes, weights = np.polynomial.legendre.leggauss(8)  # exact quadrature on [-1, 1]
+        >>> phi = basis(jnp.asarray(nodes + 1.0))  # mapped to [0, 2], dx = dξ
+        >>> bool(np.allclose(phi.T @ (weights[:, None] * phi), np.eye(4), atol=1e-5))
+        True
     """
 
     def _normalisation(self) -> np.ndarray:

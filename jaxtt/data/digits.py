@@ -26,6 +26,13 @@ def digits(
 
     Returns:
         ``(images, labels)``: images of ``dtype`` in [-1, 1] and integer labels ``(1797,)``.
+
+    Examples:
+        >>> images, labels = digits()
+        >>> images.shape, labels.shape, float(images.min()), float(images.max())
+        ((1797, 64), (1797,), -1.0, 1.0)
+        >>> digits(flatten=False)[0].shape
+        (1797, 8, 8)
     """
     if not isinstance(flatten, bool):
         raise TypeError(f"flatten must be a bool, got {type(flatten).__name__} {flatten!r}")

@@ -84,6 +84,17 @@ class GaussianMixture(eqx.Module):
         TypeError: non-floating ``means`` or ``covs``.
         ValueError: inconsistent shapes; when concrete, non-positive or non-finite weights, non-finite means,
             or covariances that are not symmetric positive definite.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> mix = GaussianMixture(jnp.ones(2), jnp.array([[-2.0, 0.0], [2.0, 0.0]]), 0.25 * jnp.stack([jnp.eye(2)] * 2))
+        >>> mix.dim, mix.weights.tolist()
+        (2, [0.5, 0.5])
+        >>> x = jnp.array([[2.0, 0.0]])  # at a mean, the other component is negligible
+        >>> bool(jnp.allclose(mix.log_prob(x), jnp.log(0.5) - jnp.log(2 * jnp.pi * 0.25), atol=1e-5))
+        True
+        >>> bool(jnp.allclose(mix.score(x), 0.0, atol=1e-5))
+        True
     """
 
     weights: Float[Array, " K"]

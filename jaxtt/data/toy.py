@@ -107,6 +107,14 @@ def swiss_roll(key: PRNGKeyArray, n: int, noise: float = 1.0, dtype=jnp.float32)
 
     Returns:
         ``(n, 2)`` array of ``dtype``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> x = swiss_roll(jax.random.key(0), 20000)
+        >>> x.shape, x.dtype
+        ((20000, 2), dtype('float32'))
+        >>> bool(jnp.allclose(x.mean(0), 0.0, atol=0.05) & jnp.allclose(x.std(0), 1.0, atol=0.05))  # standardised
+        True
     """
     n = _check_common(key, n, dtype)
     noise = check_real(noise, "noise", minimum=0.0)
@@ -139,6 +147,12 @@ def moons(key: PRNGKeyArray, n: int, noise: float = 0.1, dtype=jnp.float32) -> F
 
     Returns:
         ``(n, 2)`` array of ``dtype``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> x = moons(jax.random.key(0), 20000)
+        >>> bool(jnp.allclose(x.mean(0), 0.0, atol=0.05) & jnp.allclose(x.std(0), 1.0, atol=0.05))  # standardised
+        True
     """
     n = _check_common(key, n, dtype)
     noise = check_real(noise, "noise", minimum=0.0)
@@ -173,6 +187,13 @@ def circles(
 
     Returns:
         ``(n, 2)`` array of ``dtype``.
+
+    Examples:
+        >>> import math, jax, jax.numpy as jnp
+        >>> x = circles(jax.random.key(0), 1000, noise=0.0, factor=0.5)
+        >>> radii = jnp.linalg.norm(x, axis=1) * math.sqrt((1 + 0.5**2) / 4)  # undo the standardisation
+        >>> sorted({round(float(r), 4) for r in radii})
+        [0.5, 1.0]
     """
     n = _check_common(key, n, dtype)
     noise = check_real(noise, "noise", minimum=0.0)
@@ -205,6 +226,14 @@ def eight_gaussians(key: PRNGKeyArray, n: int, noise: float = 0.125, dtype=jnp.f
 
     Returns:
         ``(n, 2)`` array of ``dtype``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> x = eight_gaussians(jax.random.key(0), 1000, noise=0.0)  # the eight centres only
+        >>> len({(round(float(a), 3), round(float(b), 3)) for a, b in x})
+        8
+        >>> bool(jnp.allclose(jnp.linalg.norm(x, axis=1), 2**0.5, atol=1e-5))  # unit ring / sqrt(1/2)
+        True
     """
     n = _check_common(key, n, dtype)
     noise = check_real(noise, "noise", minimum=0.0)
@@ -236,6 +265,12 @@ def checkerboard(key: PRNGKeyArray, n: int, noise: float = 0.0, dtype=jnp.float3
 
     Returns:
         ``(n, 2)`` array of ``dtype``.
+
+    Examples:
+        >>> import math, jax, jax.numpy as jnp
+        >>> raw = checkerboard(jax.random.key(0), 1000) * math.sqrt(4 / 3)  # undo the standardisation
+        >>> bool(jnp.all(jnp.abs(raw) <= 2) & jnp.all((jnp.floor(raw[:, 0]) + jnp.floor(raw[:, 1])) % 2 == 0))
+        True
     """
     n = _check_common(key, n, dtype)
     noise = check_real(noise, "noise", minimum=0.0)
@@ -283,6 +318,12 @@ def pinwheel(
 
     Returns:
         ``(n, 2)`` array of ``dtype``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> x = pinwheel(jax.random.key(0), 20000, num_arms=5)
+        >>> bool(jnp.allclose(x.mean(0), 0.0, atol=0.05) & jnp.allclose(x.std(0), 1.0, atol=0.05))  # standardised
+        True
     """
     n = _check_common(key, n, dtype)
     radial_std = check_real(radial_std, "radial_std", minimum=0.0)
@@ -307,6 +348,14 @@ def toy_dataset(name: str, key: PRNGKeyArray, n: int, **kwargs) -> Float[Array, 
     """Draw ``n`` standardised points from the toy data set ``name`` (a key of ``TOY_DATASETS``).
 
     Keyword arguments (``noise``, ``dtype``, ...) are passed to the generator.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> sorted(TOY_DATASETS)
+        ['checkerboard', 'circles', 'eight_gaussians', 'moons', 'pinwheel', 'swiss_roll']
+        >>> x = toy_dataset("moons", jax.random.key(0), 100, noise=0.05)
+        >>> bool(jnp.array_equal(x, moons(jax.random.key(0), 100, noise=0.05)))
+        True
     """
     check_choice(name, "name", TOY_DATASETS)
     return TOY_DATASETS[name](key, n, **kwargs)

@@ -22,6 +22,12 @@ def ddim_timesteps(T: int, steps: int) -> np.ndarray:
 
     :math:`\tau_S = T` always, :math:`\tau_1 = 1` when ``steps >= 2``, all distinct, and ``steps = T`` gives
     every step.
+
+    Examples:
+        >>> ddim_timesteps(1000, 5).tolist()
+        [1000, 750, 501, 251, 1]
+        >>> ddim_timesteps(4, 4).tolist()
+        [4, 3, 2, 1]
     """
     return timesteps(T, steps, "linspace")
 

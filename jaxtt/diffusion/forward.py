@@ -44,6 +44,15 @@ def q_sample(
         x0: data, ``(N, *event_shape)``, finite.
         t: steps in ``1..T`` (or real in ``(0, T]``), shape ``(N,)`` or scalar.
         eps: the standard normal noise :math:`\epsilon`, shape of ``x0``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> schedule = linear_schedule(100)
+        >>> x0, t = jnp.ones((2, 3)), jnp.array([1, 100])
+        >>> x_t = q_sample(schedule, x0, t, jnp.zeros((2, 3)))  # without noise: sqrt(ᾱ_t) x_0
+        >>> bool(jnp.allclose(x_t, jnp.sqrt(schedule.alpha_bars[t])[:, None] * x0))
+        True
     """
     schedule, x0, t, eps = _checked(schedule, x0, t, eps, "x0", "eps")
     log_ab = schedule.log_alpha_bar_at(t)
@@ -60,6 +69,15 @@ def predict_x0(
     :math:`x_0`): :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}`.
 
     With the optimal :math:`\epsilon^*` this is Tweedie's posterior mean :math:`E[x_0 \mid x_t]`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> schedule = linear_schedule(100)
+        >>> x0, eps = jnp.ones((4, 2)), jax.random.normal(jax.random.key(0), (4, 2))
+        >>> t = jnp.array([1, 10, 50, 100])
+        >>> bool(jnp.allclose(predict_x0(schedule, q_sample(schedule, x0, t, eps), t, eps), x0, atol=1e-4))
+        True
     """
     schedule, x_t, t, eps = _checked(schedule, x_t, t, eps, "x_t", "eps")
     log_ab = schedule.log_alpha_bar_at(t)
@@ -72,7 +90,16 @@ def eps_to_score(
     t: Real[Array, " N"],
 ) -> Float[Array, "N *event"]:
     r"""Score of :math:`q(x_t)` from a noise prediction (Song et al. 2021, sec. 3.3; Vincent 2011):
-    :math:`\nabla_{x_t}\log q(x_t) = -\epsilon/\sqrt{1-\bar\alpha_t}`."""
+    :math:`\nabla_{x_t}\log q(x_t) = -\epsilon/\sqrt{1-\bar\alpha_t}`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> schedule = linear_schedule(100)
+        >>> score = eps_to_score(schedule, jnp.ones((1, 2)), jnp.array([100]))
+        >>> bool(jnp.allclose(score, -1.0 / jnp.sqrt(1.0 - schedule.alpha_bars[100])))
+        True
+    """
     schedule = check_schedule(schedule)
     eps = check_batch(eps, "eps")
     t = check_timesteps(t, schedule, eps.shape[0])
@@ -85,7 +112,16 @@ def score_to_eps(
     t: Real[Array, " N"],
 ) -> Float[Array, "N *event"]:
     r"""Noise prediction from a score (the inverse relation):
-    :math:`\epsilon = -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\log q(x_t)`."""
+    :math:`\epsilon = -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\log q(x_t)`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> schedule = linear_schedule(100)
+        >>> eps, t = jax.random.normal(jax.random.key(0), (3, 2)), jnp.array([1, 20, 100])
+        >>> bool(jnp.allclose(score_to_eps(schedule, eps_to_score(schedule, eps, t), t), eps, atol=1e-5))
+        True
+    """
     schedule = check_schedule(schedule)
     score = check_batch(score, "score")
     t = check_timesteps(t, schedule, score.shape[0])
@@ -108,6 +144,17 @@ def training_triples(
     Returns:
         ``x_t`` of shape ``(M, *event_shape)`` in ``x0``'s dtype, integer ``t`` of shape ``(M,)`` and ``eps``
         of ``x_t``'s shape.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> schedule = linear_schedule(100)
+        >>> x0 = jax.random.normal(jax.random.key(0), (5, 2))
+        >>> x_t, t, eps = training_triples(jax.random.key(1), x0, schedule, repeats=3)
+        >>> x_t.shape, t.shape, bool((t >= 1).all() & (t <= 100).all())
+        ((15, 2), (15,), True)
+        >>> bool(jnp.allclose(x_t, q_sample(schedule, jnp.tile(x0, (3, 1)), t, eps), atol=1e-5))
+        True
     """
     check_key(key)
     schedule = check_schedule(schedule)

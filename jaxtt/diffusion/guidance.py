@@ -112,6 +112,23 @@ class ClassifierGuidance(eqx.Module):
         schedule: the noise schedule (for :math:`s_t`).
         scale: the guidance weight :math:`w`, or a function ``w(t)``.
         prediction: what ``model`` outputs (``"eps"``, ``"x0"``, ``"v"`` or ``"score"``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> schedule = linear_schedule(100)
+        >>> means, covs = jnp.array([[-2.0, 0.0], [2.0, 0.0]]), 0.25 * jnp.stack([jnp.eye(2)] * 2)
+        >>> mix = GaussianMixture(jnp.ones(2), means, covs)  # class y = k is component k
+        >>> def log_prob(x, t, y):  # the exact classifier p(y | x_t) of the noised mixture
+        ...     ab = schedule.alpha_bar_at(t)[:, None]
+        ...     d2 = jnp.sum((x[:, None, :] - jnp.sqrt(ab)[..., None] * means) ** 2, axis=-1)
+        ...     return jax.nn.log_softmax(-d2 / (2 * (0.25 * ab + 1 - ab)))[jnp.arange(x.shape[0]), y]
+        >>> guided = ClassifierGuidance(lambda x, t: mix.optimal_eps(x, t, schedule), log_prob, 1, schedule)
+        >>> x, t = jax.random.normal(jax.random.key(0), (5, 2)), jnp.full(5, 30)
+        >>> right = GaussianMixture(jnp.ones(1), means[1:], covs[1:])  # w = 1 gives the conditional model
+        >>> bool(jnp.allclose(guided(x, t), right.optimal_eps(x, t, schedule), atol=1e-4))
+        True
     """
 
     model: Callable

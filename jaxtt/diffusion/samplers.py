@@ -173,6 +173,15 @@ class AbstractSampler(eqx.Module):
 
     Subclasses implement ``grid(schedule)``, ``_table(schedule, dtype)`` (per-evaluation coefficients, with
     the evaluation steps under key ``"t"``) and ``_update(state, c, out, noise)``; they set ``stochastic``.
+
+    Examples:
+        >>> from jaxtt.diffusion import DDIM, DDPM, Heun, PredictorCorrector, linear_schedule
+        >>> schedule = linear_schedule(50)
+        >>> samplers = [DDPM(), DDIM(steps=10), Heun(steps=10), PredictorCorrector(DDIM(steps=10))]
+        >>> all(isinstance(s, AbstractSampler) for s in samplers), [s.nfe(schedule) for s in samplers]
+        (True, [50, 10, 19, 20])
+        >>> DDIM(steps=4).grid(schedule).tolist()
+        [50, 34, 17, 1]
     """
 
     stochastic: ClassVar[bool] = True
@@ -341,6 +350,17 @@ class DDPM(AbstractSampler):
     Args:
         variance: ``"beta"`` or ``"beta_tilde"``.
         timesteps: optional evaluation grid (default: every step ``T, ..., 1``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import DDPM, cosine_schedule, sample
+        >>> schedule = cosine_schedule(50)
+        >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
+        >>> eps = lambda x, t: data.optimal_eps(x, t, schedule)  # the exact noise model
+        >>> out = sample(eps, schedule, DDPM(), jax.random.key(0), (2000, 2))  # every step T, ..., 1
+        >>> out.samples.shape, abs(float(out.samples.std()) - 0.5) < 0.05
+        ((2000, 2), True)
     """
 
     variance: str = "beta"
@@ -393,6 +413,17 @@ class DDIM(AbstractGridSampler):
         timesteps: an explicit strictly decreasing grid in ``1..T``.
         spacing: ``"linspace"`` (default), ``"leading"``, ``"trailing"`` or ``"log_snr"``.
         eta: stochasticity in ``[0, 1]`` (a float or a traced scalar; differentiable).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import DDIM, cosine_schedule, sample
+        >>> schedule = cosine_schedule(50)
+        >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
+        >>> eps = lambda x, t: data.optimal_eps(x, t, schedule)  # the exact noise model
+        >>> out = sample(eps, schedule, DDIM(steps=50), jax.random.key(0), (2000, 2))  # deterministic (eta = 0)
+        >>> out.samples.shape, abs(float(out.samples.std()) - 0.5) < 0.05
+        ((2000, 2), True)
     """
 
     eta: float | Array = 0.0
@@ -580,6 +611,17 @@ class UniPC(AbstractGridSampler):
     Args:
         steps / timesteps / spacing: the grid, as for :class:`DDIM`.
         order: 1, 2 (default) or 3.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import UniPC, cosine_schedule, sample
+        >>> schedule = cosine_schedule(50)
+        >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
+        >>> eps = lambda x, t: data.optimal_eps(x, t, schedule)  # the exact noise model
+        >>> out = sample(eps, schedule, UniPC(steps=25), jax.random.key(0), (2000, 2))
+        >>> out.samples.shape, abs(float(out.samples.std()) - 0.5) < 0.05
+        ((2000, 2), True)
     """
 
     order: int = 2
@@ -673,6 +715,17 @@ class Heun(AbstractGridSampler):
 
     Args:
         steps / timesteps / spacing: the grid, as for :class:`DDIM`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import Heun, cosine_schedule, sample
+        >>> schedule = cosine_schedule(50)
+        >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
+        >>> eps = lambda x, t: data.optimal_eps(x, t, schedule)  # the exact noise model
+        >>> out = sample(eps, schedule, Heun(steps=10), jax.random.key(0), (2000, 2))  # 19 evaluations
+        >>> out.samples.shape, abs(float(out.samples.std()) - 0.5) < 0.05
+        ((2000, 2), True)
     """
 
     stochastic: ClassVar[bool] = False
@@ -727,6 +780,17 @@ class EulerMaruyama(AbstractGridSampler):
 
     Args:
         steps / timesteps / spacing: the grid, as for :class:`DDIM` (default: ``steps=T``, every step).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import EulerMaruyama, cosine_schedule, sample
+        >>> schedule = cosine_schedule(50)
+        >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
+        >>> eps = lambda x, t: data.optimal_eps(x, t, schedule)  # the exact noise model
+        >>> out = sample(eps, schedule, EulerMaruyama(), jax.random.key(0), (2000, 2))
+        >>> out.samples.shape, abs(float(out.samples.std()) - 0.5) < 0.05
+        ((2000, 2), True)
     """
 
     every_step_by_default: ClassVar[bool] = True
@@ -768,6 +832,18 @@ class AnnealedLangevin(AbstractSampler):
         levels: number of noise levels, ``1 <= levels <= T``.
         n_steps: updates per level, ``>= 1``.
         step_size: :math:`\varepsilon > 0`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import AnnealedLangevin, cosine_schedule, sample
+        >>> schedule = cosine_schedule(50)
+        >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
+        >>> eps = lambda x, t: data.optimal_eps(x, t, schedule)  # the exact noise model
+        >>> langevin = AnnealedLangevin(levels=50, n_steps=5, step_size=1e-3)  # targets q(x_1)
+        >>> out = sample(eps, schedule, langevin, jax.random.key(0), (2000, 2))
+        >>> out.samples.shape, abs(float(out.samples.std()) - 0.5) < 0.05
+        ((2000, 2), True)
     """
 
     levels: int
@@ -813,6 +889,12 @@ class Langevin(eqx.Module):
     Args:
         snr: target signal-to-noise ratio :math:`r > 0` (0.16 in Song et al. for CIFAR-10).
         n_steps: corrector updates per predictor step, ``>= 1``.
+
+    Examples:
+        >>> from jaxtt.diffusion import DDIM, PredictorCorrector, linear_schedule
+        >>> pc = PredictorCorrector(DDIM(steps=10), Langevin(snr=0.16, n_steps=2))
+        >>> pc.nfe(linear_schedule(50))  # two corrector updates before each of the 10 predictor steps
+        30
     """
 
     snr: float = 0.16
@@ -832,6 +914,18 @@ class PredictorCorrector(AbstractSampler):
         predictor: a single-evaluation sampler (:class:`DDPM`, :class:`DDIM`, :class:`EulerMaruyama`,
             :class:`DPMSolver`).
         corrector: a :class:`Langevin` corrector.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import DDIM, Langevin, PredictorCorrector, cosine_schedule, sample
+        >>> schedule = cosine_schedule(50)
+        >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
+        >>> eps = lambda x, t: data.optimal_eps(x, t, schedule)  # the exact noise model
+        >>> pc = PredictorCorrector(DDIM(steps=25), Langevin(snr=0.16))
+        >>> out = sample(eps, schedule, pc, jax.random.key(0), (2000, 2))
+        >>> int(out.steps), abs(float(out.samples.std()) - 0.5) < 0.05
+        (50, True)
     """
 
     predictor: AbstractSampler
@@ -893,6 +987,17 @@ class ProbabilityFlowODE(eqx.Module):
         max_steps: solver step limit.
         integer_t: query the model at rounded integer steps instead of real ``t``.
         save_points: number of evenly spaced times saved when the trajectory is requested.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import ProbabilityFlowODE, cosine_schedule, sample
+        >>> schedule = cosine_schedule(50)
+        >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
+        >>> eps = lambda x, t: data.optimal_eps(x, t, schedule)  # the exact noise model
+        >>> out = sample(eps, schedule, ProbabilityFlowODE(), jax.random.key(0), (2000, 2))  # adaptive Tsit5
+        >>> out.samples.shape, abs(float(out.samples.std()) - 0.5) < 0.05
+        ((2000, 2), True)
     """
 
     solver: diffrax.AbstractSolver = diffrax.Tsit5()

@@ -57,6 +57,20 @@ def vlb(
 
     Returns:
         Shape ``(N,)`` in ``x0``'s dtype.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import cosine_schedule
+        >>> schedule = cosine_schedule(50)
+        >>> data = GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])  # N(0, 0.5² I)
+        >>> x0 = data.sample(jax.random.key(1), 1000)
+        >>> bound = vlb(lambda x, t: data.optimal_eps(x, t, schedule), schedule, x0, jax.random.key(0))
+        >>> bound.shape, abs(float(bound.mean() + data.log_prob(x0).mean())) < 0.25  # close to the true NLL
+        ((1000,), True)
+        >>> zero = vlb(lambda x, t: jnp.zeros_like(x), schedule, x0, jax.random.key(0))
+        >>> bool(bound.mean() < zero.mean())  # a worse model has a larger bound
+        True
     """
     check_eps_fn(eps_fn)
     schedule = check_schedule(schedule)

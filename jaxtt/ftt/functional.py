@@ -35,6 +35,16 @@ class FTT(eqx.Module):
     Args:
         tt: coefficient tensor ``A`` with mode sizes ``n_k = bases[k].m``.
         bases: one 1-D :class:`~jaxtt.basis.Basis` per variable.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.tt import rank_one
+        >>> xi = jnp.array([0.0, 1.0])  # coefficients of P_1(x) = x
+        >>> f = FTT(rank_one([xi, xi]), [Legendre(2)] * 2)  # f(x) = x_1 x_2
+        >>> x = jnp.array([[0.5, -0.4]])
+        >>> round(float(f(x)[0]), 4), [round(float(v), 4) for v in f.grad(x)[0]]
+        (-0.2, [-0.4, 0.5])
     """
 
     tt: TensorTrain

@@ -23,7 +23,14 @@ DEFAULT_NUM_STEPS = 10
 
 def default_eps_error_steps(T: int) -> Int[Array, " L"]:
     """The default steps of :func:`eps_error`: ``min(T, 10)`` distinct integers spread evenly over ``1..T``
-    (``round(linspace(1, T, 10))``), endpoints included."""
+    (``round(linspace(1, T, 10))``), endpoints included.
+
+    Examples:
+        >>> default_eps_error_steps(100).tolist()
+        [1, 12, 23, 34, 45, 56, 67, 78, 89, 100]
+        >>> default_eps_error_steps(5).tolist()
+        [1, 2, 3, 4, 5]
+    """
     T = check_int(T, "T", minimum=1)
     return jnp.asarray(np.unique(np.round(np.linspace(1, T, min(T, DEFAULT_NUM_STEPS)))).astype(np.int32))
 
@@ -84,6 +91,19 @@ def eps_error(
         Scalar mean relative error in the mixture's dtype. Pure and jit-able; ``eps_fn`` is treated as static
         unless it is an Equinox module (then its arrays are traced). Cost: ``L`` evaluations of ``eps_fn`` and
         of :meth:`GaussianMixture.optimal_eps` on ``n`` points each (evaluated one step at a time).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.data import GaussianMixture
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> schedule = linear_schedule(100)
+        >>> mix = GaussianMixture(jnp.ones(2), jnp.array([[-1.0, 0.0], [1.0, 0.0]]), 0.1 * jnp.stack([jnp.eye(2)] * 2))
+        >>> exact = lambda x, t: mix.optimal_eps(x, t, schedule)
+        >>> round(float(eps_error(exact, mix, schedule, jax.random.key(0), n=200)), 6)
+        0.0
+        >>> zero = lambda x, t: jnp.zeros_like(x)  # predicting 0 is off by 100 %
+        >>> round(float(eps_error(zero, mix, schedule, jax.random.key(0), n=200)), 6)
+        1.0
     """
     check_eps_fn(eps_fn)
     if not isinstance(mixture, GaussianMixture):

@@ -50,6 +50,12 @@ def gaussian_frechet_distance(
 
     Returns:
         Scalar :math:`d^2` (not its square root) in the floating dtype of the inputs. Pure and jit-able.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> d2 = gaussian_frechet_distance(jnp.zeros(1), jnp.eye(1), jnp.ones(1), 4 * jnp.eye(1))
+        >>> round(float(d2), 4)  # (0 - 1)² + 1 + 4 - 2 sqrt(1 · 4)
+        2.0
     """
     mean_a = check_array(mean_a, "mean_a", ndim=1, floating=True)
     mean_b = check_array(mean_b, "mean_b", ndim=1, floating=True)
@@ -91,6 +97,12 @@ def frechet_distance(features_a: Float[Array, "N D"], features_b: Float[Array, "
 
     Returns:
         Scalar in the floating dtype of the inputs. Pure and jit-able.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> a = jax.random.normal(jax.random.key(0), (100, 3))
+        >>> round(float(frechet_distance(a, a + jnp.array([1.0, 2.0, 2.0]))), 4)  # only the mean moves: 1 + 4 + 4
+        9.0
     """
     features_a, features_b = check_samples(features_a, features_b, names=("features_a", "features_b"), min_samples=2)
     return _frechet_from_features(features_a, features_b)

@@ -22,6 +22,15 @@ class Batched(eqx.Module):
 
     Args:
         module: a callable pytree (usually an ``eqx.Module``) taking one example ``x`` and a scalar ``t``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.nn import ResNetMLP
+        >>> model = Batched(ResNetMLP(2, width=16, depth=1, key=jax.random.key(0)))
+        >>> x, t = jnp.ones((5, 2)), jnp.arange(1, 6)
+        >>> out = model(x, t)
+        >>> out.shape, bool(jnp.allclose(out[3], model.module(x[3], t[3])))  # row i is module(x_i, t_i)
+        ((5, 2), True)
     """
 
     module: eqx.Module

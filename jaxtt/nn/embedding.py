@@ -33,6 +33,15 @@ class SinusoidalEmbedding(eqx.Module):
         dim: embedding size, even and ``>= 4``.
         scale: the scale ``s > 1``; the slowest frequency is ``1/s`` (``1000`` is usual, the number of
             diffusion steps, so that the slowest feature changes monotonically over ``t in [1, T]``).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> embed = SinusoidalEmbedding(8, scale=100.0)
+        >>> embed(jnp.array(0.0)).tolist()  # sin(0) = 0, then cos(0) = 1
+        [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+        >>> e = embed(jnp.array(37.0))
+        >>> bool(jnp.allclose(e[:4] ** 2 + e[4:] ** 2, 1.0, atol=1e-6))
+        True
     """
 
     dim: int = eqx.field(static=True)

@@ -70,6 +70,13 @@ class ResNetMLP(eqx.Module):
         residual: use the residual block ``z_l = z_{l-1} + LN(u_l)`` (default) or the printed ``z_l = LN(u_l)``.
         activation: the non-linearity :math:`\sigma`.
         dtype: floating dtype of the parameters (default: JAX's default floating dtype).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> model = ResNetMLP(2, width=32, depth=2, key=jax.random.key(0))
+        >>> x = jnp.array([0.5, -1.0])
+        >>> model(x, 10).shape, bool(jnp.allclose(model(x, 10), model(x, 90)))  # one example; t matters
+        ((2,), False)
     """
 
     embedding: SinusoidalEmbedding

@@ -77,6 +77,12 @@ class UNet(eqx.Module):
         time_scale: the scale ``s`` of the sinusoidal embedding.
         activation: the non-linearity :math:`\sigma`.
         dtype: floating dtype of the parameters (default: JAX's default floating dtype).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> model = UNet(1, channels=(8, 16), groups=4, key=jax.random.key(0))
+        >>> model(jnp.zeros((1, 7, 9)), 10).shape  # one image; padded to a multiple of 2 and cropped back
+        (1, 7, 9)
     """
 
     embedding: SinusoidalEmbedding

@@ -119,6 +119,18 @@ def als_sweep(
     Returns:
         The updated FTT (orthogonality centre at core 0) and the objective ``J``
         after each of the ``2(d-1)`` local solves (``1`` solve if ``d = 1``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.ftt import FTT, constant_init
+        >>> bases = [Legendre(3)] * 3
+        >>> x = jax.random.uniform(jax.random.key(0), (300, 3), minval=-1, maxval=1)
+        >>> y = x[:, 0] * x[:, 1] + x[:, 2] ** 2
+        >>> model = FTT(constant_init(bases, 2, key=jax.random.key(1)), bases)
+        >>> model, objectives = als_sweep(model, x, y)
+        >>> objectives.shape, bool(objectives[-1] <= objectives[0])  # 2(d - 1) local solves
+        ((4,), True)
     """
     dtype = model.tt.dtype
     cores = list(orthogonalize(model.tt, 0).cores)

@@ -34,6 +34,18 @@ def regression_data(denoiser: FTTDenoiser, x_t, t, eps):
     ``fit(denoiser.ftt, *regression_data(denoiser, x_t, t, eps), solver, ...)``
     fits either output layout to given triples; put the result back with
     ``eqx.tree_at(lambda m: m.ftt, denoiser, fitted)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.ftt import FTTDenoiser
+        >>> x_t, eps, t = jnp.zeros((5, 2)), jnp.ones((5, 2)), jnp.full(5, 10)
+        >>> v, y = regression_data(FTTDenoiser(2, 50, rank=2, m=4, key=jax.random.key(0)), x_t, t, eps)
+        >>> v.shape, y.shape  # variables (x_1, x_2, t/T); one FTT per output
+        ((5, 3), (5, 2))
+        >>> shared = FTTDenoiser(2, 50, rank=2, m=4, output="core", key=jax.random.key(0))
+        >>> v, y = regression_data(shared, x_t, t, eps)
+        >>> v.shape, y.shape  # one row per (sample, output), the output index last
+        ((10, 4), (10,))
     """
     v = denoiser.variables(x_t, t)
     if denoiser.output == "independent":

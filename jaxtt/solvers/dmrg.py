@@ -188,6 +188,18 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
     ``"coefficients"`` (Frobenius truncation of the supercore); see the module
     docstring. ``polish`` re-solves core 0, which carries the singular values
     of the final split, by one single-site ridge solve at the truncated ranks.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.ftt import FTT, constant_init
+        >>> bases = [Legendre(3)] * 3
+        >>> x = jax.random.uniform(jax.random.key(0), (300, 3), minval=-1, maxval=1)
+        >>> y = x[:, 0] * x[:, 1] + x[:, 1] * x[:, 2]  # TT ranks (1, 2, 2, 1)
+        >>> model = FTT(constant_init(bases, 1, key=jax.random.key(1)), bases)
+        >>> model, objectives = dmrg_sweep(model, x, y, eps=1e-6)
+        >>> model.tt.ranks, bool(objectives[-1] < 1e-8)  # the ranks grew to fit y
+        ((1, 2, 2, 1), True)
     """
     solver = DMRG(eps=eps, max_rank=max_rank, reg=reg, dense_limit=dense_limit, cg_maxiter=cg_maxiter,
                   truncation=truncation, polish=polish)  # validates the arguments

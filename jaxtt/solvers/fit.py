@@ -47,6 +47,20 @@ class Solver(eqx.Module):
     least the fields (or properties) ``model`` (the current :class:`~jaxtt.ftt.FTT`)
     and ``loss`` (its objective ``J``, a scalar array). :meth:`check` is called
     by :func:`fit` after every step.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt.basis import Legendre
+        >>> from jaxtt.ftt import FTT, constant_init
+        >>> from jaxtt.solvers import ALS
+        >>> bases = [Legendre(3)] * 2
+        >>> x = jax.random.uniform(jax.random.key(0), (200, 2), minval=-1, maxval=1)
+        >>> solver = ALS()  # driven by hand instead of through fit
+        >>> state = solver.init(FTT(constant_init(bases, 2, key=jax.random.key(1)), bases), x, x[:, 0] * x[:, 1])
+        >>> first = state.loss
+        >>> state = solver.step(state)
+        >>> isinstance(solver, Solver), bool(state.loss < 1e-3 * first)
+        (True, True)
     """
 
     @abc.abstractmethod

@@ -342,6 +342,20 @@ class RCG(RGD):
         beta: ``"pr+"`` or ``"fr"``.
         powell: restart threshold ``ν > 0`` (a large value disables the test).
         c1, max_backtracks, initial_step, step0: as in :class:`RGD`.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt import tt
+        >>> target = tt.random(jax.random.key(0), (4, 4, 4), 2)
+        >>> def objective(X):  # ‖X − A‖² / 2, any jaxtt-differentiable function works
+        ...     diff = tt.add(X, tt.scale(target, -1.0))
+        ...     return 0.5 * tt.inner(diff, diff)
+        >>> solver = RCG()
+        >>> state = solver.init_objective(objective, tt.random(jax.random.key(1), (4, 4, 4), 2))
+        >>> first = state.loss
+        >>> state, _ = jax.lax.scan(lambda s, _: (solver.step_objective(objective, s), None), state, length=40)
+        >>> bool(state.loss < 1e-6 * first), int(state.iteration)
+        (True, 40)
     """
 
     beta: str = "pr+"

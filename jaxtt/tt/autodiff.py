@@ -71,5 +71,15 @@ def _grad_kernel(loss_fn, base: rm.TangentVector):
 def riemannian_grad(
     loss_fn: Callable[[TensorTrain], Float[Array, ""]], at: TensorTrain | rm.TangentVector
 ) -> rm.TangentVector:
-    """Riemannian gradient ``P_X ∇f(X)``; see :func:`value_and_riemannian_grad`."""
+    """Riemannian gradient ``P_X ∇f(X)``; see :func:`value_and_riemannian_grad`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> Z = tt.random(jax.random.key(1), (3, 4, 3), 2)
+        >>> grad = riemannian_grad(lambda A: tt.inner(A, Z), X)  # ∇f = Z, so grad f(X) = P_X Z
+        >>> bool(jnp.allclose(tt.full(rm.to_tt(grad)), tt.full(rm.to_tt(rm.project(X, Z))), atol=1e-5))
+        True
+    """
     return value_and_riemannian_grad(loss_fn, at)[1]

@@ -20,6 +20,12 @@ def expand_ranks(shape: Sequence[int], ranks) -> tuple[int, ...]:
 
     ``ranks`` is an int (every interior rank equal), a sequence of the ``d - 1``
     interior ranks, or the full sequence of ``d + 1`` ranks with both ends 1.
+
+    Examples:
+        >>> expand_ranks((2, 3, 4), 5)
+        (1, 5, 5, 1)
+        >>> expand_ranks((2, 3, 4), [2, 3])
+        (1, 2, 3, 1)
     """
     d = len(shape)
     if isinstance(ranks, (int,)) and not isinstance(ranks, bool):
@@ -83,6 +89,14 @@ def random(
         stddev: scale of the cores.
         dtype: floating dtype of the cores; default float64 when
             ``jax_enable_x64`` is set, else float32.
+
+    Examples:
+        >>> import jax
+        >>> tt = random(jax.random.key(0), (4, 5, 6), 3)
+        >>> tt.shape, tt.ranks
+        ((4, 5, 6), (1, 3, 3, 1))
+        >>> full(tt).shape
+        (4, 5, 6)
     """
     shape = _check_shape(shape)
     ranks = expand_ranks(shape, ranks)
@@ -97,7 +111,13 @@ def random(
 
 
 def zeros(shape: Sequence[int], ranks=1, *, dtype=None) -> TensorTrain:
-    """The zero tensor with the given TT ranks (all cores zero; dtype as in :func:`random`)."""
+    """The zero tensor with the given TT ranks (all cores zero; dtype as in :func:`random`).
+
+    Examples:
+        >>> tt = zeros((3, 4), ranks=2)
+        >>> tt.ranks, float(abs(full(tt)).max())
+        ((1, 2, 1), 0.0)
+    """
     shape = _check_shape(shape)
     ranks = expand_ranks(shape, ranks)
     dtype = default_float(dtype)
@@ -116,7 +136,15 @@ def default_float(dtype=None):
 
 
 def rank_one(vectors: Sequence[Float[Array, " n"]]) -> TensorTrain:
-    """The rank-one tensor ``v_1 ⊗ v_2 ⊗ ⋯ ⊗ v_d`` (all TT ranks 1)."""
+    """The rank-one tensor ``v_1 ⊗ v_2 ⊗ ⋯ ⊗ v_d`` (all TT ranks 1).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> a, b = jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0, 5.0])
+        >>> tt = rank_one([a, b])
+        >>> tt.ranks, bool(jnp.allclose(full(tt), jnp.outer(a, b)))
+        ((1, 1, 1), True)
+    """
     if not isinstance(vectors, Sequence) or len(vectors) == 0:
         raise TypeError("vectors must be a non-empty sequence of 1-D arrays")
     cores = []
@@ -132,6 +160,14 @@ def full(tt: TensorTrain) -> Float[Array, "*shape"]:
     """Dense tensor ``A[i_1, …, i_d]`` represented by ``tt``.
 
     Cost ``O(Π_k n_k · r)`` time and memory: only for small tensors.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxtt.tt import TensorTrain
+        >>> g1 = jnp.arange(4.0).reshape(1, 2, 2)
+        >>> g2 = jnp.arange(6.0).reshape(2, 3, 1)
+        >>> full(TensorTrain([g1, g2])).tolist()  # A[i, j] = g1[0, i, :] @ g2[:, j, 0]
+        [[3.0, 4.0, 5.0], [9.0, 14.0, 19.0]]
     """
     check_instance(tt, "tt", TensorTrain)
     result = tt.cores[0][0]  # (n_1, r_1)

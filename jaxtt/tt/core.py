@@ -40,6 +40,14 @@ class TensorTrain(eqx.Module):
             (``cores[k].shape[2] != cores[k+1].shape[0]``) or ``r_0, r_d != 1``.
 
     Storage is ``Σ_k r_{k-1} n_k r_k`` numbers instead of ``Π_k n_k``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> tt = TensorTrain([jnp.ones((1, 4, 2)), jnp.ones((2, 5, 3)), jnp.ones((3, 6, 1))])
+        >>> tt
+        TensorTrain(shape=(4, 5, 6), ranks=(1, 2, 3, 1), dtype=float...)
+        >>> tt.ndim, tt.size  # 8 + 30 + 18 parameters instead of 120
+        (3, 56)
     """
 
     cores: tuple[Float[Array, "r_prev n r_next"], ...]

@@ -77,6 +77,16 @@ def from_dense(x: Float[Array, "*shape"], max_rank: int | None = None, eps: floa
         x: dense floating array with ``d >= 1`` axes, finite.
         max_rank: optional cap on every TT rank (``>= 1``).
         eps: relative Frobenius error bound (``>= 0``); ``eps > 0`` runs eagerly.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxtt.tt import full
+        >>> x = jnp.einsum("i,j,k->ijk", jnp.arange(1.0, 4.0), jnp.ones(4), jnp.arange(5.0))  # rank one
+        >>> tt = from_dense(x, eps=1e-6)
+        >>> tt.ranks, bool(jnp.allclose(full(tt), x, atol=1e-4))
+        ((1, 1, 1, 1), True)
+        >>> from_dense(x, max_rank=2).ranks  # no truncation: min(max_rank, unfolding rank bound)
+        (1, 2, 2, 1)
     """
     x = check_array(x, "x", floating=True)
     if x.ndim < 1:
@@ -154,6 +164,19 @@ def orthogonalize(tt: TensorTrain, center: int = -1) -> TensorTrain:
     ``‖A‖_F = ‖G_center‖_F``. ``center=-1`` (or ``d - 1``) gives the left-canonical
     form, ``center=0`` the right-canonical one. Ranks may shrink to
     ``min(r_{k-1} n_k, r_k)``. Cost ``O(d n r³)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random, full, norm
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> b = orthogonalize(a, center=1)
+        >>> g = b.cores[0].reshape(-1, b.ranks[1])  # left-orthogonal: GᵀG = I
+        >>> bool(jnp.allclose(g.T @ g, jnp.eye(b.ranks[1]), atol=1e-5))
+        True
+        >>> bool(jnp.allclose(full(b), full(a), atol=1e-5))  # the same tensor
+        True
+        >>> bool(jnp.allclose(jnp.linalg.norm(b.cores[1]), norm(a), rtol=1e-5))  # the centre holds the norm
+        True
     """
     check_instance(tt, "tt", TensorTrain)
     d = tt.ndim
@@ -178,6 +201,15 @@ def round(tt: TensorTrain, max_rank: int | None = None, eps: float = 0.0) -> Ten
         tt: tensor train.
         max_rank: optional cap on every rank (``>= 1``).
         eps: relative Frobenius error bound (``>= 0``); ``eps > 0`` runs eagerly.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random, add, full
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> b = add(a, a)  # 2A, stored with ranks (1, 4, 4, 1)
+        >>> c = round(b, eps=1e-4)
+        >>> c.ranks, bool(jnp.allclose(full(c), 2 * full(a), atol=1e-4))
+        ((1, 2, 2, 1), True)
     """
     check_instance(tt, "tt", TensorTrain)
     max_rank, eps = _check_truncation(max_rank, eps)

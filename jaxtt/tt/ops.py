@@ -37,6 +37,15 @@ def add(a: TensorTrain, b: TensorTrain) -> TensorTrain:
     """Sum ``a + b`` by block-diagonal cores; ranks add (``r_k^a + r_k^b``).
 
     Cost ``O(d n r²)``; follow with :func:`jaxtt.tt.round` to recompress.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random, full
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> b = random(jax.random.key(1), (3, 4, 5), 3)
+        >>> c = add(a, b)
+        >>> c.ranks, bool(jnp.allclose(full(c), full(a) + full(b), atol=1e-5))
+        ((1, 5, 5, 1), True)
     """
     _check_same_shape(a, b, "add")
     d = a.ndim
@@ -52,7 +61,15 @@ def add(a: TensorTrain, b: TensorTrain) -> TensorTrain:
 
 
 def scale(tt: TensorTrain, alpha) -> TensorTrain:
-    """``α · A``, applied to the first core; ranks unchanged."""
+    """``α · A``, applied to the first core; ranks unchanged.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random, full
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> bool(jnp.allclose(full(scale(a, -2.5)), -2.5 * full(a), atol=1e-5))
+        True
+    """
     check_instance(tt, "tt", TensorTrain)
     alpha = jnp.asarray(alpha, tt.dtype)
     if alpha.ndim != 0:
@@ -65,6 +82,15 @@ def hadamard(a: TensorTrain, b: TensorTrain) -> TensorTrain:
 
     Core ``k`` is the slice-wise Kronecker product
     ``C_k[(α,β), i, (γ,δ)] = A_k[α, i, γ] B_k[β, i, δ]``. Cost ``O(d n r⁴)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random, full
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> b = random(jax.random.key(1), (3, 4, 5), 3)
+        >>> c = hadamard(a, b)
+        >>> c.ranks, bool(jnp.allclose(full(c), full(a) * full(b), atol=1e-5))
+        ((1, 6, 6, 1), True)
     """
     _check_same_shape(a, b, "hadamard")
     cores = []
@@ -79,6 +105,14 @@ def inner(a: TensorTrain, b: TensorTrain) -> Float[Array, ""]:
 
     Left-to-right transfer matrices ``W_k = Σ_i A_k[:, i, :]ᵀ W_{k-1} B_k[:, i, :]``;
     cost ``O(d n r³)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random, full
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> b = random(jax.random.key(1), (3, 4, 5), 3)
+        >>> bool(jnp.allclose(inner(a, b), jnp.sum(full(a) * full(b)), atol=1e-4))
+        True
     """
     _check_same_shape(a, b, "inner")
     w = jnp.ones((1, 1), jnp.result_type(a.dtype, b.dtype))
@@ -92,6 +126,15 @@ def norm(tt: TensorTrain) -> Float[Array, ""]:
 
     The square root is taken of ``max(⟨A, A⟩, 0)`` so that rounding cannot
     produce a NaN.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random, full
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> bool(jnp.allclose(norm(a) ** 2, inner(a, a), rtol=1e-5))
+        True
+        >>> bool(jnp.allclose(norm(a), jnp.linalg.norm(full(a)), rtol=1e-5))
+        True
     """
     check_instance(tt, "tt", TensorTrain)
     return jnp.sqrt(jnp.maximum(inner(tt, tt), 0.0))
@@ -184,6 +227,15 @@ def contract_rank1(tt: TensorTrain, vectors) -> Float[Array, " N"]:
 
     Returns:
         Array of shape ``(N,)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random, full
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> u, v, w = (jax.random.normal(jax.random.key(k), (7, n)) for k, n in enumerate(a.shape))
+        >>> y = contract_rank1(a, [u, v, w])
+        >>> y.shape, bool(jnp.allclose(y, jnp.einsum("ijk,si,sj,sk->s", full(a), u, v, w), atol=1e-4))
+        ((7,), True)
     """
     check_instance(tt, "tt", TensorTrain)
     vectors = _check_vectors(tt, vectors)
@@ -212,6 +264,18 @@ def interfaces(tt: TensorTrain, vectors) -> tuple[list[Float[Array, "N r"]], lis
     shape ``(N, r_k)`` for ``k = 0..d``, with ``lefts[0] = rights[d] = 1``; so
     ``lefts[d] = rights[0] =`` :func:`contract_rank1`. Used for gradients of
     functional TTs and by ALS sweeps. Cost ``O(N d n r²)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> vecs = [jax.random.normal(jax.random.key(k), (7, n)) for k, n in enumerate(a.shape)]
+        >>> lefts, rights = interfaces(a, vecs)
+        >>> [l.shape for l in lefts]
+        [(7, 1), (7, 2), (7, 2), (7, 1)]
+        >>> y = contract_rank1(a, vecs)
+        >>> bool(jnp.allclose(lefts[3][:, 0], y, atol=1e-5)), bool(jnp.allclose(rights[0][:, 0], y, atol=1e-5))
+        (True, True)
     """
     check_instance(tt, "tt", TensorTrain)
     vectors = _check_vectors(tt, vectors)
@@ -233,6 +297,14 @@ def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N"]:
     Raises:
         TypeError: for non-integer ``indices``.
         ValueError: for a wrong shape or (when concrete) an index out of range.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt.tt import random, full
+        >>> a = random(jax.random.key(0), (3, 4, 5), 2)
+        >>> idx = jnp.array([[0, 1, 2], [2, 3, 4]])
+        >>> bool(jnp.allclose(get(a, idx), full(a)[idx[:, 0], idx[:, 1], idx[:, 2]]))
+        True
     """
     check_instance(tt, "tt", TensorTrain)
     indices = check_array(indices, "indices", ndim=2)

@@ -85,6 +85,16 @@ class TangentVector(eqx.Module):
 
     Obtain one from :func:`zeros`, :func:`project`, :func:`jaxtt.tt.autodiff.riemannian_grad` or
     :func:`transport` rather than by hand.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = zeros(X)
+        >>> xi.shape, xi.ranks, [g.shape for g in xi.deltas]
+        ((3, 4, 3), (1, 2, 2, 1), [(1, 3, 2), (2, 4, 2), (2, 3, 1)])
+        >>> bool(jnp.allclose(tt.full(xi.point), tt.full(X), atol=1e-5))
+        True
     """
 
     left: tuple[Core, ...]
@@ -147,6 +157,16 @@ class Rank1Sum(eqx.Module):
             contraction is a gather, ``O(N d r²)`` instead of ``O(N d n r²)``.
             Modes may also mix the two: a sequence of ``(N, n_k)`` floating and
             ``(N,)`` integer arrays.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> Z = Rank1Sum(jnp.array([2.0]), jnp.array([[0, 1, 2]]))  # 2 e_(0,1,2), a sparse tensor
+        >>> e = jnp.eye(4)
+        >>> dense = tt.rank_one([2 * e[0, :3], e[1], e[2, :3]])  # the same tensor as a TT
+        >>> bool(jnp.allclose(tt.full(to_tt(project(X, Z))), tt.full(to_tt(project(X, dense))), atol=1e-5))
+        True
     """
 
     coeffs: Float[Array, " N"]
@@ -251,6 +271,18 @@ def check_tangent(X: TensorTrain, xi: TangentVector, rtol: float | None = None) 
     ``‖unfold_L(U_k)ᵀ unfold_L(δ_k)‖ <= rtol · max(‖δ‖, 1)``. The default
     ``rtol`` is ``sqrt(eps)`` of the dtype. Value checks need concrete arrays and
     are skipped under ``jit``. Cost ``O(d n r³)``.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, tt.random(jax.random.key(1), (3, 4, 3), 2))
+        >>> check_tangent(X, xi)  # passes silently
+        >>> Y = tt.random(jax.random.key(2), (3, 4, 3), 2)
+        >>> check_tangent(Y, xi)
+        Traceback (most recent call last):
+            ...
+        ValueError: xi is not a tangent vector at X: its base point differs from X by a relative distance ...
     """
     check_instance(X, "X", TensorTrain)
     _require_tangent(xi, "xi")
@@ -277,6 +309,18 @@ def check_same_point(a: TangentVector, b: TangentVector, rtol: float | None = No
     Shapes and ranks are always compared; the stored frames ``U, V`` are compared
     entrywise (relative tolerance ``rtol``, default ``sqrt(eps)``) when the
     arrays are concrete. Cost ``O(d n r²)``.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> Y = tt.random(jax.random.key(1), (3, 4, 3), 2)
+        >>> xi = project(X, Y)
+        >>> check_same_point(xi, zeros(X))  # passes silently
+        >>> check_same_point(xi, zeros(Y))
+        Traceback (most recent call last):
+            ...
+        ValueError: tangent vectors at different points cannot be combined; transport one of them first
     """
     _require_tangent(a, "a")
     _require_tangent(b, "b")
@@ -342,6 +386,19 @@ def gauge_fixed(xi: TangentVector) -> TangentVector:
     function of the points ``X + Σ_k U_{<k} δ_k V_{>k}`` this gives the δ-cores of
     the projection ``P_X Z`` (Steinlechner 2016, §3.3); see
     :func:`jaxtt.tt.autodiff.value_and_riemannian_grad`. Cost ``O(d n r³)``.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> z = zeros(X)
+        >>> keys = jax.random.split(jax.random.key(1), 3)
+        >>> raw = TangentVector(z.left, z.right, [jax.random.normal(k, u.shape) for k, u in zip(keys, z.left)])
+        >>> check_tangent(X, raw)
+        Traceback (most recent call last):
+            ...
+        ValueError: xi violates the gauge condition U_kᵀ δ_k = 0 at core 0 ...
+        >>> check_tangent(X, gauge_fixed(raw))  # passes silently
     """
     _require_tangent(xi, "xi")
     return TangentVector(xi.left, xi.right, _gauged(xi.left, xi.deltas))
@@ -357,6 +414,14 @@ def zeros(X: TensorTrain) -> TangentVector:
     Raises:
         ValueError: when ``X``'s ranks are not full (``r_k > r_{k-1} n_k`` or
             ``r_{k-1} > n_k r_k``): such a train is not a point of ``M_r``.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = zeros(X)
+        >>> xi.ranks == X.ranks, float(norm(xi))
+        (True, 0.0)
     """
     left, right = _at(X, "X")
     return TangentVector(left, right, [jnp.zeros_like(u) for u in left])
@@ -424,6 +489,19 @@ def project_rank1(
         at: a tangent vector at ``X`` (e.g. :func:`zeros` ``(X)``); its frames are used.
         vectors: ``d`` arrays ``(N, n_k)`` or integer index arrays ``(N,)``.
         coeffs: function of the values ``(N,)`` returning the coefficients ``(N,)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> vecs = [jax.random.normal(jax.random.key(k), (5, n)) for k, n in enumerate(X.shape)]
+        >>> y = jnp.ones(5)
+        >>> values, g = project_rank1(zeros(X), vecs, lambda v: v - y)  # gradient of ½‖v − y‖²
+        >>> bool(jnp.allclose(values, tt.contract_rank1(X, vecs), atol=1e-5))
+        True
+        >>> g2 = project(X, Rank1Sum(values - y, vecs))
+        >>> bool(jnp.allclose(tt.full(to_tt(g)), tt.full(to_tt(g2)), atol=1e-4))
+        True
     """
     lefts, rights = _interfaces(at.left, at.right, vectors)
     values = lefts[-1][:, 0]
@@ -507,6 +585,15 @@ def line_point(xi: TangentVector, step: float | Float[Array, ""] = 1.0) -> Tenso
     ``[[U_k tδ_k], [0 V_k]]``, ``[U_d + tδ_d; V_d]`` (Steinlechner 2016, §3.4);
     :func:`retract` truncates it back to ``M_r``. Differentiable in ``step`` and
     in the δ-cores, with no validation of traced values.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, tt.random(jax.random.key(1), (3, 4, 3), 2))
+        >>> P = line_point(xi, 0.5)
+        >>> P.ranks, bool(jnp.allclose(tt.full(P), tt.full(X) + 0.5 * tt.full(to_tt(xi)), atol=1e-5))
+        ((1, 4, 4, 1), True)
     """
     _require_tangent(xi, "xi")
     return TensorTrain(_plus_cores(xi.left, xi.right, [step * g for g in xi.deltas], 1.0))
@@ -517,6 +604,15 @@ def to_tt(xi: TangentVector) -> TensorTrain:
 
     Cores ``[U_1 δ_1]``, ``[[U_k δ_k], [0 V_k]]``, ``[δ_d; V_d]`` (Steinlechner
     2016, §3.4); no arithmetic, ``O(d n r²)`` memory.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, tt.random(jax.random.key(1), (3, 4, 3), 2))
+        >>> T = to_tt(xi)
+        >>> T.ranks, bool(jnp.allclose(tt.norm(T), norm(xi), rtol=1e-4))
+        ((1, 4, 4, 1), True)
     """
     _require_tangent(xi, "xi")
     return TensorTrain(_to_tt_kernel(xi.left, xi.right, xi.deltas))
@@ -540,6 +636,18 @@ def contract_rank1(xi: TangentVector, vectors: Sequence[Array] | Array) -> Float
         vectors: ``d`` arrays ``(N, n_k)`` (or one ``(d, N, n)`` array), or an
             integer ``(N, d)`` array of multi-indices (then ``q_s = ξ[i_s]``, the
             entries of the tangent vector, by gathers in ``O(N d r²)``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, tt.random(jax.random.key(1), (3, 4, 3), 2))
+        >>> vecs = [jax.random.normal(jax.random.key(k), (5, n)) for k, n in enumerate(X.shape)]
+        >>> bool(jnp.allclose(contract_rank1(xi, vecs), tt.contract_rank1(to_tt(xi), vecs), atol=1e-4))
+        True
+        >>> idx = jnp.array([[0, 1, 2], [2, 3, 0]])  # multi-indices: entries of ξ
+        >>> bool(jnp.allclose(contract_rank1(xi, idx), tt.get(to_tt(xi), idx), atol=1e-5))
+        True
     """
     _require_tangent(xi, "xi")
     vecs = _as_vectors(vectors)
@@ -567,6 +675,15 @@ def inner(a: TangentVector, b: TangentVector) -> Float[Array, ""]:
     Exact thanks to the gauge condition and the orthogonality of ``U`` and
     ``V`` (Steinlechner 2016, Prop. 3.3). Both vectors must live at the same
     point (:func:`check_same_point`). Cost ``O(d n r²)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> Z = tt.random(jax.random.key(1), (3, 4, 3), 2)
+        >>> xi, eta = project(X, Z), project(X, X)  # P_X X = X and P_X is self-adjoint
+        >>> bool(jnp.allclose(inner(xi, eta), tt.inner(Z, X), rtol=1e-4))
+        True
     """
     check_same_point(a, b)
     return _dot(a.deltas, b.deltas)
@@ -578,13 +695,33 @@ def _dot(xs, ys) -> Array:
 
 
 def norm(xi: TangentVector) -> Float[Array, ""]:
-    """``‖ξ‖_F = sqrt(Σ_k ‖δ_k‖²)``; cost ``O(d n r²)``."""
+    """``‖ξ‖_F = sqrt(Σ_k ‖δ_k‖²)``; cost ``O(d n r²)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, tt.random(jax.random.key(1), (3, 4, 3), 2))
+        >>> bool(jnp.allclose(norm(xi) ** 2, inner(xi, xi), rtol=1e-5))
+        True
+    """
     _require_tangent(xi, "xi")
     return jnp.sqrt(_dot(xi.deltas, xi.deltas))
 
 
 def add(a: TangentVector, b: TangentVector) -> TangentVector:
-    """``ξ + η`` of two tangent vectors at the same point (δ-cores add)."""
+    """``ξ + η`` of two tangent vectors at the same point (δ-cores add).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> Z, W = (tt.random(jax.random.key(k), (3, 4, 3), 2) for k in (1, 2))
+        >>> lhs = to_tt(add(project(X, Z), project(X, W)))
+        >>> rhs = to_tt(project(X, tt.add(Z, W)))  # the projection is linear
+        >>> bool(jnp.allclose(tt.full(lhs), tt.full(rhs), atol=1e-4))
+        True
+    """
     check_same_point(a, b)
     return _combine(a, _add_cores(a.deltas, b.deltas))
 
@@ -600,7 +737,16 @@ def _scale_cores(alpha, xs) -> list:
 
 
 def scale(xi: TangentVector, alpha: float | Float[Array, ""]) -> TangentVector:
-    """``α ξ`` (δ-cores scale)."""
+    """``α ξ`` (δ-cores scale).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, tt.random(jax.random.key(1), (3, 4, 3), 2))
+        >>> bool(jnp.allclose(norm(scale(xi, -3.0)), 3 * norm(xi), rtol=1e-5))
+        True
+    """
     _require_tangent(xi, "xi")
     alpha = jnp.asarray(alpha, xi.dtype)
     if alpha.ndim != 0:
@@ -641,6 +787,16 @@ def retract(X: TensorTrain, xi: TangentVector, step: float | Float[Array, ""] = 
     Raises:
         ValueError: ``step <= 0``, ``xi`` with other ranks/shape than ``X``, or (for
             concrete arrays) ``xi`` taken at another point than ``X``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, tt.random(jax.random.key(1), (3, 4, 3), 2))
+        >>> def gap(t):  # ‖R_X(tξ) − (X + tξ)‖, second order in t
+        ...     return float(jnp.linalg.norm(tt.full(retract(X, xi, t)) - tt.full(line_point(xi, t))))
+        >>> retract(X, xi, 0.1).ranks, gap(0.1) / gap(0.05) > 3.5
+        ((1, 2, 2, 1), True)
     """
     check_instance(X, "X", TensorTrain)
     _require_tangent(xi, "xi")
@@ -670,6 +826,17 @@ def transport(at: TensorTrain | TangentVector, xi: TangentVector) -> TangentVect
     Args:
         at: the new point (TensorTrain) or a tangent vector at it.
         xi: tangent vector at the old point, of the same mode sizes.
+
+    Examples:
+        >>> import jax
+        >>> from jaxtt import tt
+        >>> X = tt.random(jax.random.key(0), (3, 4, 3), 2)
+        >>> xi = project(X, tt.random(jax.random.key(1), (3, 4, 3), 2))
+        >>> Y = retract(X, xi, 0.1)
+        >>> eta = transport(Y, xi)
+        >>> check_tangent(Y, eta)  # passes silently: eta lives at Y
+        >>> float(norm(eta)) <= float(norm(xi))  # a projection does not lengthen
+        True
     """
     _require_tangent(xi, "xi")
     return project(at, to_tt(xi))
