@@ -29,6 +29,7 @@ MODULES = [
     "jaxtt.solvers.dmrg",
     "jaxtt.solvers.riemannian",
     "jaxtt.solvers.gradient",
+    "jaxtt.solvers.continuation",
     "jaxtt.solvers.denoiser",
     "jaxtt.diffusion.schedule",
     "jaxtt.diffusion.forward",

@@ -15,6 +15,7 @@ report a :class:`FitResult` with the same fields. :func:`fit_denoiser` fits an
 """
 
 from jaxtt.solvers.als import ALS, ALSState, als_sweep, sweep_memory
+from jaxtt.solvers.continuation import coarse_to_fine, resize_bases
 from jaxtt.solvers.denoiser import fit_denoiser, regression_data
 from jaxtt.solvers.dmrg import DMRG, DMRGState, dmrg_sweep
 from jaxtt.solvers.fit import FitResult, Solver, StalledFitWarning, fit
@@ -42,6 +43,8 @@ __all__ = [
     "sweep_memory",
     "dmrg_sweep",
     "fit_denoiser",
+    "coarse_to_fine",
+    "resize_bases",
     "fit_riemannian",
     "regression_data",
 ]

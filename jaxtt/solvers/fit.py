@@ -203,8 +203,9 @@ def fit(
         warnings.warn(
             f"{type(solver).__name__} stopped ({status}) at training residual {result.train_residual[-1]:.3g}, "
             f"explaining {max(explained, 0.0):.1%} of the variance of y" + (f" (tol {tol:g})" if tol > 0 else "")
-            + "; try another start, a larger rank, a basis suited to the data (e.g. Fourier for periodic "
-            "targets), or inputs scaled to the bases' domain", StalledFitWarning, stacklevel=2)
+            + "; try jaxtt.solvers.coarse_to_fine (grows the bases from 3 functions per variable: escapes the "
+            "stall of targets without low-order terms), a larger rank, a basis suited to the data, or inputs "
+            "scaled to the bases' domain", StalledFitWarning, stacklevel=2)
     return state.model, result._replace(status=status)
 
 
