@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from jaxtt._validation import check_instance, check_int, check_real, is_concrete
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
-from jaxtt.solvers.problem import check_training_data, relative_residual
+from jaxtt.solvers.problem import check_training_data, outside_domain, relative_residual
 
 __all__ = ["Solver", "FitResult", "StalledFitWarning", "check_untraced", "fit", "run_steps"]
 
@@ -194,8 +194,20 @@ def fit(
         result.time.append(seconds)
         return loss, ("tol" if residual <= tol else None), {"residual": f"{residual:.2e}"}
 
-    state, status = run_steps(solver, lambda: solver.init(model, x, y), solver.step, solver.check, observe,
-                              max_steps=max_steps, stagnation=stagnation, progress=progress)
+    outside = outside_domain(model, x)
+    if outside:
+        warnings.warn(f"{outside}: polynomial and trigonometric bases extrapolate there (values grow like "
+                      "|ξ|^(m-1)), B-splines and indicators vanish; rescale the inputs or widen the domains",
+                      stacklevel=2)
+    try:
+        state, status = run_steps(solver, lambda: solver.init(model, x, y), solver.step, solver.check, observe,
+                                  max_steps=max_steps, stagnation=stagnation, progress=progress)
+    except NumericalError as err:
+        if not outside:
+            raise
+        raise NumericalError(err.what, step=err.step, core=err.core,
+                             remedy=f"{err.remedy}; first bring the inputs into the bases' domains ({outside})"
+                             ) from None
     y_all = np.asarray(y)
     explained = 1.0 - (result.train_residual[-1] * np.linalg.norm(y_all)) ** 2 / max(
         float(np.sum((y_all - y_all.mean(axis=0)) ** 2)), np.finfo(np.float64).tiny)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from jaxtt._validation import check_array, check_finite, check_instance, check_real
+from jaxtt._validation import check_array, check_finite, check_instance, check_real, is_concrete
 from jaxtt.ftt.functional import FTT
 from jaxtt.tt import TensorTrain, absorb, contract_rank1, feasible_ranks
 from jaxtt.tt import inner as tt_inner
@@ -155,6 +156,21 @@ def check_fit_data(model: FTT, x, y, name_x: str = "x", name_y: str = "y"):
     check_finite(x, name_x)
     check_finite(y, name_y)
     return jnp.asarray(x), jnp.asarray(y)
+
+
+def outside_domain(model: FTT, x) -> str:
+    """A sentence naming the variables of concrete ``x`` that leave their basis' domain, or ``""``."""
+    if not is_concrete(x):
+        return ""
+    x = np.asarray(x)
+    parts = []
+    for k, basis in enumerate(model.bases):
+        low, high = basis.domain
+        fraction = float(np.mean((x[:, k] < low) | (x[:, k] > high)))
+        if fraction > 0:
+            parts.append(f"x[:, {k}] leaves the domain ({low:g}, {high:g}) of basis {k} in {fraction:.1%} of the rows")
+    more = f" and {len(parts) - 2} more variables" if len(parts) > 2 else ""
+    return "; ".join(parts[:2]) + more
 
 
 def check_training_data(model, x, y, x_val=None, y_val=None):

@@ -157,3 +157,13 @@ def test_a_fit_that_explains_nothing_warns():
     with pytest.warns(StalledFitWarning, match=r"ALS stopped \(max_steps\) at training residual .* of the variance of y"):
         _, result = fit(start(rank=1), x, noise, ALS(), max_steps=10, progress=False)
     assert result.train_residual[-1] > 0.9
+
+
+def test_inputs_outside_the_domain_are_named_in_the_warning_and_in_a_numerical_error():
+    """sin(x1 + … + x6) on [−π, π]⁶ with Legendre(16) on the default (−1, 1): the features reach ~3¹⁵."""
+    x = jax.random.uniform(jax.random.key(0), (2000, 6), jnp.float32, minval=-np.pi, maxval=np.pi)
+    bases = [Legendre(16)] * 6
+    model = FTT(constant_init(bases, 2, dtype=jnp.float32, key=jax.random.key(1)), bases)
+    domain = r"x\[:, 0\] leaves the domain \(-1, 1\) of basis 0 in 6\d\.\d% of the rows; .* and 4 more variables"
+    with pytest.warns(UserWarning, match=domain), pytest.raises(NumericalError, match="bring the inputs into the bases"):
+        fit(model, x, jnp.sin(x.sum(1)), ALS(), max_steps=3, progress=False)
