@@ -11,6 +11,7 @@ model evaluation, from which that step's standard-normal noise is drawn. The sam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from jaxtt._validation import check_bool, check_choice, check_key, check_shape
+from jaxtt._validation import check_bool, check_choice, check_key, check_memory, check_shape
 from jaxtt.diffusion._checks import call_model, check_clip_x0, check_model, check_schedule, check_x_init
 from jaxtt.diffusion._scan import sampler_scan
 from jaxtt.diffusion.ode import solve_probability_flow
@@ -124,6 +125,10 @@ def sample(
         return _sample_ode(model, schedule, sampler, key, x_init, shape, dtype, prediction, save == "all")
     sampler = sampler.resolve(schedule)
     grid = sampler.grid(schedule)  # validates the sampler against the schedule (steps <= T, ...)
+    if save == "all":  # the trajectory is the one working array that grows with the number of steps
+        check_memory((len(grid) + 1) * math.prod(shape) * jnp.dtype(dtype).itemsize,
+                     f"save='all' over {len(grid)} steps of shape {shape}",
+                     "use save='final', fewer steps, or sample in smaller batches")
     messages = tuple(
         f"the model output is not finite at evaluation {k} (t = {int(t)}) of {type(sampler).__name__}; "
         "check the model (and the dtype of a long schedule)"
