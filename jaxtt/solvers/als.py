@@ -56,7 +56,7 @@ from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
 from jaxtt.solvers._sparse import local_plan, normal_equations_local, squared_residual_local, supports_local
 from jaxtt.solvers.fit import Solver
-from jaxtt.solvers.problem import check_feasible_ranks, check_training_data, least_squares_loss
+from jaxtt.solvers.problem import check_feasible_ranks, check_fit_data, check_training_data, least_squares_loss
 from jaxtt.tt import TensorTrain, absorb, orthogonalize
 
 __all__ = ["ALS", "ALSState", "als_sweep", "compiled_sweep", "local_plans", "sweep_memory", "sweep_order"]
@@ -131,7 +131,12 @@ def als_sweep(
         >>> model, objectives = als_sweep(model, x, y)
         >>> objectives.shape, bool(objectives[-1] <= objectives[0])  # 2(d - 1) local solves
         ((4,), True)
+
+    Raises:
+        ValueError: ``x`` or ``y`` of the wrong shape (checked also under ``jit``), or non-finite (checked
+            when concrete).
     """
+    x, y = check_fit_data(model, x, y)
     dtype = model.tt.dtype
     cores = list(orthogonalize(model.tt, 0).cores)
     d = len(cores)

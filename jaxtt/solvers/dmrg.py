@@ -58,12 +58,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from jaxtt._validation import check_bool, check_choice, check_int, check_real
+from jaxtt._validation import check_bool, check_choice, check_instance, check_int, check_real
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
 from jaxtt.solvers.fit import Solver
-from jaxtt.solvers.problem import check_training_data, least_squares_loss
+from jaxtt.solvers.problem import check_fit_data, check_training_data, least_squares_loss
 from jaxtt.tt import TensorTrain, absorb, interfaces, orthogonalize, truncation_rank
 
 __all__ = ["DMRG", "DMRGState", "dmrg_sweep"]
@@ -203,6 +203,7 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
     """
     solver = DMRG(eps=eps, max_rank=max_rank, reg=reg, dense_limit=dense_limit, cg_maxiter=cg_maxiter,
                   truncation=truncation, polish=polish)  # validates the arguments
+    x, y = check_fit_data(check_instance(model, "model", FTT), x, y)
     return _sweep(model, x, y, solver)
 
 

@@ -267,3 +267,21 @@ def test_als_fits_reuse_the_compiled_sweep():
     for seed, reg in [(1, 0.0), (2, 1e-3), (3, 0.5)]:
         fit(start(2, seed), x + 0.01 * seed, y, ALS(reg=reg, chunk_size=64), max_steps=1, progress=False)
     assert sweep._cache_size() == before + 1
+
+
+def test_sweeps_check_the_data_shapes_even_under_jit():
+    """Too few columns were read out of bounds, extra ones ignored; NaN targets gave NaN cores."""
+    bases = [Legendre(3)] * 3
+    model = FTT(constant_init(bases, 2, dtype=jnp.float64, key=jax.random.key(0)), bases)
+    x = jnp.zeros((20, 3))
+    for bad in (x[:, :2], jnp.zeros((20, 4))):
+        with pytest.raises(ValueError, match=r"x must have shape \(N, 3\)"):
+            als_sweep(model, bad, x[:, 0])
+        with pytest.raises(ValueError, match=r"x must have shape \(N, 3\)"):
+            jax.jit(als_sweep)(model, bad, x[:, 0])
+        with pytest.raises(ValueError, match=r"x must have shape \(N, 3\)"):
+            dmrg_sweep(model, bad, x[:, 0])
+    with pytest.raises(ValueError, match="y must have shape"):
+        jax.jit(als_sweep)(model, x, x[:10, 0])
+    with pytest.raises(ValueError, match="y must be finite"):
+        als_sweep(model, x, x[:, 0].at[3].set(jnp.nan))
