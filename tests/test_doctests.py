@@ -39,6 +39,7 @@ MODULES = [
     "jaxtt.diffusion.sampling",
     "jaxtt.diffusion.guidance",
     "jaxtt.diffusion.losses",
+    "jaxtt.diffusion.targets",
     "jaxtt.diffusion.ddim",
     "jaxtt.diffusion.ddpm",
     "jaxtt.diffusion.langevin",
