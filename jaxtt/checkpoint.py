@@ -31,13 +31,17 @@ import os
 import stat
 import struct
 import tempfile
+from typing import TYPE_CHECKING
 
-import equinox as eqx
-import jax
 import numpy as np
-from jaxtyping import PyTree
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint"]
+if TYPE_CHECKING:
+    from jaxtyping import PyTree
+
+# jax and equinox are imported where they are used, so that reading a checkpoint's metadata
+# (checkpoint_metadata, used by the command line to check a model file before anything else) stays fast.
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "checkpoint_metadata"]
 
 _MAGIC = b"JAXTTCKP"
 _VERSION = 2
@@ -51,6 +55,9 @@ class CheckpointError(ValueError):
 
 def _leaf_table(tree) -> list[list]:
     """``[path, shape, dtype]`` of every leaf that ``equinox.tree_serialise_leaves`` writes, in its order."""
+    import equinox as eqx
+    import jax
+
     table = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         if isinstance(leaf, (bool, int, float, complex)):  # restored as type(like)(value): any scalar fits
@@ -106,6 +113,8 @@ def save_checkpoint(path: str | os.PathLike, tree: PyTree, metadata: dict | None
         >>> tree["w"].tolist(), tree["b"], meta
         ([0.0, 1.0, 2.0], 0.5, {'step': 10})
     """
+    import equinox as eqx
+
     path = os.fspath(path)
     meta = json.dumps({"metadata": {} if metadata is None else metadata, "leaves": _leaf_table(tree)}).encode()
     buffer = io.BytesIO()
@@ -176,7 +185,28 @@ def load_checkpoint(path: str | os.PathLike, like: PyTree) -> tuple[PyTree, dict
         ...
         jaxtt.checkpoint.CheckpointError: checkpoint file ... paths in `like` but not in the file: ['v']; paths in the file but not in `like`: ['w']
     """
+    import equinox as eqx
+
     path = os.fspath(path)
+    version, header, data = _read(path)
+    if version == 1:
+        metadata = header
+    else:
+        metadata = header["metadata"]
+        _compare_tables(path, header["leaves"], _leaf_table(like))
+    leaves = io.BytesIO(data)
+    n_data = len(data)
+    try:
+        tree = eqx.tree_deserialise_leaves(leaves, like)
+    except Exception as err:
+        raise CheckpointError(f"checkpoint file {path} does not match the expected pytree: {err}") from err
+    if leaves.tell() != n_data:
+        raise CheckpointError(f"checkpoint file {path} holds more leaves than the expected pytree `like`")
+    return tree, metadata
+
+
+def _read(path: str) -> tuple[int, dict, bytes]:
+    """``(version, JSON header, serialised leaves)`` of a checked checkpoint file."""
     with open(path, "rb") as file:
         blob = file.read()
     if len(blob) < _HEADER.size:
@@ -194,17 +224,26 @@ def load_checkpoint(path: str | os.PathLike, like: PyTree) -> tuple[PyTree, dict
         )
     if hashlib.sha256(body).digest() != digest:
         raise CheckpointError(f"checkpoint file {path} is corrupted: SHA-256 checksum mismatch")
-    header = json.loads(body[:n_meta].decode())
-    if version == 1:
-        metadata = header
-    else:
-        metadata = header["metadata"]
-        _compare_tables(path, header["leaves"], _leaf_table(like))
-    leaves = io.BytesIO(body[n_meta:])
-    try:
-        tree = eqx.tree_deserialise_leaves(leaves, like)
-    except Exception as err:
-        raise CheckpointError(f"checkpoint file {path} does not match the expected pytree: {err}") from err
-    if leaves.tell() != n_data:
-        raise CheckpointError(f"checkpoint file {path} holds more leaves than the expected pytree `like`")
-    return tree, metadata
+    return version, json.loads(body[:n_meta].decode()), body[n_meta:]
+
+
+def checkpoint_metadata(path: str | os.PathLike) -> dict:
+    """The ``metadata`` dict of a checkpoint file, checked like :func:`load_checkpoint` but without its leaves.
+
+    Use it to learn what a file holds (e.g. the hyperparameters needed to build ``like``) before loading it.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is truncated, corrupted or not a jaxtt checkpoint.
+
+    Examples:
+        >>> import os, tempfile
+        >>> import jax.numpy as jnp
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
+        >>> save_checkpoint(path, {"w": jnp.ones(2)}, {"rank": 4})
+        >>> checkpoint_metadata(path)
+        {'rank': 4}
+    """
+    path = os.fspath(path)
+    version, header, _ = _read(path)
+    return header if version == 1 else header["metadata"]
