@@ -209,6 +209,8 @@ def _read(path: str) -> tuple[int, dict, bytes]:
     """``(version, JSON header, serialised leaves)`` of a checked checkpoint file."""
     with open(path, "rb") as file:
         blob = file.read()
+    if len(blob) >= len(_MAGIC) and blob[: len(_MAGIC)] != _MAGIC:
+        raise CheckpointError(f"{path} is not a jaxtt checkpoint (bad magic bytes {blob[:len(_MAGIC)]!r})")
     if len(blob) < _HEADER.size:
         raise CheckpointError(f"checkpoint file {path} is truncated: {len(blob)} bytes, shorter than its header")
     magic, version, n_meta, n_data, digest = _HEADER.unpack_from(blob)

@@ -477,13 +477,13 @@ def sample(args: argparse.Namespace):
         jax.config.update("jax_enable_x64", True)  # the model was saved in float64: load it as such
 
     from jaxtt.checkpoint import load_checkpoint
-    from jaxtt.diffusion import DDIM, DDPM
+    from jaxtt.diffusion import DDIM, DDPM, timesteps
     from jaxtt.diffusion import sample as run_sampler
 
     model, _ = load_checkpoint(args.model, _denoiser(hyper, jax.random.key(0)))
     T = hyper["T"]
     sampler = DDIM(steps=args.steps, eta=args.eta) if args.sampler == "ddim" else (
-        DDPM() if args.steps == T else DDPM(steps=args.steps))
+        DDPM() if args.steps == T else DDPM(timesteps=timesteps(T, args.steps)))
     low, high = meta["x0_range"]
     clip = None if args.no_clip else (low - 0.05 * (high - low), high + 0.05 * (high - low))
     result = run_sampler(model, _schedule(meta["schedule"]["kind"], T), sampler, jax.random.key(args.seed),
