@@ -81,6 +81,8 @@ def from_dense(x: Float[Array, "*shape"], max_rank: int | None = None, eps: floa
     x = check_array(x, "x", floating=True)
     if x.ndim < 1:
         raise ValueError("x must have at least one axis")
+    if 0 in x.shape:
+        raise ValueError(f"x must not have an empty axis, got shape {tuple(x.shape)}")
     check_finite(x, "x")
     max_rank, eps = _check_truncation(max_rank, eps)
     x = jnp.asarray(x)
@@ -182,6 +184,8 @@ def round(tt: TensorTrain, max_rank: int | None = None, eps: float = 0.0) -> Ten
     check_instance(tt, "tt", TensorTrain)
     max_rank, eps = _check_truncation(max_rank, eps)
     d = tt.ndim
+    if d == 1:  # a vector: both ranks are 1, nothing to truncate
+        return TensorTrain(tt.cores)
     if eps > 0:
         if not all(is_concrete(c) for c in tt.cores):
             raise ValueError(

@@ -79,22 +79,46 @@ def inner(a: TensorTrain, b: TensorTrain) -> Float[Array, ""]:
 
     Left-to-right transfer matrices ``W_k = Σ_i A_k[:, i, :]ᵀ W_{k-1} B_k[:, i, :]``;
     cost ``O(d n r³)``.
+
+    Each transfer matrix is divided by its largest entry and the factors are kept
+    as a sum of logarithms, so long trains (``d`` in the hundreds) neither
+    overflow nor underflow in between: the result is ``inf`` or ``0`` only when the
+    inner product itself is out of the dtype's range.
     """
     _check_same_shape(a, b, "inner")
-    w = jnp.ones((1, 1), jnp.result_type(a.dtype, b.dtype))
-    for ca, cb in zip(a.cores, b.cores):
+    w, log_scale = _scaled_inner(a.cores, b.cores)
+    return w * jnp.exp(log_scale)
+
+
+def _scaled_inner(a_cores, b_cores):
+    """``(w, log_scale)`` with ``⟨A, B⟩ = w · exp(log_scale)``, rescaling the transfer matrix at every core."""
+    w = jnp.ones((1, 1), jnp.result_type(a_cores[0].dtype, b_cores[0].dtype))
+    log_scale = jnp.zeros((), w.dtype)
+    for ca, cb in zip(a_cores, b_cores):
         w = jnp.einsum("ab,aic,bid->cd", w, ca, cb)
-    return w[0, 0]
+        size = jax.lax.stop_gradient(jnp.max(jnp.abs(w)))
+        size = jnp.where(jnp.isfinite(size) & (size > 0), size, jnp.ones_like(size))
+        w, log_scale = w / size, log_scale + jnp.log(size)
+    return w[0, 0], log_scale
 
 
 def norm(tt: TensorTrain) -> Float[Array, ""]:
     """Frobenius norm ``‖A‖_F = sqrt(⟨A, A⟩)``; cost ``O(d n r³)``.
 
-    The square root is taken of ``max(⟨A, A⟩, 0)`` so that rounding cannot
-    produce a NaN.
+    Computed from the rescaled transfer matrices of :func:`inner`, so it stays
+    finite for long trains whose squared norm alone would overflow; the square
+    root is taken of ``max(⟨A, A⟩, 0)`` so that rounding cannot produce a NaN.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxtt.tt import rank_one
+        >>> x = rank_one([jnp.array([1.2, 1.6])] * 100)  # ‖x‖ = 2**100 = 1.3e30; in float32 ‖x‖² overflows
+        >>> round(float(norm(x)) / 2.0**100, 4)
+        1.0
     """
     check_instance(tt, "tt", TensorTrain)
-    return jnp.sqrt(jnp.maximum(inner(tt, tt), 0.0))
+    w, log_scale = _scaled_inner(tt.cores, tt.cores)
+    return jnp.sqrt(jnp.maximum(w, 0.0)) * jnp.exp(log_scale / 2)
 
 
 def _uniform_interior(cores: Sequence) -> bool:
@@ -224,11 +248,13 @@ def interfaces(tt: TensorTrain, vectors) -> tuple[list[Float[Array, "N r"]], lis
     return lefts, rights[::-1]
 
 
-def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N"]:
+def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N *batch"]:
     """Entries ``A[i_1^s, …, i_d^s]`` for a batch of multi-indices.
 
     Gathers the slices ``G_k[:, i_k, :]`` and multiplies left to right:
-    cost ``O(N d r²)``.
+    cost ``O(N d r²)``. For a batch of tensor trains (cores with leading batch
+    axes) the entries of every member, shape ``(N, *batch_shape)`` (samples
+    first, as in :class:`jaxtt.ftt.FTT`).
 
     Raises:
         TypeError: for non-integer ``indices``.
@@ -248,7 +274,10 @@ def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N"]:
             raise ValueError(
                 f"indices out of range: indices[{s}, {k}] = {idx[s, k]} but mode {k} has size {tt.shape[k]}"
             )
-    return _get(tt.cores, jnp.asarray(indices))
+    fn = _get
+    for _ in tt.batch_shape:
+        fn = jax.vmap(fn, in_axes=(0, None), out_axes=-1)
+    return fn(tt.cores, jnp.asarray(indices))
 
 
 def _gather_step(v, core, col):
