@@ -16,6 +16,7 @@ from jaxtt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from jaxtt.diffusion import DDIM, ddim_sample, ddpm_loss, linear_schedule, log_likelihood, sample, vlb
 from jaxtt.ftt import FTTDenoiser, constant_init
 from jaxtt.metrics import energy_distance, mmd, sliced_wasserstein
+from jaxtt.nn import ResNetMLP, UNet
 
 KEY = jax.random.key(0)
 
@@ -84,6 +85,7 @@ def test_full_and_get_of_a_batch_of_trains_give_each_member():
 
 
 @pytest.mark.parametrize("make", [
+    lambda dtype: ResNetMLP(2, 4, 1, dtype=dtype, key=KEY),
     lambda dtype: tt.random(KEY, (2, 3), 2, dtype=dtype),
     lambda dtype: tt.zeros((2, 3), 2, dtype=dtype),
     lambda dtype: constant_init([Legendre(3)] * 2, 2, dtype=dtype, key=KEY),
@@ -97,6 +99,8 @@ def test_integer_dtypes_are_refused_naming_dtype(make, dtype):
 
 @pytest.mark.parametrize("key", [0, None, 1.5, np.zeros(3, np.uint32)])
 @pytest.mark.parametrize("make", [
+    lambda key: ResNetMLP(2, 4, 1, key=key),
+    lambda key: UNet(1, key=key),
     lambda key: tt.random(key, (2, 3), 2),
     lambda key: constant_init([Legendre(3)] * 2, 2, key=key),
     lambda key: FTTDenoiser(2, 10, rank=2, m=3, key=key),
