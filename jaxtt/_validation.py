@@ -251,7 +251,7 @@ def check_time_steps(t, T: int, name: str = "t", *, n: int | None = None, unit_i
     return jnp.asarray(t)
 
 
-def warn_clamped(x, lo, hi, name: str, *, threshold: float = 1e-3, remedy: str = "") -> None:
+def warn_clamped(x, lo, hi, name: str, *, threshold: float = 1e-2, remedy: str = "") -> None:
     """Warn (once per call, with the fraction affected) when more than ``threshold`` of the entries of a
     concrete array ``x (N, d)`` lie outside ``[lo, hi]`` (per-column bounds) and will be clamped to it.
 

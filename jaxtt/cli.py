@@ -272,6 +272,12 @@ def _check_sample(args) -> None:
         raise _UsageError(f"argument model: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != _MODEL_FORMAT:
         raise _UsageError(f"argument model: {args.model} is a checkpoint but not a model written by `jaxtt train`")
+    missing = [k for k in ("hyperparameters", "schedule", "standardize", "x0_range") if k not in meta]
+    missing += [f"hyperparameters.{k}" for k in ("dim", "T", "rank", "m", "basis", "domain", "time", "output", "dtype")
+                if k not in meta.get("hyperparameters", {})]
+    if missing:
+        raise _UsageError(f"argument model: {args.model} lacks the entries {', '.join(missing)} of a model "
+                          "written by `jaxtt train`")
     T = meta["hyperparameters"]["T"]
     if args.steps is None:
         args.steps = min(100, T) if args.sampler == "ddim" else T

@@ -61,6 +61,22 @@ def test_checkpoint_matches_leaves_by_path_not_position(tmp_path):
     assert tree["b"].tolist() == [0.0, 1.0, 2.0]
 
 
+def test_checkpoint_of_format_1_still_loads_by_position(tmp_path):
+    import hashlib
+    import io
+    import json
+    import struct
+
+    tree = {"w": jnp.arange(3.0)}
+    leaves = io.BytesIO()
+    eqx.tree_serialise_leaves(leaves, tree)
+    meta, data = json.dumps({"step": 4}).encode(), leaves.getvalue()
+    header = struct.pack("<8sIQQ32s", b"JAXTTCKP", 1, len(meta), len(data), hashlib.sha256(meta + data).digest())
+    (tmp_path / "old.ckpt").write_bytes(header + meta + data)
+    loaded, metadata = load_checkpoint(tmp_path / "old.ckpt", {"w": jnp.zeros(3)})
+    assert metadata == {"step": 4} and loaded["w"].tolist() == [0.0, 1.0, 2.0]
+
+
 # --- tensor trains ---------------------------------------------------------------------------------------------
 
 
@@ -82,6 +98,18 @@ def test_full_and_get_of_a_batch_of_trains_give_each_member():
                                rtol=1e-12)
     dense = np.stack([tt.full(m) for m in members])
     np.testing.assert_allclose(tt.get(batch, idx)[:, 1], dense[1][tuple(np.asarray(idx).T)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("op, name", [
+    (lambda b: tt.norm(b), "tt"), (lambda b: tt.inner(b, b), "a"), (lambda b: tt.add(b, b), "a"),
+    (lambda b: tt.hadamard(b, b), "a"), (lambda b: tt.scale(b, 2.0), "tt"), (lambda b: tt.round(b, 1), "tt"),
+    (lambda b: tt.round(b, eps=0.1), "tt"), (lambda b: tt.orthogonalize(b), "tt"),
+    (lambda b: tt.contract_rank1(b, [jnp.ones((5, n)) for n in (2, 3, 4)]), "tt"),
+])
+def test_other_ops_on_a_batch_of_trains_say_to_vmap(op, name):
+    batch = jax.vmap(lambda k: tt.random(k, (2, 3, 4), 2))(jax.random.split(KEY, 3))
+    with pytest.raises(ValueError, match=rf"{name} is a batch of tensor trains .* map it over the batch with jax.vmap"):
+        op(batch)
 
 
 @pytest.mark.parametrize("make", [

@@ -50,7 +50,7 @@ class FTTDenoiser(eqx.Module):
     denoiser stays bounded on the far tails of ``x_T ~ N(0, I)``. The default
     domain ``(-4, 4)`` suits standardized data (zero mean, unit variance per
     coordinate). When the inputs are concrete (an eager call, or the rows that
-    :func:`jaxtt.solvers.fit_denoiser` builds) and more than 0.1 % of their
+    :func:`jaxtt.solvers.fit_denoiser` builds) and more than 1 % of their
     entries lie outside the domain, a ``UserWarning`` says which fraction is
     clamped; under ``jax.jit`` nothing is checked.
 

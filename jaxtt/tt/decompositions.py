@@ -16,7 +16,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jaxtt._validation import check_array, check_instance, check_finite, check_int, check_real, is_concrete
-from jaxtt.tt.core import TensorTrain
+from jaxtt.tt.core import TensorTrain, check_single
 
 __all__ = ["from_dense", "orthogonalize", "round", "truncation_rank"]
 
@@ -157,7 +157,7 @@ def orthogonalize(tt: TensorTrain, center: int = -1) -> TensorTrain:
     form, ``center=0`` the right-canonical one. Ranks may shrink to
     ``min(r_{k-1} n_k, r_k)``. Cost ``O(d n r³)``.
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "orthogonalize")
     d = tt.ndim
     center = check_int(center, "center", minimum=-d, maximum=d - 1) % d
     cores = list(tt.cores)
@@ -181,7 +181,7 @@ def round(tt: TensorTrain, max_rank: int | None = None, eps: float = 0.0) -> Ten
         max_rank: optional cap on every rank (``>= 1``).
         eps: relative Frobenius error bound (``>= 0``); ``eps > 0`` runs eagerly.
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "round")
     max_rank, eps = _check_truncation(max_rank, eps)
     d = tt.ndim
     if d == 1:  # a vector: both ranks are 1, nothing to truncate

@@ -21,14 +21,14 @@ from jax import lax
 from jaxtyping import Array, Float, Int
 
 from jaxtt._validation import check_array, check_instance, is_concrete
-from jaxtt.tt.core import TensorTrain
+from jaxtt.tt.core import TensorTrain, check_single
 
 __all__ = ["add", "scale", "inner", "norm", "hadamard", "get", "absorb", "contract_rank1", "interfaces"]
 
 
 def _check_same_shape(a: TensorTrain, b: TensorTrain, op: str) -> None:
-    check_instance(a, "a", TensorTrain)
-    check_instance(b, "b", TensorTrain)
+    check_single(check_instance(a, "a", TensorTrain), "a", op)
+    check_single(check_instance(b, "b", TensorTrain), "b", op)
     if a.shape != b.shape:
         raise ValueError(f"{op}: shapes differ, a.shape={a.shape} but b.shape={b.shape}")
 
@@ -53,7 +53,7 @@ def add(a: TensorTrain, b: TensorTrain) -> TensorTrain:
 
 def scale(tt: TensorTrain, alpha) -> TensorTrain:
     """``α · A``, applied to the first core; ranks unchanged."""
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "scale")
     alpha = jnp.asarray(alpha, tt.dtype)
     if alpha.ndim != 0:
         raise ValueError(f"alpha must be a scalar, got shape {tuple(alpha.shape)}")
@@ -116,7 +116,7 @@ def norm(tt: TensorTrain) -> Float[Array, ""]:
         >>> round(float(norm(x)) / 2.0**100, 4)
         1.0
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "norm")
     w, log_scale = _scaled_inner(tt.cores, tt.cores)
     return jnp.sqrt(jnp.maximum(w, 0.0)) * jnp.exp(log_scale / 2)
 
@@ -209,7 +209,7 @@ def contract_rank1(tt: TensorTrain, vectors) -> Float[Array, " N"]:
     Returns:
         Array of shape ``(N,)``.
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "contract_rank1")
     vectors = _check_vectors(tt, vectors)
     return _contract_rank1(tt.cores, vectors)
 
@@ -237,7 +237,7 @@ def interfaces(tt: TensorTrain, vectors) -> tuple[list[Float[Array, "N r"]], lis
     ``lefts[d] = rights[0] =`` :func:`contract_rank1`. Used for gradients of
     functional TTs and by ALS sweeps. Cost ``O(N d n r²)``.
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "interfaces")
     vectors = _check_vectors(tt, vectors)
     ones = jnp.ones((vectors[0].shape[0], 1), jnp.result_type(tt.dtype, vectors[0].dtype))
     lefts, rights = [ones], [ones]
