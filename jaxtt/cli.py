@@ -577,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     except (NumericalError, CheckpointError, OSError) as err:
         print(f"jaxtt {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"jaxtt {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -192,3 +192,18 @@ def test_evaluate_refuses_files_of_different_dimension(trained, tmp_path, capsys
     np.save(tmp_path / "three.npy", np.c_[x, x[:, :1]])
     err = _usage_error(["evaluate", str(tmp_path / "three.npy"), str(folder / "data.npy")], capsys)
     assert "argument samples" in err and "3 coordinates" in err
+
+
+def test_a_fit_that_breaks_down_is_reported_without_a_traceback(trained, tmp_path, capsys, monkeypatch):
+    import jaxtt.solvers
+    from jaxtt.errors import NumericalError
+
+    def broken(*args, **kwargs):
+        raise NumericalError("non-finite local solution", step=1, core=0, remedy="increase reg")
+
+    monkeypatch.setattr(jaxtt.solvers, "fit_denoiser", broken)
+    folder, _ = trained
+    assert main(["train", str(folder / "data.npy"), "--out", str(tmp_path / "m.ckpt"), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "jaxtt train: error: non-finite local solution at step 1, core 0; increase reg" in err
+    assert "Traceback" not in err and not (tmp_path / "m.ckpt").exists()
