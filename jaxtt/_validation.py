@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +30,10 @@ __all__ = [
     "check_key",
     "check_batch",
     "check_shape",
-    "available_memory",
+    "check_float_dtype",
+    "check_time_steps",
+    "warn_clamped",
+    "device_memory_bytes",
     "check_memory",
 ]
 
@@ -187,25 +191,121 @@ def check_shape(shape, name: str = "shape") -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
-def available_memory() -> int:
-    """Bytes the default device can still allocate: an accelerator's free memory, else the host's ``MemAvailable``."""
-    device = jax.devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+def check_float_dtype(dtype, name: str = "dtype"):
+    """``dtype`` as JAX will store it (``None``: the default float, float64 under ``jax_enable_x64``), or a
+    ``TypeError`` naming ``name`` when it is not a floating dtype.
+
+    Examples:
+        >>> check_float_dtype("float32")
+        dtype('float32')
+        >>> check_float_dtype("int32")
+        Traceback (most recent call last):
+        ...
+        TypeError: dtype must be a floating dtype such as jnp.float32, got int32
+    """
     try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        canonical = jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
+    except TypeError as err:
+        raise TypeError(f"{name} must be a floating dtype such as jnp.float32, got {dtype!r}") from err
+    if not jnp.issubdtype(canonical, jnp.floating):
+        raise TypeError(f"{name} must be a floating dtype such as jnp.float32, got {canonical}")
+    return canonical
 
 
-def check_memory(nbytes: int, what: str, remedy: str) -> None:
-    """Refuse work whose estimated working set ``nbytes`` exceeds :func:`available_memory`, before it starts."""
-    available = available_memory()
-    if nbytes > available:
-        raise ValueError(f"{what} needs about {nbytes / 2**30:.3g} GiB but {available / 2**30:.3g} GiB are "
-                         f"available; {remedy}")
+def check_time_steps(t, T: int, name: str = "t", *, n: int | None = None, unit_interval: bool = True):
+    """Diffusion time steps for a model or schedule of ``T`` steps: integers in ``1..T`` or reals in ``(0, T]``,
+    of shape ``()`` or ``(n,)``, as a JAX array; a ``TypeError``/``ValueError`` naming ``name`` otherwise.
+
+    Values are checked only when concrete (under ``jax.jit`` only the dtype and shape are). With
+    ``unit_interval=False`` real steps that all lie in ``(0, 1]`` without all being whole numbers are refused
+    when ``T > 1``: they look like a normalised time ``t / T`` passed where the step ``t`` is expected.
+
+    Examples:
+        >>> check_time_steps(jnp.array([1, 50]), 100).tolist()
+        [1, 50]
+        >>> check_time_steps(jnp.array([0, 50]), 100)
+        Traceback (most recent call last):
+        ...
+        ValueError: t must lie in 1..T = 1..100, got values in [0, 50]
+    """
+    t = check_array(t, name)
+    if np.issubdtype(t.dtype, np.bool_):
+        raise TypeError(f"{name} must be an integer (or real) array of time steps, got dtype bool")
+    if n is not None and (t.ndim > 1 or (t.ndim == 1 and t.shape[0] != n)):
+        raise ValueError(f"{name} must have shape ({n},) (one step per row) or be a scalar, got {tuple(t.shape)}")
+    if is_concrete(t) and t.size:
+        v = np.asarray(t)
+        if np.issubdtype(v.dtype, np.integer):
+            if v.min() < 1 or v.max() > T:
+                raise ValueError(f"{name} must lie in 1..T = 1..{T}, got values in [{v.min()}, {v.max()}]")
+        else:
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"{name} must be finite; it contains NaN or infinity")
+            if v.min() <= 0 or v.max() > T:
+                raise ValueError(f"real {name} must lie in (0, T] = (0, {T}], got values in [{v.min()}, {v.max()}]")
+            if not unit_interval and T > 1 and v.max() <= 1 and not np.all(v == np.round(v)):
+                raise ValueError(
+                    f"{name} holds real values in (0, 1] but is the step in 1..T = 1..{T}: it looks like a "
+                    f"normalised time; pass {name} * {T} (or integer steps)"
+                )
+    return jnp.asarray(t)
+
+
+def warn_clamped(x, lo, hi, name: str, *, threshold: float = 1e-2, remedy: str = "") -> None:
+    """Warn (once per call, with the fraction affected) when more than ``threshold`` of the entries of a
+    concrete array ``x (N, d)`` lie outside ``[lo, hi]`` (per-column bounds) and will be clamped to it.
+
+    Nothing happens for traced values, so callers stay usable under ``jax.jit``.
+    """
+    if not is_concrete(x) or x.size == 0:
+        return
+    outside = (x < jnp.asarray(lo, x.dtype)) | (x > jnp.asarray(hi, x.dtype))
+    per_column = np.asarray(jnp.mean(outside, axis=0))
+    total = float(per_column.mean())
+    if total > threshold:
+        worst = int(np.argmax(per_column))
+        warnings.warn(
+            f"{100 * total:.3g} % of the entries of {name} lie outside the domain and are clamped to it "
+            f"(most in column {worst}: {100 * per_column[worst]:.3g} % outside "
+            f"[{np.asarray(lo).reshape(-1)[worst]:g}, {np.asarray(hi).reshape(-1)[worst]:g}])"
+            + (f"; {remedy}" if remedy else ""),
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def device_memory_bytes(device=None) -> int | None:
+    """Memory of ``device`` (default: JAX's first device) in bytes: the allocator's limit on accelerators, the
+    physical memory on CPU; None when unknown."""
+    device = jax.devices()[0] if device is None else device
+    try:
+        stats = device.memory_stats()
+    except Exception:  # pragma: no cover - backends without memory statistics
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    if device.platform == "cpu":
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX systems
+            return None
+    return None
+
+
+def check_memory(nbytes: int, name: str, what: str, remedy: str, device=None) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``nbytes`` (the memory ``what`` needs) exceeds the device's
+    memory (:func:`device_memory_bytes`), before anything is allocated; say ``remedy``.
+
+    Examples:
+        >>> check_memory(10**18, "ranks", "the cores", "lower the ranks")
+        Traceback (most recent call last):
+        ...
+        ValueError: ranks: the cores need 1e+09 GB, more than the ... GB of memory of ...; lower the ranks
+    """
+    limit = device_memory_bytes(device)
+    if limit is not None and nbytes > limit:
+        device = jax.devices()[0] if device is None else device
+        raise ValueError(
+            f"{name}: {what} need {nbytes / 1e9:.3g} GB, more than the {limit / 1e9:.3g} GB of memory of "
+            f"{device.platform} device {device.id}; {remedy}"
+        )

@@ -8,6 +8,7 @@ import pytest
 MODULES = [
     "jaxtt._validation",
     "jaxtt.errors",
+    "jaxtt.checkpoint",
     "jaxtt.basis.base",
     "jaxtt.basis.legendre",
     "jaxtt.basis.chebyshev",

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxtt._validation import check_array, check_batch, check_real, is_concrete
+from jaxtt._validation import check_array, check_batch, check_real, check_time_steps, is_concrete
 from jaxtt.diffusion.schedule import Schedule
 
 
@@ -48,22 +48,9 @@ def check_x_init(x_init, shape, dtype):
 
 
 def check_timesteps(t, schedule: Schedule, n: int, name: str = "t"):
-    """Time steps for a batch of ``n``: integers in ``1..T`` or reals in ``(0, T]``, shape ``()`` or ``(n,)``."""
-    t = check_array(t, name)
-    if np.issubdtype(t.dtype, np.bool_):
-        raise TypeError(f"{name} must be an integer (or real) array of time steps, got dtype bool")
-    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != n):
-        raise ValueError(f"{name} must have shape ({n},) (one step per row) or be a scalar, got {tuple(t.shape)}")
-    if is_concrete(t):
-        v = np.asarray(t)
-        if np.issubdtype(v.dtype, np.integer):
-            if v.size and (v.min() < 1 or v.max() > schedule.T):
-                raise ValueError(f"{name} must lie in 1..T = 1..{schedule.T}, got values in [{v.min()}, {v.max()}]")
-        elif v.size and not (np.all(np.isfinite(v)) and v.min() > 0 and v.max() <= schedule.T):
-            raise ValueError(
-                f"real {name} must lie in (0, T] = (0, {schedule.T}], got values in [{v.min()}, {v.max()}]"
-            )
-    return jnp.asarray(t)
+    """Time steps for a batch of ``n``: integers in ``1..T`` or reals in ``(0, T]``, shape ``()`` or ``(n,)``
+    (:func:`jaxtt._validation.check_time_steps` with ``T = schedule.T``)."""
+    return check_time_steps(t, schedule.T, name, n=n)
 
 
 def check_eta(eta):

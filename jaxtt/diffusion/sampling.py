@@ -126,8 +126,8 @@ def sample(
     sampler = sampler.resolve(schedule)
     grid = sampler.grid(schedule)  # validates the sampler against the schedule (steps <= T, ...)
     if save == "all":  # the trajectory is the one working array that grows with the number of steps
-        check_memory((len(grid) + 1) * math.prod(shape) * jnp.dtype(dtype).itemsize,
-                     f"save='all' over {len(grid)} steps of shape {shape}",
+        check_memory((len(grid) + 1) * math.prod(shape) * jnp.dtype(dtype).itemsize, "save",
+                     f"the saved trajectories of {len(grid)} steps of shape {shape}",
                      "use save='final', fewer steps, or sample in smaller batches")
     messages = tuple(
         f"the model output is not finite at evaluation {k} (t = {int(t)}) of {type(sampler).__name__}; "

@@ -8,8 +8,18 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from jaxtt._validation import check_array, check_choice, check_domain, check_finite, check_int
-from jaxtt.basis import Basis, Indicator, make_basis
+from jaxtt._validation import (
+    check_array,
+    check_choice,
+    check_domain,
+    check_finite,
+    check_float_dtype,
+    check_int,
+    check_key,
+    check_time_steps,
+    warn_clamped,
+)
+from jaxtt.basis import BSpline, Basis, Indicator, make_basis
 from jaxtt.ftt.functional import FTT, constant_init
 from jaxtt.nn.embedding import SinusoidalEmbedding
 from jaxtt.tt import absorb, feasible_ranks
@@ -37,7 +47,17 @@ class FTTDenoiser(eqx.Module):
       :class:`~jaxtt.basis.Indicator` basis), so all outputs share the input cores.
 
     Inputs are clamped to ``domain`` before the bases are evaluated, so the
-    denoiser stays bounded on the far tails of ``x_T ~ N(0, I)``.
+    denoiser stays bounded on the far tails of ``x_T ~ N(0, I)``. The default
+    domain ``(-4, 4)`` suits standardized data (zero mean, unit variance per
+    coordinate). When the inputs are concrete (an eager call, or the rows that
+    :func:`jaxtt.solvers.fit_denoiser` builds) and more than 1 % of their
+    entries lie outside the domain, a ``UserWarning`` says which fraction is
+    clamped; under ``jax.jit`` nothing is checked.
+
+    Time steps ``t`` are the integers ``1..T`` (reals in ``(0, T]`` are
+    accepted for continuous-time samplers). Concrete ``t`` outside that range,
+    NaN, or real values that all lie in ``(0, 1]`` (a normalised time ``t/T``
+    passed by mistake) raise ``ValueError`` naming ``t``.
 
     Measured default: on the swiss roll and on Gaussian mixtures the
     ``time="core"`` coupling fits ``ε*`` far better than the additive one, whose
@@ -51,9 +71,14 @@ class FTTDenoiser(eqx.Module):
         dim: data dimension ``D``.
         T: number of diffusion steps.
         rank: TT rank (capped by :func:`jaxtt.tt.feasible_ranks`).
-        m: basis functions per variable.
-        basis: basis family name (:func:`jaxtt.basis.make_basis`).
-        domain: input interval of the bases; inputs are clamped to it.
+        m: basis functions per variable (default 8).
+        basis: basis family name (:func:`jaxtt.basis.make_basis`), or a
+            :class:`~jaxtt.basis.Basis` object such as
+            ``Legendre(16, domain=(-4, 4), orthonormal=True)``, used as given for
+            every data variable (its ``m`` and ``domain`` are the model's: leave
+            ``m`` and ``domain`` unset or equal to them); the time variable gets
+            the same family and options on ``(0, 1)``.
+        domain: input interval of the bases (default ``(-4, 4)``); inputs are clamped to it.
         time, time_m, output: time coupling, basis size of the time variable
             (default ``m``) and output layout, see above.
         noise: perturbation of the constant-function start (:func:`jaxtt.ftt.constant_init`).
@@ -65,6 +90,14 @@ class FTTDenoiser(eqx.Module):
         >>> model = FTTDenoiser(2, 100, rank=3, m=6, key=jax.random.key(0))
         >>> model(jnp.zeros((5, 2)), jnp.full(5, 10)).shape
         (5, 2)
+        >>> from jaxtt.basis import Legendre
+        >>> basis = Legendre(6, domain=(-4.0, 4.0), orthonormal=True)
+        >>> FTTDenoiser(2, 100, rank=3, basis=basis, key=jax.random.key(0)).ftt.bases[0] == basis
+        True
+        >>> model(jnp.zeros((5, 2)), jnp.full(5, 0.5))
+        Traceback (most recent call last):
+        ...
+        ValueError: t holds real values in (0, 1] but is the step in 1..T = 1..100: ...
     """
 
     ftt: FTT
@@ -79,9 +112,9 @@ class FTTDenoiser(eqx.Module):
         T: int,
         *,
         rank: int = 4,
-        m: int = 8,
-        basis: str = "legendre",
-        domain=(-4.0, 4.0),
+        m: int | None = None,
+        basis: str | Basis = "legendre",
+        domain=None,
         time: str = "core",
         time_m: int | None = None,
         output: str = "independent",
@@ -92,13 +125,15 @@ class FTTDenoiser(eqx.Module):
         dim = check_int(dim, "dim", minimum=1)
         self.T = check_int(T, "T", minimum=1)
         rank = check_int(rank, "rank", minimum=1)
-        m = check_int(m, "m", minimum=1)
         self.time = check_choice(time, "time", {"core", "additive"})
         self.output = check_choice(output, "output", {"independent", "core"})
-        domain = check_domain(domain)
-        bases = [make_basis(basis, m, domain) for _ in range(dim)]
+        dtype = check_float_dtype(dtype)
+        key = check_key(key)
+        data_basis = _data_basis(basis, m, domain)
+        bases = [data_basis] * dim
         if self.time == "core":
-            bases.append(make_basis(basis, check_int(time_m or m, "time_m", minimum=1), (0.0, 1.0)))
+            time_m = check_int(data_basis.m if time_m is None else time_m, "time_m", minimum=1)
+            bases.append(_same_family(data_basis, time_m, (0.0, 1.0)))
         if self.output == "core":
             bases.append(Indicator(dim))
         ranks = feasible_ranks([b.m for b in bases], rank)
@@ -132,6 +167,8 @@ class FTTDenoiser(eqx.Module):
             v = x + jax.vmap(self.embedding)(t.astype(x.dtype))[:, : self.dim]
         lo = jnp.asarray([b.domain[0] for b in self.input_bases], x.dtype)
         hi = jnp.asarray([b.domain[1] for b in self.input_bases], x.dtype)
+        warn_clamped(v[:, : self.dim], lo[: self.dim], hi[: self.dim], "x" if self.time == "core" else "x + t'",
+                     remedy="standardize the data (zero mean, unit variance per coordinate) or widen domain=")
         return jnp.clip(v, lo, hi)
 
     def check_inputs(self, x, t) -> tuple[Array, Array]:
@@ -143,7 +180,7 @@ class FTTDenoiser(eqx.Module):
         t = check_array(t, "t", ndim=1)
         if t.shape[0] != x.shape[0]:
             raise ValueError(f"t must have shape ({x.shape[0]},) to match x, got {tuple(t.shape)}")
-        return x, t
+        return x, check_time_steps(t, self.T, "t", unit_interval=False)
 
     def __call__(self, x: Float[Array, "N D"], t: Int[Array, " N"]) -> Float[Array, "N D"]:
         x, t = self.check_inputs(x, t)
@@ -162,3 +199,27 @@ class FTTDenoiser(eqx.Module):
         """Number of trained parameters."""
         return int(sum(np.prod(c.shape) for c in self.ftt.tt.cores))
 
+
+
+def _data_basis(basis, m, domain) -> Basis:
+    """The basis of the data variables from a family name or a basis object (and optional ``m``, ``domain``)."""
+    if isinstance(basis, Basis):
+        if isinstance(basis, Indicator):
+            raise TypeError("basis must be a basis of real inputs (e.g. Legendre), not an Indicator")
+        if m is not None and check_int(m, "m", minimum=1) != basis.m:
+            raise ValueError(f"m = {m} differs from the m = {basis.m} of the basis object; leave m unset")
+        if domain is not None and check_domain(domain) != basis.domain:
+            raise ValueError(f"domain = {tuple(domain)} differs from the domain {basis.domain} of the basis object; "
+                             "leave domain unset")
+        return basis
+    if not isinstance(basis, str):
+        raise TypeError(f"basis must be a family name such as 'legendre' or a jaxtt.basis.Basis object, "
+                        f"got {type(basis).__name__}")
+    m = check_int(8 if m is None else m, "m", minimum=1)
+    return make_basis(basis, m, check_domain((-4.0, 4.0) if domain is None else domain))
+
+
+def _same_family(basis: Basis, m: int, domain) -> Basis:
+    """A basis of ``basis``'s family and options with ``m`` functions on ``domain``."""
+    extra = {"degree": basis.degree} if isinstance(basis, BSpline) else {}
+    return type(basis)(m, domain=domain, orthonormal=basis.orthonormal, **extra)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_array, check_finite, check_real
+from jaxtt._validation import check_array, check_finite, check_key, check_real
 from jaxtt.basis import Basis, Indicator
 from jaxtt.tt import TensorTrain, absorb, contract_rank1, default_float, expand_ranks, interfaces
 
@@ -158,6 +158,7 @@ def constant_init(bases, ranks, *, noise: float = 1e-2, dtype=None, key: PRNGKey
         >>> constant_init([Legendre(3)] * 3, 2, key=jax.random.key(0)).ranks
         (1, 2, 2, 1)
     """
+    key = check_key(key)
     noise = check_real(noise, "noise", minimum=0.0)
     dtype = default_float(dtype)
     shape = [b.m for b in bases]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from jaxtt._validation import check_array, check_finite
@@ -41,3 +42,15 @@ def distances(x, y):
     d2 = squared_distances(x, y)
     positive = d2 > 0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, d2, jnp.ones_like(d2))), jnp.zeros_like(d2))
+
+
+def common_scale(x, y):
+    """The largest absolute entry of both samples (1 if zero or not finite), held constant under
+    differentiation: dividing by it keeps squared distances of very large or very small samples in range.
+
+    The metrics are homogeneous in a common scale (MMD with bandwidths scaled alike is invariant, sliced
+    Wasserstein scales like c and the energy distance like sqrt(c)), so rescaling and undoing it changes neither
+    their values nor their gradients.
+    """
+    scale = jax.lax.stop_gradient(jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(y))))
+    return jnp.where(jnp.isfinite(scale) & (scale > 0), scale, jnp.ones_like(scale))

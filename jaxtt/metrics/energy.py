@@ -6,15 +6,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from jaxtt.metrics._samples import check_samples, distances
+from jaxtt.metrics._samples import check_samples, common_scale, distances
 
 __all__ = ["energy_distance"]
 
 
 @jax.jit
 def _energy_distance(x, y):
+    scale = common_scale(x, y)  # the bracket is homogeneous of degree one: E(x, y) = sqrt(c) E(x / c, y / c)
+    x, y = x / scale, y / scale
     d2 = 2.0 * jnp.mean(distances(x, y)) - jnp.mean(distances(x, x)) - jnp.mean(distances(y, y))
-    return jnp.sqrt(jnp.maximum(d2, jnp.zeros_like(d2)))
+    return jnp.sqrt(scale) * jnp.sqrt(jnp.maximum(d2, jnp.zeros_like(d2)))
 
 
 def energy_distance(x: Float[Array, "N D"], y: Float[Array, "M D"]) -> Float[Array, ""]:

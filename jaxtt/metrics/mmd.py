@@ -8,7 +8,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jaxtt._validation import check_array, check_finite, is_concrete
-from jaxtt.metrics._samples import check_samples, squared_distances
+from jaxtt.metrics._samples import check_samples, common_scale, squared_distances
 
 __all__ = ["mmd", "DEFAULT_BANDWIDTH_MULTIPLES"]
 
@@ -42,6 +42,8 @@ def _kernel_sum(d2, bandwidths):
 
 @jax.jit
 def _mmd2_unbiased(x, y, bandwidths):
+    scale = common_scale(x, y)  # exact: the kernel depends on (x - y) / bandwidth only
+    x, y, bandwidths = x / scale, y / scale, bandwidths / scale
     m, n = x.shape[0], y.shape[0]
     k_xx = _kernel_sum(squared_distances(x, x), bandwidths)
     k_yy = _kernel_sum(squared_distances(y, y), bandwidths)
@@ -53,6 +55,8 @@ def _mmd2_unbiased(x, y, bandwidths):
 
 @jax.jit
 def _mmd2_default(x, y):
+    scale = common_scale(x, y)
+    x, y = x / scale, y / scale
     return _mmd2_unbiased(x, y, _median_heuristic_bandwidths(x, y))
 
 
@@ -72,7 +76,15 @@ def mmd(
         + \frac{1}{M(M-1)} \sum_{i \ne j} k(y_i, y_j) - \frac{2}{NM} \sum_{i, j} k(x_i, y_j).
 
     It is an unbiased estimate of MMD², so it can be slightly negative when both samples come from the same
-    distribution. Cost: :math:`O((N + M)^2 (D + K))` time and :math:`O((N + M)^2)` memory.
+    distribution. The samples are divided by their largest absolute entry before the distances are formed
+    (the bandwidths alike), which leaves the value unchanged and keeps samples of any magnitude finite.
+    Cost: :math:`O((N + M)^2 (D + K))` time and :math:`O((N + M)^2)` memory.
+
+    **Gradients.** The default bandwidths depend on the samples through their median distance, but that
+    median is held constant under differentiation (``jax.lax.stop_gradient``): ``jax.grad`` of ``mmd(x, y)``
+    is the gradient at fixed bandwidths, which is what a training loss wants, and it differs from finite
+    differences of ``mmd(x, y)`` (which also move the median). Pass ``bandwidths=`` (e.g. fixed once for the
+    data) for a function whose gradient is exact.
 
     Args:
         x: first sample, ``(N, D)`` with ``N >= 2``.

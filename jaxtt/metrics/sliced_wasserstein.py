@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_int, check_real
-from jaxtt.metrics._samples import check_samples
+from jaxtt._validation import check_int, check_key, check_real
+from jaxtt.metrics._samples import check_samples, common_scale
 
 __all__ = ["sliced_wasserstein"]
 
@@ -41,10 +41,12 @@ def _wasserstein_1d_power(u, v, p):
 
 @partial(jax.jit, static_argnames=("n_projections", "p"))
 def _sliced_wasserstein(key, x, y, n_projections, p):
+    scale = common_scale(x, y)  # SW_p is homogeneous of degree one: SW_p(x, y) = c SW_p(x / c, y / c)
+    x, y = x / scale, y / scale
     directions = jax.random.normal(key, (n_projections, x.shape[1]), dtype=x.dtype)
     directions = directions / jnp.linalg.norm(directions, axis=1, keepdims=True)
     per_direction = jax.vmap(lambda theta: _wasserstein_1d_power(x @ theta, y @ theta, p))(directions)
-    return jnp.mean(per_direction) ** (1.0 / p)
+    return scale * jnp.mean(per_direction) ** (1.0 / p)
 
 
 def sliced_wasserstein(
@@ -86,6 +88,7 @@ def sliced_wasserstein(
         >>> abs(float(sw) - 2 / 2**0.5) < 0.05  # E[(θ·c)²] = |c|² / D for θ uniform on the circle
         True
     """
+    key = check_key(key)
     x, y = check_samples(x, y)
     n_projections = check_int(n_projections, "n_projections", minimum=1)
     p = check_real(p, "p", minimum=1.0)

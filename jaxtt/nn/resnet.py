@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, Real
 
-from jaxtt._validation import check_choice, check_int
+from jaxtt._validation import check_choice, check_float_dtype, check_int, check_key
 from jaxtt.nn.embedding import SinusoidalEmbedding
 
 __all__ = ["ResNetMLP"]
@@ -102,6 +102,9 @@ class ResNetMLP(eqx.Module):
         activation: Callable[[Array], Array] = jax.nn.silu,
         dtype=None,
     ):
+        key = check_key(key)
+        if dtype is not None:
+            check_float_dtype(dtype)
         self.in_size = check_int(in_size, "in_size", minimum=1)
         width = check_int(width, "width", minimum=1)
         depth = check_int(depth, "depth", minimum=1)

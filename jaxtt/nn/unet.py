@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, Real
 
-from jaxtt._validation import check_int
+from jaxtt._validation import check_float_dtype, check_int, check_key
 from jaxtt.nn.embedding import SinusoidalEmbedding
 
 __all__ = ["UNet"]
@@ -106,6 +106,9 @@ class UNet(eqx.Module):
         activation: Callable[[Array], Array] = jax.nn.silu,
         dtype=None,
     ):
+        key = check_key(key)
+        if dtype is not None:
+            check_float_dtype(dtype)
         self.in_channels = check_int(in_channels, "in_channels", minimum=1)
         channels = tuple(check_int(c, "channels[i]", minimum=1) for c in channels)
         if len(channels) < 2:

@@ -381,8 +381,8 @@ class ALS(Solver):
                   "use matrix-free local solves (ALS(cg_maxiter=8) forms no Gram matrix) or lower the rank or the "
                   "basis size")
         check_memory(sweep_memory(model, x.shape[0], chunk_size=self.chunk_size, cg_maxiter=self.cg_maxiter),
-                     f"an ALS sweep at ranks {model.tt.ranks} with up to {max(b.m for b in model.bases)} basis "
-                     "functions", remedy)
+                     "model", f"the arrays of an ALS sweep at ranks {model.tt.ranks} with up to "
+                     f"{max(b.m for b in model.bases)} basis functions", remedy)
         y = y.astype(model.tt.dtype)
         plans = local_plans(model, x) if self.sparse and not self.cg_maxiter and is_concrete(x) else None
         if plans is not None and all(p is None for p in plans):

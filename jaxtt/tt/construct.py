@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_instance, check_int, check_real
+from jaxtt._validation import check_float_dtype, check_instance, check_int, check_key, check_memory, check_real
 from jaxtt.tt.core import TensorTrain
 
 __all__ = ["random", "zeros", "rank_one", "full", "expand_ranks", "feasible_ranks", "default_float"]
@@ -90,6 +90,13 @@ def random(
         dtype: floating dtype of the cores; default float64 when
             ``jax_enable_x64`` is set, else float32.
 
+    Ranks above :func:`feasible_ranks` are allowed (they represent the same
+    tensors redundantly).
+
+    Raises:
+        ValueError: the cores would not fit in the memory of the default device
+            (checked before anything is allocated).
+
     Examples:
         >>> import jax
         >>> tt = random(jax.random.key(0), (4, 5, 6), 3)
@@ -98,16 +105,27 @@ def random(
         >>> full(tt).shape
         (4, 5, 6)
     """
+    key = check_key(key)
     shape = _check_shape(shape)
     ranks = expand_ranks(shape, ranks)
     stddev = check_real(stddev, "stddev", minimum=0.0)
     dtype = default_float(dtype)
+    _check_fits(shape, ranks, dtype)
     keys = jax.random.split(key, len(shape))
     cores = [
         jax.random.normal(k, (ranks[i], n, ranks[i + 1]), dtype) * (stddev / ranks[i] ** 0.5)
         for i, (k, n) in enumerate(zip(keys, shape))
     ]
     return TensorTrain(cores)
+
+
+def _check_fits(shape: tuple[int, ...], ranks: tuple[int, ...], dtype) -> tuple[int, ...]:
+    """``ranks`` unchanged, or a ``ValueError`` when the cores would not fit in the device's memory."""
+    nbytes = sum(ranks[k] * n * ranks[k + 1] for k, n in enumerate(shape)) * dtype.itemsize
+    check_memory(nbytes, "ranks", f"the cores of ranks {ranks} on modes {shape}",
+                 f"lower the ranks; no rank can usefully exceed feasible_ranks(shape, rank) = "
+                 f"{feasible_ranks(shape, max(ranks))}")
+    return ranks
 
 
 def zeros(shape: Sequence[int], ranks=1, *, dtype=None) -> TensorTrain:
@@ -121,18 +139,21 @@ def zeros(shape: Sequence[int], ranks=1, *, dtype=None) -> TensorTrain:
     shape = _check_shape(shape)
     ranks = expand_ranks(shape, ranks)
     dtype = default_float(dtype)
+    _check_fits(shape, ranks, dtype)
     return TensorTrain([jnp.zeros((ranks[i], n, ranks[i + 1]), dtype) for i, n in enumerate(shape)])
 
 
 def default_float(dtype=None):
     """``dtype`` as JAX will store it; ``None`` is the default float (float64 under ``jax_enable_x64``).
 
+    Raises ``TypeError`` for a dtype that is not floating.
+
     Examples:
         >>> import jax.numpy as jnp
         >>> default_float(jnp.float32)
         dtype('float32')
     """
-    return jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
+    return check_float_dtype(dtype)
 
 
 def rank_one(vectors: Sequence[Float[Array, " n"]]) -> TensorTrain:
@@ -156,8 +177,9 @@ def rank_one(vectors: Sequence[Float[Array, " n"]]) -> TensorTrain:
     return TensorTrain(cores)
 
 
-def full(tt: TensorTrain) -> Float[Array, "*shape"]:
-    """Dense tensor ``A[i_1, …, i_d]`` represented by ``tt``.
+def full(tt: TensorTrain) -> Float[Array, "*batch *shape"]:
+    """Dense tensor ``A[i_1, …, i_d]`` represented by ``tt``; for a batch of tensor trains (cores with leading
+    batch axes) the batch of dense tensors, shape ``(*batch_shape, *shape)``.
 
     Cost ``O(Π_k n_k · r)`` time and memory: only for small tensors.
 
@@ -168,9 +190,22 @@ def full(tt: TensorTrain) -> Float[Array, "*shape"]:
         >>> g2 = jnp.arange(6.0).reshape(2, 3, 1)
         >>> full(TensorTrain([g1, g2])).tolist()  # A[i, j] = g1[0, i, :] @ g2[:, j, 0]
         [[3.0, 4.0, 5.0], [9.0, 14.0, 19.0]]
+        >>> import jax
+        >>> full(rank_one([jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0])])).tolist()
+        [[3.0, 4.0], [6.0, 8.0]]
+        >>> batch = jax.vmap(lambda k: random(k, (2, 3), 2))(jax.random.split(jax.random.key(0), 5))
+        >>> full(batch).shape
+        (5, 2, 3)
     """
     check_instance(tt, "tt", TensorTrain)
-    result = tt.cores[0][0]  # (n_1, r_1)
-    for core in tt.cores[1:]:
+    fn = _full
+    for _ in tt.batch_shape:
+        fn = jax.vmap(fn)
+    return fn(tt.cores)
+
+
+def _full(cores):
+    result = cores[0][0]  # (n_1, r_1)
+    for core in cores[1:]:
         result = jnp.tensordot(result, core, axes=1)
     return result[..., 0]

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-__all__ = ["TensorTrain"]
+__all__ = ["TensorTrain", "check_single"]
 
 
 class TensorTrain(eqx.Module):
@@ -124,3 +124,14 @@ def _check_chain(cores: tuple) -> None:
                 f"ranks do not chain: cores[{k}] has shape {tuple(cores[k].shape)} but "
                 f"cores[{k + 1}] has shape {tuple(cores[k + 1].shape)}"
             )
+
+
+def check_single(tt: TensorTrain, name: str, op: str) -> TensorTrain:
+    """``tt`` if it is one tensor train, else a ``ValueError`` naming ``name`` that says to map ``op`` over the
+    batch with ``jax.vmap`` (inside ``vmap`` every member is a single train)."""
+    if tt.batch_shape:
+        raise ValueError(
+            f"{name} is a batch of tensor trains (cores with leading axes {tt.batch_shape}); {op} takes one "
+            f"tensor train: map it over the batch with jax.vmap"
+        )
+    return tt

@@ -16,7 +16,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jaxtt._validation import check_array, check_instance, check_finite, check_int, check_real, is_concrete
-from jaxtt.tt.core import TensorTrain
+from jaxtt.tt.core import TensorTrain, check_single
 
 __all__ = ["from_dense", "orthogonalize", "round", "truncation_rank"]
 
@@ -91,6 +91,8 @@ def from_dense(x: Float[Array, "*shape"], max_rank: int | None = None, eps: floa
     x = check_array(x, "x", floating=True)
     if x.ndim < 1:
         raise ValueError("x must have at least one axis")
+    if 0 in x.shape:
+        raise ValueError(f"x must not have an empty axis, got shape {tuple(x.shape)}")
     check_finite(x, "x")
     max_rank, eps = _check_truncation(max_rank, eps)
     x = jnp.asarray(x)
@@ -178,7 +180,7 @@ def orthogonalize(tt: TensorTrain, center: int = -1) -> TensorTrain:
         >>> bool(jnp.allclose(jnp.linalg.norm(b.cores[1]), norm(a), rtol=1e-5))  # the centre holds the norm
         True
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "orthogonalize")
     d = tt.ndim
     center = check_int(center, "center", minimum=-d, maximum=d - 1) % d
     cores = list(tt.cores)
@@ -211,9 +213,11 @@ def round(tt: TensorTrain, max_rank: int | None = None, eps: float = 0.0) -> Ten
         >>> c.ranks, bool(jnp.allclose(full(c), 2 * full(a), atol=1e-4))
         ((1, 2, 2, 1), True)
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "round")
     max_rank, eps = _check_truncation(max_rank, eps)
     d = tt.ndim
+    if d == 1:  # a vector: both ranks are 1, nothing to truncate
+        return TensorTrain(tt.cores)
     if eps > 0:
         if not all(is_concrete(c) for c in tt.cores):
             raise ValueError(

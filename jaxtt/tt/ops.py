@@ -21,14 +21,14 @@ from jax import lax
 from jaxtyping import Array, Float, Int
 
 from jaxtt._validation import check_array, check_instance, is_concrete
-from jaxtt.tt.core import TensorTrain
+from jaxtt.tt.core import TensorTrain, check_single
 
 __all__ = ["add", "scale", "inner", "norm", "hadamard", "get", "absorb", "contract_rank1", "interfaces"]
 
 
 def _check_same_shape(a: TensorTrain, b: TensorTrain, op: str) -> None:
-    check_instance(a, "a", TensorTrain)
-    check_instance(b, "b", TensorTrain)
+    check_single(check_instance(a, "a", TensorTrain), "a", op)
+    check_single(check_instance(b, "b", TensorTrain), "b", op)
     if a.shape != b.shape:
         raise ValueError(f"{op}: shapes differ, a.shape={a.shape} but b.shape={b.shape}")
 
@@ -70,7 +70,7 @@ def scale(tt: TensorTrain, alpha) -> TensorTrain:
         >>> bool(jnp.allclose(full(scale(a, -2.5)), -2.5 * full(a), atol=1e-5))
         True
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "scale")
     alpha = jnp.asarray(alpha, tt.dtype)
     if alpha.ndim != 0:
         raise ValueError(f"alpha must be a scalar, got shape {tuple(alpha.shape)}")
@@ -106,6 +106,11 @@ def inner(a: TensorTrain, b: TensorTrain) -> Float[Array, ""]:
     Left-to-right transfer matrices ``W_k = Σ_i A_k[:, i, :]ᵀ W_{k-1} B_k[:, i, :]``;
     cost ``O(d n r³)``.
 
+    Each transfer matrix is divided by its largest entry and the factors are kept
+    as a sum of logarithms, so long trains (``d`` in the hundreds) neither
+    overflow nor underflow in between: the result is ``inf`` or ``0`` only when the
+    inner product itself is out of the dtype's range.
+
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random, full
@@ -115,17 +120,28 @@ def inner(a: TensorTrain, b: TensorTrain) -> Float[Array, ""]:
         True
     """
     _check_same_shape(a, b, "inner")
-    w = jnp.ones((1, 1), jnp.result_type(a.dtype, b.dtype))
-    for ca, cb in zip(a.cores, b.cores):
+    w, log_scale = _scaled_inner(a.cores, b.cores)
+    return w * jnp.exp(log_scale)
+
+
+def _scaled_inner(a_cores, b_cores):
+    """``(w, log_scale)`` with ``⟨A, B⟩ = w · exp(log_scale)``, rescaling the transfer matrix at every core."""
+    w = jnp.ones((1, 1), jnp.result_type(a_cores[0].dtype, b_cores[0].dtype))
+    log_scale = jnp.zeros((), w.dtype)
+    for ca, cb in zip(a_cores, b_cores):
         w = jnp.einsum("ab,aic,bid->cd", w, ca, cb)
-    return w[0, 0]
+        size = jax.lax.stop_gradient(jnp.max(jnp.abs(w)))
+        size = jnp.where(jnp.isfinite(size) & (size > 0), size, jnp.ones_like(size))
+        w, log_scale = w / size, log_scale + jnp.log(size)
+    return w[0, 0], log_scale
 
 
 def norm(tt: TensorTrain) -> Float[Array, ""]:
     """Frobenius norm ``‖A‖_F = sqrt(⟨A, A⟩)``; cost ``O(d n r³)``.
 
-    The square root is taken of ``max(⟨A, A⟩, 0)`` so that rounding cannot
-    produce a NaN.
+    Computed from the rescaled transfer matrices of :func:`inner`, so it stays
+    finite for long trains whose squared norm alone would overflow; the square
+    root is taken of ``max(⟨A, A⟩, 0)`` so that rounding cannot produce a NaN.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -135,9 +151,14 @@ def norm(tt: TensorTrain) -> Float[Array, ""]:
         True
         >>> bool(jnp.allclose(norm(a), jnp.linalg.norm(full(a)), rtol=1e-5))
         True
+        >>> from jaxtt.tt import rank_one
+        >>> x = rank_one([jnp.array([1.2, 1.6])] * 100)  # ‖x‖ = 2**100 = 1.3e30; in float32 ‖x‖² overflows
+        >>> round(float(norm(x)) / 2.0**100, 4)
+        1.0
     """
-    check_instance(tt, "tt", TensorTrain)
-    return jnp.sqrt(jnp.maximum(inner(tt, tt), 0.0))
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "norm")
+    w, log_scale = _scaled_inner(tt.cores, tt.cores)
+    return jnp.sqrt(jnp.maximum(w, 0.0)) * jnp.exp(log_scale / 2)
 
 
 def _uniform_interior(cores: Sequence) -> bool:
@@ -237,7 +258,7 @@ def contract_rank1(tt: TensorTrain, vectors) -> Float[Array, " N"]:
         >>> y.shape, bool(jnp.allclose(y, jnp.einsum("ijk,si,sj,sk->s", full(a), u, v, w), atol=1e-4))
         ((7,), True)
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "contract_rank1")
     vectors = _check_vectors(tt, vectors)
     return _contract_rank1(tt.cores, vectors)
 
@@ -277,7 +298,7 @@ def interfaces(tt: TensorTrain, vectors) -> tuple[list[Float[Array, "N r"]], lis
         >>> bool(jnp.allclose(lefts[3][:, 0], y, atol=1e-5)), bool(jnp.allclose(rights[0][:, 0], y, atol=1e-5))
         (True, True)
     """
-    check_instance(tt, "tt", TensorTrain)
+    check_single(check_instance(tt, "tt", TensorTrain), "tt", "interfaces")
     vectors = _check_vectors(tt, vectors)
     ones = jnp.ones((vectors[0].shape[0], 1), jnp.result_type(tt.dtype, vectors[0].dtype))
     lefts, rights = [ones], [ones]
@@ -288,11 +309,13 @@ def interfaces(tt: TensorTrain, vectors) -> tuple[list[Float[Array, "N r"]], lis
     return lefts, rights[::-1]
 
 
-def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N"]:
+def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N *batch"]:
     """Entries ``A[i_1^s, …, i_d^s]`` for a batch of multi-indices.
 
     Gathers the slices ``G_k[:, i_k, :]`` and multiplies left to right:
-    cost ``O(N d r²)``.
+    cost ``O(N d r²)``. For a batch of tensor trains (cores with leading batch
+    axes) the entries of every member, shape ``(N, *batch_shape)`` (samples
+    first, as in :class:`jaxtt.ftt.FTT`).
 
     Raises:
         TypeError: for non-integer ``indices``.
@@ -320,7 +343,10 @@ def get(tt: TensorTrain, indices: Int[Array, "N d"]) -> Float[Array, " N"]:
             raise ValueError(
                 f"indices out of range: indices[{s}, {k}] = {idx[s, k]} but mode {k} has size {tt.shape[k]}"
             )
-    return _get(tt.cores, jnp.asarray(indices))
+    fn = _get
+    for _ in tt.batch_shape:
+        fn = jax.vmap(fn, in_axes=(0, None), out_axes=-1)
+    return fn(tt.cores, jnp.asarray(indices))
 
 
 def _gather_step(v, core, col):

@@ -506,7 +506,8 @@ def test_wrappers_are_the_entry_point():
 
 
 def test_a_trajectory_larger_than_memory_is_refused_before_sampling():
-    """1000 steps × 10⁶ × 64 float64 values is 477 GiB: refused with the estimate and the remedy, no tracing."""
+    """1001 × 10⁶ × 64 float64 values are 513 GB: refused with the estimate and the remedy, no tracing."""
     schedule = linear_schedule(1000)
-    with pytest.raises(ValueError, match=r"save='all' over 1000 steps of shape \(1000000, 64\) needs about 47\d GiB"):
+    message = r"save: the saved trajectories of 1000 steps of shape \(1000000, 64\) need 513 GB"
+    with pytest.raises(ValueError, match=message):
         sample(lambda x, t: x, schedule, DDPM(), jax.random.key(0), (10**6, 64), save="all")
