@@ -32,6 +32,7 @@ MODULES = [
     "jaxtt.diffusion.ddim",
     "jaxtt.diffusion.ddpm",
     "jaxtt.diffusion.langevin",
+    "jaxtt.diffusion.flow_matching",
 ]
 
 
