@@ -33,6 +33,10 @@ MODULES = [
     "jaxtt.diffusion.ddpm",
     "jaxtt.diffusion.langevin",
     "jaxtt.diffusion.flow_matching",
+    "jaxtt.distill.teacher",
+    "jaxtt.distill.progressive",
+    "jaxtt.distill.consistency",
+    "jaxtt.distill.compression",
 ]
 
 
