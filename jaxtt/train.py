@@ -325,7 +325,8 @@ def fit(
                 history["step"].append(stop)
                 history["train_loss"].append(float(np.dot(counts, means) / sum(counts)))
                 if x_val is not None:
-                    history["val_loss"].append(float(_validation_loss(state[0], static, schedule, val_key, x_val, loss)))
+                    history["val_loss"].append(
+                        float(_validation_loss(state[0], static, schedule, val_key, x_val, loss)))
                 history["time"].append(elapsed + time.perf_counter() - clock)
                 bar.set_postfix({name: f"{values[-1]:.4g}" for name, values in history.items() if "loss" in name})
                 losses = []

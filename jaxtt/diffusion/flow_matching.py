@@ -191,7 +191,8 @@ def flow_timesteps(schedule: Schedule, steps: int) -> np.ndarray:
     r"""Schedule steps :math:`\tau_1 = T > \dots > \tau_K` whose interpolant times are evenly spaced in ``s``.
 
     Under :class:`~jaxtt.diffusion.FlowVelocity` step ``t`` is the interpolant time
-    :math:`s_t = \sigma_t/(a_t + \sigma_t)` (:math:`a_t = \sqrt{\bar\alpha_t}`, :math:`\sigma_t = \sqrt{1-\bar\alpha_t}`).
+    :math:`s_t = \sigma_t/(a_t + \sigma_t)` (:math:`a_t = \sqrt{\bar\alpha_t}`,
+    :math:`\sigma_t = \sqrt{1-\bar\alpha_t}`).
     This picks, for :math:`k = 0..K-1`, the step whose :math:`s_t` is nearest to :math:`s_T (K - k)/K`, so
     ``DDIM(timesteps=flow_timesteps(schedule, K))`` on a ``FlowVelocity`` is Euler's method with ``K`` equal
     steps (up to the rounding of ``s`` to the schedule's steps) from :math:`s_T \approx 1` to 0.

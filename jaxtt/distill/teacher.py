@@ -91,7 +91,8 @@ def regression_loss(
     t: Array,
     y: Float[Array, "N *event"],
 ) -> Float[Array, ""]:
-    r"""Mean squared error :math:`\frac{1}{N D}\sum_n \|y_n - \mathrm{model}(x_n, t_n)\|^2` of a student on fixed targets.
+    r"""Mean squared error :math:`\frac{1}{N D}\sum_n \|y_n - \mathrm{model}(x_n, t_n)\|^2` of a student on fixed
+    targets.
 
     The objective of every distillation here, for gradient-trained (network) students; an FTT student
     minimises the same sum in closed form (:func:`jaxtt.solvers.fit_regression`). Unchecked and differentiable:
