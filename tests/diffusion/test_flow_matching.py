@@ -130,3 +130,21 @@ def test_bad_input_is_named():
         flow_path(lambda x, s: x, cosine_schedule(10), Heun(steps=2), jax.random.key(0), (2, 1))
     with pytest.raises(TypeError, match="velocity"):
         flow_matching_loss(3, jax.random.key(0), x0)
+
+
+def test_network_trains_on_the_flow_matching_loss_through_the_optax_loop():
+    from jaxtt.nn import Batched, ResNetMLP
+    from jaxtt.train import fit
+
+    x0 = gaussian_data(jax.random.key(8), 512)
+    net = Batched(ResNetMLP(2, 16, 1, key=jax.random.key(9), time_scale=2.0))
+    loss = lambda m, k, b: flow_matching_loss(m, k, b)  # noqa: E731
+    out = fit(net, x0, None, steps=300, batch_size=128, key=jax.random.key(10), loss=loss, log_every=100,
+              progress=False)
+    # below the loss of the best constant velocity -mu, E||eps - x0 + mu||^2 / D = mean(1 + sigma^2)
+    assert out.history["train_loss"][-1] < 0.95 * np.mean(1 + SIGMA**2)
+    assert out.history["train_loss"][-1] < out.history["train_loss"][0]
+    with pytest.raises(ValueError, match="scalar"):
+        fit(net, x0, None, steps=1, batch_size=8, key=jax.random.key(0), loss=lambda m, k, b: b, progress=False)
+    with pytest.raises(TypeError, match="schedule"):
+        fit(net, x0, None, steps=1, batch_size=8, key=jax.random.key(0), progress=False)
