@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -76,12 +76,13 @@ def default_optimizer(
     return optax.adamw(schedule, weight_decay=weight_decay)
 
 
-def _loss(params, static, schedule, key, x):
-    return ddpm_loss(eqx.combine(params, static), schedule, key, x)
+def _loss(params, static, schedule, key, x, loss=None):
+    model = eqx.combine(params, static)
+    return ddpm_loss(model, schedule, key, x) if loss is None else loss(model, key, x)
 
 
 @eqx.filter_jit
-def _train_steps(state, static, optimizer, schedule, x0, key, start, stop, batch_size, ema_decay):
+def _train_steps(state, static, optimizer, schedule, x0, key, start, stop, batch_size, ema_decay, loss=None):
     """Run steps ``start, ..., stop - 1``; return the new ``(params, opt_state, ema_state)`` and their mean loss.
 
     Step ``s`` draws its batch (with replacement) and its diffusion noise from ``fold_in(key, s)`` only, so the
@@ -94,19 +95,19 @@ def _train_steps(state, static, optimizer, schedule, x0, key, start, stop, batch
         (params, opt_state, ema_state), loss_sum = carry
         k_batch, k_loss = jax.random.split(jax.random.fold_in(key, s))
         batch = x0[jax.random.randint(k_batch, (batch_size,), 0, x0.shape[0])]
-        loss, grads = jax.value_and_grad(_loss)(params, static, schedule, k_loss, batch)
+        value, grads = jax.value_and_grad(_loss)(params, static, schedule, k_loss, batch, loss)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         _, ema_state = averager.update(params, ema_state)
-        return (params, opt_state, ema_state), loss_sum + loss.astype(loss_sum.dtype)
+        return (params, opt_state, ema_state), loss_sum + value.astype(loss_sum.dtype)
 
     state, loss_sum = jax.lax.fori_loop(start, stop, step, (state, jnp.zeros((), x0.dtype)))
     return state, loss_sum / (stop - start).astype(x0.dtype)
 
 
 @eqx.filter_jit
-def _validation_loss(params, static, schedule, key, x):
-    return _loss(params, static, schedule, key, x)
+def _validation_loss(params, static, schedule, key, x, loss=None):
+    return _loss(params, static, schedule, key, x, loss)
 
 
 def _chunk_ends(start: int, steps: int, periods: tuple[int, ...]) -> Iterator[int]:
@@ -114,6 +115,19 @@ def _chunk_ends(start: int, steps: int, periods: tuple[int, ...]) -> Iterator[in
     while start < steps:
         start = min([steps] + [(start // p + 1) * p for p in periods])
         yield start
+
+
+def _check_loss(loss, model, x0):
+    if not callable(loss):
+        raise TypeError(f"loss must be callable as loss(model, key, batch), got {type(loss).__name__}")
+    if not jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array)):
+        raise ValueError("model has no floating-point array leaves to train")
+    try:
+        out = jax.eval_shape(loss, model, jax.random.key(0), x0[:2])
+    except Exception as err:
+        raise ValueError(f"loss(model, key, batch) failed on a batch of shape {x0[:2].shape}: {err}") from err
+    if getattr(out, "shape", None) != ():
+        raise ValueError(f"loss(model, key, batch) must return a scalar, got {out}")
 
 
 def _check_model(model, x0):
@@ -164,8 +178,14 @@ def fit(
     checkpoint_every: int | None = None,
     resume: bool = False,
     progress: bool = True,
+    loss: Callable[[PyTree, PRNGKeyArray, Array], Array] | None = None,
 ) -> TrainResult:
     r"""Train a batched noise model on the DDPM simple loss with an Optax optimizer; return a :class:`TrainResult`.
+
+    With ``loss``, the same loop minimises another objective ``loss(model, key, batch)`` (a scalar, with the
+    step's PRNG key and a batch of rows of ``x0``): the flow-matching loss of a velocity model
+    (:func:`jaxtt.diffusion.flow_matching_loss`) or a distillation regression onto a teacher's targets
+    (:mod:`jaxtt.distill`). ``schedule`` is then only passed through and may be ``None``.
 
     Each step ``s = 0, ..., steps - 1`` draws a batch of ``batch_size`` rows of ``x0`` uniformly with
     replacement, evaluates the simple loss of Ho et al. (2020), eq. (14) (:func:`jaxtt.diffusion.ddpm_loss`),
@@ -223,6 +243,8 @@ def fit(
             :func:`default_optimizer`: the same ``steps``), ``key``, ``batch_size``, ``ema_decay`` and with or
             without validation data; the last four are checked.
         progress: show a tqdm progress bar.
+        loss: optional objective ``loss(model, key, batch) -> scalar`` replacing the DDPM loss (see above);
+            ``x0`` then holds whatever rows it needs (e.g. data and coupled noise stacked as ``(N, 2, D)``).
 
     Raises:
         TypeError, ValueError: bad arguments, named (non-finite data, ``batch_size > N``, ``steps < 1``, a
@@ -248,7 +270,7 @@ def fit(
     """
     x0 = check_batch(x0, "x0", min_ndim=2)
     n = x0.shape[0]
-    if not isinstance(schedule, Schedule):
+    if loss is None and not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a jaxtt.diffusion.Schedule, got {type(schedule).__name__}")
     steps = check_int(steps, "steps", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
@@ -272,7 +294,10 @@ def fit(
         optimizer = default_optimizer(steps)
     elif not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
-    _check_model(model, x0)
+    if loss is None:
+        _check_model(model, x0)
+    else:
+        _check_loss(loss, model, x0)
 
     train_key, val_key = jax.random.split(key)
     params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -306,11 +331,12 @@ def fit(
     clock = time.perf_counter()
     with tqdm(total=steps, initial=start, disable=not progress, desc="fit", unit="step") as bar:
         for stop in _chunk_ends(start, steps, (log_every, checkpoint_every)):
-            state, loss = _train_steps(
+            state, chunk_loss = _train_steps(
                 state, static, optimizer, schedule, x0, train_key, jnp.asarray(start), jnp.asarray(stop), batch_size,
                 jnp.asarray(ema_decay),  # weakly typed: keeps the dtype of the weights
+                loss,
             )  # fmt: skip
-            losses.append((stop - start, float(loss)))
+            losses.append((stop - start, float(chunk_loss)))
             bar.update(stop - start)
             start = stop
             if not np.isfinite(losses[-1][1]):
@@ -322,7 +348,8 @@ def fit(
                 history["step"].append(stop)
                 history["train_loss"].append(float(np.dot(counts, means) / sum(counts)))
                 if x_val is not None:
-                    history["val_loss"].append(float(_validation_loss(state[0], static, schedule, val_key, x_val)))
+                    history["val_loss"].append(
+                        float(_validation_loss(state[0], static, schedule, val_key, x_val, loss)))
                 history["time"].append(elapsed + time.perf_counter() - clock)
                 bar.set_postfix({name: f"{values[-1]:.4g}" for name, values in history.items() if "loss" in name})
                 losses = []

@@ -59,6 +59,11 @@ MODULES = [
     "jaxtt.metrics.sliced_wasserstein",
     "jaxtt.metrics.eps_error",
     "jaxtt.train",
+    "jaxtt.diffusion.flow_matching",
+    "jaxtt.distill.teacher",
+    "jaxtt.distill.progressive",
+    "jaxtt.distill.consistency",
+    "jaxtt.distill.compression",
 ]
 
 

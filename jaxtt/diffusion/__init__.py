@@ -1,5 +1,6 @@
 """Diffusion: noise schedules, the forward process, losses, model parameterizations, one sampling entry point
-with sampler objects, guidance and likelihoods.
+with sampler objects, guidance and likelihoods; flow matching and rectified flow
+(:mod:`jaxtt.diffusion.flow_matching`), sampled as noise models through ``FlowVelocity``.
 
 Time steps are ``t = 0..T`` with ``t = 0`` the data and ``t = 1..T`` the noised levels; schedule arrays have
 length ``T + 1`` and are indexed by ``t`` (see :mod:`jaxtt.diffusion.schedule`). A model is any callable
@@ -19,6 +20,15 @@ again. Inside a user's ``jax.jit`` they are simply traced.
 
 from jaxtt.diffusion.ddim import ddim_sample, ddim_timesteps
 from jaxtt.diffusion.ddpm import ddpm_sample
+from jaxtt.diffusion.flow_matching import (
+    flow_matching_loss,
+    flow_matching_triples,
+    flow_path,
+    flow_timesteps,
+    interpolant,
+    reflow_pairs,
+    straightness,
+)
 from jaxtt.diffusion.forward import eps_to_score, predict_x0, q_sample, score_to_eps, training_triples
 from jaxtt.diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
 from jaxtt.diffusion.langevin import langevin_sample
@@ -72,6 +82,11 @@ __all__ = [
     "empirical_bayes_eps",
     "ddpm_sample",
     "eps_to_score",
+    "flow_matching_loss",
+    "flow_matching_triples",
+    "flow_path",
+    "flow_timesteps",
+    "interpolant",
     "langevin_sample",
     "linear_schedule",
     "log_likelihood",
@@ -80,9 +95,11 @@ __all__ = [
     "ode_sample",
     "predict_x0",
     "q_sample",
+    "reflow_pairs",
     "sample",
     "schedule_from_betas",
     "score_to_eps",
+    "straightness",
     "timesteps",
     "UniPC",
     "training_triples",

@@ -65,7 +65,10 @@ class FTTDenoiser(eqx.Module):
     essentially a pseudo-random sign); see ``benchmarks/study_ftt_vs_nn.py``.
 
     The module is batched: ``model(x, t)`` takes ``x`` of shape ``(N, D)`` and
-    integer (or real) ``t`` of shape ``(N,)`` and returns ``(N, D)``.
+    integer (or real) ``t`` of shape ``(N,)`` and returns ``(N, D)``. With
+    ``time="core"``, ``T = 1`` and real ``t`` in ``[0, 1]`` it is a functional TT
+    of ``(x, s)`` with a continuous time: the velocity model of rectified flow
+    (:mod:`jaxtt.diffusion.flow_matching`).
 
     Args:
         dim: data dimension ``D``.

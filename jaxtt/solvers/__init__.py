@@ -11,12 +11,13 @@
 Each solver is an immutable module with pure ``init(model, x, y) -> state`` and
 ``step(state) -> state``; all minimise the :class:`LeastSquares` objective and
 report a :class:`FitResult` with the same fields. :func:`fit_denoiser` fits an
-:class:`~jaxtt.ftt.FTTDenoiser` on the DDPM loss with any of them.
+:class:`~jaxtt.ftt.FTTDenoiser` on the DDPM loss with any of them; :func:`fit_regression` fits one to
+fixed rows ``(x_t, t, y)`` (flow matching, distillation, compression).
 """
 
 from jaxtt.solvers.als import ALS, ALSState, als_sweep, sweep_memory
 from jaxtt.solvers.continuation import coarse_to_fine, resize_bases
-from jaxtt.solvers.denoiser import fit_denoiser, regression_data
+from jaxtt.solvers.denoiser import fit_denoiser, fit_regression, regression_data
 from jaxtt.solvers.dmrg import DMRG, DMRGState, dmrg_sweep
 from jaxtt.solvers.fit import FitResult, Solver, StalledFitWarning, fit
 from jaxtt.solvers.gradient import GradientDescent, GradientDescentState
@@ -45,6 +46,7 @@ __all__ = [
     "fit_denoiser",
     "coarse_to_fine",
     "resize_bases",
+    "fit_regression",
     "fit_riemannian",
     "regression_data",
 ]
