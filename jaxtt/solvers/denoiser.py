@@ -194,28 +194,21 @@ def fit_denoiser(
     check_instance(schedule, "schedule", Schedule)
     if schedule.T != denoiser.T:
         raise ValueError(f"schedule has T = {schedule.T} but the denoiser was built for T = {denoiser.T}")
-    solver = ALS(cg_maxiter=8) if solver is None else check_instance(solver, "solver", Solver)
-    steps = check_int(steps, "steps", minimum=1)
+    solver = ALS(cg_maxiter=8) if solver is None else solver
     repeats = check_int(repeats, "repeats", minimum=1)
     draws = check_int(draws, "draws", minimum=1)
     check_choice(targets, "targets", ("sampled", "empirical_bayes"))
-    if reg is not None:
-        reg = check_real(reg, "reg", minimum=0.0)
     x0 = check_array(x0, "x0", ndim=2, floating=True)
     if x0.shape[0] < 1 or x0.shape[1] != denoiser.dim:
         raise ValueError(f"x0 must have shape (N, {denoiser.dim}) with N >= 1, got {tuple(x0.shape)}")
     check_finite(x0, "x0")
-    if reg is not None:
-        if not hasattr(solver, "reg"):
-            raise TypeError(f"reg: {type(solver).__name__} has no reg field to set; pass reg=None")
-        solver = eqx.tree_at(lambda s: s.reg, solver, reg * x0.shape[0] * repeats)
+    x0 = jnp.asarray(x0, denoiser.ftt.tt.dtype)
     results = []
-    ftt = denoiser.ftt
     for key_round in jax.random.split(key, draws):
-        x_t, t, eps = training_triples(key_round, jnp.asarray(x0, ftt.tt.dtype), schedule, repeats)
+        x_t, t, eps = training_triples(key_round, x0, schedule, repeats)
         if targets == "empirical_bayes":
             eps = empirical_bayes_eps(schedule, x_t, t, x0)
-        ftt, result = fit(ftt, *regression_data(denoiser, x_t, t, eps), solver, max_steps=steps,
-                          progress=progress)
+        denoiser, result = fit_regression(denoiser, x_t, t, eps, solver=solver, steps=steps, reg=reg,
+                                          progress=progress)
         results.append(result)
-    return eqx.tree_at(lambda m: m.ftt, denoiser, ftt), results
+    return denoiser, results
