@@ -315,10 +315,12 @@ def demo(args: argparse.Namespace) -> dict:
     from jaxtt.solvers import ALS, fit_denoiser
     from jaxtt.train import fit
 
+    keys = jax.random.split(jax.random.key(args.seed), 8)
+    ftt = FTTDenoiser(2, args.T, rank=args.rank, m=args.m, basis=args.basis, key=keys[2])
+    _check_fit_memory(ftt, args.n * args.repeats, args.cg_steps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
-    keys = jax.random.split(jax.random.key(args.seed), 8)
     data = toy_dataset(args.dataset, keys[0], args.n)
     reference = toy_dataset(args.dataset, keys[1], args.samples)
     schedule = linear_schedule(args.T)
@@ -326,7 +328,6 @@ def demo(args: argparse.Namespace) -> dict:
     print(f"jaxtt demo: {args.dataset}, N={args.n}, T={args.T}, jax {jax.__version__} on "
           f"{jax.default_backend()} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
     start = time.perf_counter()
-    ftt = FTTDenoiser(2, args.T, rank=args.rank, m=args.m, basis=args.basis, key=keys[2])
     ftt, _ = fit_denoiser(ftt, data, schedule, keys[3], solver=ALS(cg_maxiter=args.cg_steps), steps=args.sweeps,
                           repeats=args.repeats, progress=progress)
     jax.block_until_ready(ftt)
@@ -434,6 +435,19 @@ def _denoiser(hyper: dict, key):
                        dtype=hyper["dtype"], key=key)
 
 
+def _check_fit_memory(denoiser, rows: int, cg_steps: int) -> None:
+    """Refuse (as a usage error naming --rank/--m) an ALS fit whose sweep cannot fit in the device's memory."""
+    from jaxtt._validation import device_memory_bytes
+    from jaxtt.solvers import sweep_memory
+
+    needed, limit = sweep_memory(denoiser.ftt, rows, cg_maxiter=cg_steps), device_memory_bytes()
+    if limit is not None and needed > limit:
+        remedy = "lower them" + ("" if cg_steps else ", or pass --cg-steps 8 (matrix-free local solves)")
+        raise _UsageError(f"argument --rank/--m: an ALS sweep at rank {max(denoiser.ftt.tt.ranks)} with "
+                          f"{max(b.m for b in denoiser.ftt.bases)} basis functions needs {needed / 1e9:.3g} GB, more than the {limit / 1e9:.3g} GB of memory "
+                          f"here; {remedy}")
+
+
 def train(args: argparse.Namespace) -> dict:
     """``jaxtt train``: standardize the points, fit an FTT denoiser by ALS sweeps and save it; return the model
     file's metadata."""
@@ -451,6 +465,7 @@ def train(args: argparse.Namespace) -> dict:
              "domain": [-4.0, 4.0], "time": "core", "output": "independent",
              "dtype": str(jax.dtypes.canonicalize_dtype(np.float64))}
     model = _denoiser(hyper, keys[0])
+    _check_fit_memory(model, x.shape[0] * args.repeats, args.cg_steps)
     start = time.perf_counter()
     model, results = fit_denoiser(model, z.astype(hyper["dtype"]), _schedule(args.schedule, args.T), keys[1],
                                   solver=ALS(cg_maxiter=args.cg_steps), steps=args.sweeps, repeats=args.repeats,
@@ -574,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         {"demo": demo, "train": train, "sample": sample, "evaluate": evaluate}[args.command](args)
+    except _UsageError as err:  # checks that need JAX (memory), made before anything is written or trained
+        command.error(str(err))
     except (NumericalError, CheckpointError, OSError) as err:
         print(f"jaxtt {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -207,3 +207,11 @@ def test_a_fit_that_breaks_down_is_reported_without_a_traceback(trained, tmp_pat
     err = capsys.readouterr().err
     assert "jaxtt train: error: non-finite local solution at step 1, core 0; increase reg" in err
     assert "Traceback" not in err and not (tmp_path / "m.ckpt").exists()
+
+
+def test_a_fit_larger_than_memory_is_refused_before_the_folder(tmp_path, capsys):
+    """rank 64, m 64 with exact local solves: the Gram matrices alone are terabytes."""
+    out = tmp_path / "out"
+    err = _usage_error(["demo", "--rank", "64", "--m", "64", "--cg-steps", "0", "--out", str(out)], capsys)
+    assert "--rank/--m" in err and "GB" in err and "--cg-steps 8" in err
+    assert not out.exists()
