@@ -82,7 +82,7 @@ def test_version_and_defaults_in_help(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0 and capsys.readouterr().out.strip() == f"jaxtt {__version__}"
-    for command, default in [("demo", "(default: 5000)"), ("train", "(default: 1000)"), ("sample", "(default: 1000)"),
+    for command, default in [("demo", "(default: 10000)"), ("train", "(default: 1000)"), ("sample", "(default: 1000)"),
                              ("evaluate", "(default: 2000)")]:
         with pytest.raises(SystemExit):
             main([command, "--help"])
