@@ -50,7 +50,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, Int
 
-from jaxtt._validation import check_bool, check_int, check_memory, check_real, is_concrete
+from jaxtt._validation import check_bool, check_int, check_real, is_concrete
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
@@ -262,7 +262,7 @@ def sweep_memory(model: FTT, n: int, *, chunk_size: int = 4096, cg_maxiter: int 
     With ``p = max_k r_{k-1} m_k r_k`` local unknowns: the Gram matrix, its
     regularised copy and its Cholesky factor (``3 p²``, Cholesky only) and the
     design rows of a chunk (``chunk · p``; CGLS chunks hold up to ``r`` times
-    more samples), plus the stored left and right interfaces (``2 N r d``) and
+    more samples, at most ``N``), plus the stored left and right interfaces (``2 N r d``) and
     one core's features times a rank (``N m r``); all times the number of
     outputs swept together (the batch) and the item size.
 
@@ -280,7 +280,7 @@ def sweep_memory(model: FTT, n: int, *, chunk_size: int = 4096, cg_maxiter: int 
     d, r, m = len(modes), max(ranks), max(modes)
     p = max(ranks[k] * modes[k] * ranks[k + 1] for k in range(d))
     chunk = max(1, min(chunk_size, n))
-    local = chunk * r * p if cg_maxiter else 3 * p * p + chunk * p
+    local = min(n, chunk * r) * p if cg_maxiter else 3 * p * p + chunk * p
     batch = int(np.prod(model.tt.batch_shape, dtype=np.int64))
     return int(batch * (local + 2 * n * r * d + n * m * r) * np.dtype(model.tt.dtype).itemsize)
 
@@ -373,16 +373,21 @@ class ALS(Solver):
         check_int(self.cg_maxiter, "cg_maxiter", minimum=0)
         check_bool(self.sparse, "sparse")
 
+    def step_memory(self, model: FTT, n: int) -> int:
+        """:func:`sweep_memory` with this solver's ``chunk_size`` and ``cg_maxiter``."""
+        return sweep_memory(model, n, chunk_size=self.chunk_size, cg_maxiter=self.cg_maxiter)
+
+    @property
+    def memory_remedy(self) -> str:
+        """What to change when a sweep does not fit in memory."""
+        if self.cg_maxiter:
+            return "lower the rank or the basis size, or use a smaller chunk_size"
+        return "use matrix-free local solves (ALS(cg_maxiter=8) forms no Gram matrix) or lower the rank or basis size"
+
     def init(self, model: FTT, x: Float[Array, "N d"], y: Float[Array, "N *D"]) -> ALSState:
         """Validate the problem; build the sparse plans (concrete ``x`` only) and the starting loss."""
         x, y, _, _ = check_training_data(model, x, y)
         check_feasible_ranks(model.tt)
-        remedy = ("lower the rank or the basis size, or use a smaller chunk_size" if self.cg_maxiter else
-                  "use matrix-free local solves (ALS(cg_maxiter=8) forms no Gram matrix) or lower the rank or the "
-                  "basis size")
-        check_memory(sweep_memory(model, x.shape[0], chunk_size=self.chunk_size, cg_maxiter=self.cg_maxiter),
-                     "model", f"the arrays of an ALS sweep at ranks {model.tt.ranks} with up to "
-                     f"{max(b.m for b in model.bases)} basis functions", remedy)
         y = y.astype(model.tt.dtype)
         plans = local_plans(model, x) if self.sparse and not self.cg_maxiter and is_concrete(x) else None
         if plans is not None and all(p is None for p in plans):

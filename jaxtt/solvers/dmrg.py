@@ -342,6 +342,21 @@ class DMRG(Solver):
         check_choice(self.truncation, "truncation", TRUNCATIONS)
         check_bool(self.polish, "polish")
 
+    def step_memory(self, model: FTT, n: int) -> int:
+        """Estimated bytes of the largest arrays of one sweep at ranks up to ``max_rank`` (outputs are swept one
+        at a time): every core's features and the interfaces (``N (m + 2r) d``), the feature covariances
+        (``2 (r m)²``) and the two-site solve of ``p = r m² r`` unknowns: normal equations (``3 p²`` plus a
+        chunk of design rows) up to ``dense_limit`` unknowns, matrix-free CGLS (chunks of up to ``r`` times
+        4096 rows of ``p``) above."""
+        m = max(b.m for b in model.bases)
+        r = max(self.max_rank or 0, *model.tt.ranks)
+        p = r * m * m * r
+        solve = min(n, 4096) * p + 3 * p * p if p <= self.dense_limit else min(n, 4096 * r) * p
+        words = n * (m + 2 * r) * model.ndim + 2 * (r * m) ** 2 + solve
+        return int(words * np.dtype(model.tt.dtype).itemsize)
+
+    memory_remedy = "lower max_rank or the basis size, or fit on fewer rows"
+
     def init(self, model: FTT, x: Float[Array, "N d"], y: Float[Array, "N *D"]) -> DMRGState:
         """Validate the problem and split a batch of FTTs into its members."""
         x, y, _, _ = check_training_data(model, x, y)

@@ -32,7 +32,7 @@ import numpy as np
 from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
-from jaxtt._validation import check_instance, check_int, check_real, is_concrete
+from jaxtt._validation import check_instance, check_int, check_memory, check_real, is_concrete
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers.problem import check_training_data, outside_domain, relative_residual
@@ -73,6 +73,16 @@ class Solver(eqx.Module):
 
     #: what :meth:`check` suggests when the loss goes non-finite
     remedy = "increase reg or check the scaling of the data"
+    #: what :func:`fit` suggests when :meth:`step_memory` exceeds the device's memory
+    memory_remedy = "lower the rank or the basis size, or fit on fewer rows"
+
+    def step_memory(self, model: FTT, n: int) -> int:
+        """Estimated bytes of the largest arrays of one step on ``n`` samples, checked by :func:`fit` before it
+        starts. This default counts what every solver holds: each core's features and the left and right
+        interfaces, ``N (m + 2r) d`` numbers per output; solvers with larger local problems override it."""
+        m, r = max(b.m for b in model.bases), max(model.tt.ranks)
+        batch = int(np.prod(model.tt.batch_shape, dtype=np.int64))
+        return int(batch * n * (m + 2 * r) * model.ndim * np.dtype(model.tt.dtype).itemsize)
 
     def check(self, state, step: int) -> None:
         """Raise :class:`~jaxtt.errors.NumericalError` (with :attr:`remedy`) if ``state`` holds a non-finite loss."""
@@ -176,6 +186,9 @@ def fit(
         if not (isinstance(validation, tuple | list) and len(validation) == 2):
             raise TypeError(f"validation must be a pair (x_val, y_val), got {type(validation).__name__}")
     x, y, x_val, y_val = check_training_data(model, x, y, *(validation or (None, None)))
+    check_memory(solver.step_memory(model, x.shape[0]), "model",
+                 f"the arrays of one {type(solver).__name__} step at ranks {model.tt.ranks} with up to "
+                 f"{max(b.m for b in model.bases)} basis functions", solver.memory_remedy)
     max_steps = check_int(max_steps, "max_steps", minimum=0)
     tol = check_real(tol, "tol", minimum=0.0)
     if stagnation is not None:

@@ -137,11 +137,16 @@ def test_a_sweep_that_cannot_fit_in_memory_is_refused_before_any_work():
     x = jnp.zeros((200, 3))
     p = 64 * 64 * 64
     assert sweep_memory(model, 200) >= 3 * p * p * 8
-    message = r"model: the arrays of an ALS sweep at ranks \(1, 64, 64, 1\).* need 1\.65e\+03 GB.*cg_maxiter=8"
+    message = r"model: the arrays of one ALS step at ranks \(1, 64, 64, 1\).* need 1\.65e\+03 GB.*cg_maxiter=8"
     with pytest.raises(ValueError, match=message):
         fit(model, x, x[:, 0], ALS(), max_steps=1, progress=False)
-    # matrix-free CGLS needs no Gram matrix: chunk · r · p + interfaces, here ~0.13 GiB
-    assert sweep_memory(model, 200, cg_maxiter=8) == (200 * 64 * p + 2 * 200 * 64 * 3 + 200 * 64 * 64) * 8
+    # matrix-free CGLS needs no Gram matrix: design rows of all 200 samples (a chunk) + interfaces, 0.4 GB
+    assert sweep_memory(model, 200, cg_maxiter=8) == (200 * p + 2 * 200 * 64 * 3 + 200 * 64 * 64) * 8
+    # DMRG up to rank 256: two-site supercores of 256·64·64·256 unknowns, matrix-free over 200 rows: 430 GB
+    message = r"model: the arrays of one DMRG step at ranks .* need 4\d\d GB.*lower max_rank"
+    with pytest.raises(ValueError, match=message):
+        fit(FTT(constant_init(bases, 2, key=jax.random.key(0)), bases), x, x[:, 0], DMRG(max_rank=256),
+            max_steps=1, progress=False)
 
 
 def test_fit_under_jit_names_the_jittable_alternative():
