@@ -224,7 +224,7 @@ def fit(
     y_all = np.asarray(y)
     explained = 1.0 - (result.train_residual[-1] * np.linalg.norm(y_all)) ** 2 / max(
         float(np.sum((y_all - y_all.mean(axis=0)) ** 2)), np.finfo(np.float64).tiny)
-    if status != "tol" and (explained < 0.1 or (status == "stalled" and result.train_residual[-1] > 10 * tol > 0)):
+    if status != "tol" and len(result.step) > 1 and (explained < 0.1 or (status == "stalled" and result.train_residual[-1] > 10 * tol > 0)):
         warnings.warn(
             f"{type(solver).__name__} stopped ({status}) at training residual {result.train_residual[-1]:.3g}, "
             f"explaining {max(explained, 0.0):.1%} of the variance of y" + (f" (tol {tol:g})" if tol > 0 else "")
