@@ -43,7 +43,6 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from jaxtt._validation import check_array, check_finite, check_int, check_key, check_real
