@@ -11,7 +11,8 @@ Two 8-D Gaussian mixtures of 6 components, 10,000 training points, the linear sc
 - ``gmm8``: the FTT-vs-NN study's 8-D mixture (rotated anisotropic covariances ``A Aᵀ + 0.05 I``), the same
   problem, keys and evaluator as ``benchmarks/study_ftt_vs_nn.py``.
 
-Arms: ``fit_density`` (rank r, m bumps per variable, 4 sweeps) used through ``DensityDenoiser``; FTT regression
+Arms: ``fit_density`` (rank r, m bumps per variable, 4 sweeps, the default ridge ``1e-3``) used through
+``DensityDenoiser``; FTT regression
 ``fit_denoiser`` (rank 8, m 8, CGLS-8, 4 triples per point, 4 sweeps) on sampled and on empirical-Bayes targets.
 Reported: fit seconds (including compilation), the excess loss E‖ε_θ − ε*‖²/D on held-out triples, and the
 study's quality metrics of 2000 DDIM-100 samples with ``clip_x0`` (MMD², sliced W2). The NN row of ``gmm8`` is
@@ -70,7 +71,7 @@ def main():
         evaluator = study.Evaluator(problem, schedule, settings)
         arms = {f"density r{r} m{m}": (lambda r=r, m=m: DensityDenoiser(
                     fit_density(problem.x, rank=r, m=m, key=jax.random.key(1))[0], schedule))
-                for r, m in ((6, 16), (12, 24))}
+                for r, m in ((6, 24), (6, 32), (12, 24))}
         for targets in ("sampled", "empirical_bayes"):
             arms[f"regression {targets}"] = lambda targets=targets: fit_denoiser(
                 FTTDenoiser(8, settings.T, rank=8, m=8, key=jax.random.key(1)), problem.x, schedule,

@@ -31,12 +31,16 @@ def test_one_bump_is_a_gaussian_with_the_exact_noised_score():
     """p0 ∝ N(c, h²) per coordinate: x_t ~ N(a c, a²h² + s²) and ε* = s (x − a c) / (a²h² + s²)."""
     c, h = jnp.array([[0.5], [-1.0]]), jnp.array([0.4, 0.8])
     density = TTDensity(TensorTrain([jnp.full((1, 1, 1), 2.0), jnp.ones((1, 1, 1))]), c, h)
-    x = jax.random.normal(jax.random.key(0), (50, 2), jnp.float64)
+    x = 4 * jax.random.normal(jax.random.key(0), (50, 2), jnp.float64)
     t = jax.random.randint(jax.random.key(1), (50,), 1, 1001)
     alpha_bar = jnp.exp(SCHEDULE.log_alpha_bar_at(t))[:, None]
     a, s = jnp.sqrt(alpha_bar), jnp.sqrt(1 - alpha_bar)
     exact = s * (x - a * c[:, 0]) / (a**2 * h**2 + s**2)
-    np.testing.assert_allclose(DensityDenoiser(density, SCHEDULE)(x, t), exact, rtol=1e-9, atol=1e-12)
+    # the posterior mean of y is kept inside the bumps' box c ± 4h (exact wherever it already lies there)
+    mean = jnp.clip((x - s * exact) / a, c[:, 0] - 4 * h, c[:, 0] + 4 * h)
+    inside = jnp.all(mean == (x - s * exact) / a, axis=1)
+    assert 0.3 < float(inside.mean()) < 1.0  # both cases occur
+    np.testing.assert_allclose(DensityDenoiser(density, SCHEDULE)(x, t), (x - a * mean) / s, rtol=1e-9, atol=1e-12)
     # ∫ p = 2 · √(2π)·0.4 · √(2π)·0.8
     np.testing.assert_allclose(density.normalizer(), 2 * 2 * np.pi * 0.4 * 0.8, rtol=1e-12)
 
