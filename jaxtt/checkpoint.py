@@ -75,7 +75,7 @@ def _umask() -> int:
     return mask
 
 
-def _check_replaceable(path: str) -> None:
+def check_replaceable(path: str) -> None:
     """Refuse to replace an existing file that is marked read-only or that this user may not write."""
     try:
         mode = os.stat(path).st_mode
@@ -122,7 +122,7 @@ def save_checkpoint(path: str | os.PathLike, tree: PyTree, metadata: dict | None
     data = buffer.getvalue()
     header = _HEADER.pack(_MAGIC, _VERSION, len(meta), len(data), hashlib.sha256(meta + data).digest())
     directory = os.path.dirname(os.path.abspath(path))
-    _check_replaceable(path)
+    check_replaceable(path)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)

@@ -23,7 +23,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
 from jaxtt._validation import check_batch, check_int, check_key, check_real
-from jaxtt.checkpoint import load_checkpoint, save_checkpoint
+from jaxtt.checkpoint import check_replaceable, load_checkpoint, save_checkpoint
 from jaxtt.diffusion import Schedule, ddpm_loss
 from jaxtt.errors import NumericalError
 
@@ -159,6 +159,7 @@ def _check_checkpoint_path(path) -> str:
         raise ValueError(f"checkpoint_path {path!r}: the directory {directory!r} is not writable")
     if os.path.isdir(path):
         raise ValueError(f"checkpoint_path {path!r} is a directory, not a file")
+    check_replaceable(path)  # a read-only checkpoint is refused now, not at the first save
     return path
 
 

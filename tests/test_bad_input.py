@@ -324,3 +324,18 @@ def test_empty_batches_are_refused(model):
         vlb(model, schedule, empty, KEY)
     with pytest.raises(ValueError, match=r"x must hold at least one row"):
         log_likelihood(model, schedule, empty, KEY)
+
+
+def test_training_refuses_a_read_only_checkpoint_before_it_trains(tmp_path):
+    """The refusal used to come at the first save, after a chunk of training."""
+    from jaxtt.nn import Batched
+    from jaxtt.train import fit
+
+    path = tmp_path / "run.ckpt"
+    save_checkpoint(path, {"w": jnp.ones(2)})
+    os.chmod(path, 0o444)
+    net = Batched(ResNetMLP(2, 8, 1, key=jax.random.key(0), time_scale=50.0))
+    x0 = jax.random.normal(jax.random.key(1), (64, 2))
+    with pytest.raises(PermissionError, match="read-only"):
+        fit(net, x0, linear_schedule(50), steps=5, batch_size=16, key=jax.random.key(2), checkpoint_path=path,
+            progress=False)
