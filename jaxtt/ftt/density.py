@@ -43,17 +43,13 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from jaxtt._validation import check_array, check_finite, check_int, check_key, check_real
-from jaxtt.tt import TensorTrain, absorb, contract_rank1
+from jaxtt.tt import TensorTrain, contract_rank1
 
 __all__ = ["TTDensity", "DensityDenoiser", "fit_density"]
-
-
-def _bumps(x, centers, width, amplitude=1.0):
-    """``amplitude · exp(−(x − c_j)² / (2 width²))`` for ``x (N,)`` and centers ``(m,)``: ``(N, m)``."""
-    return amplitude * jnp.exp(-0.5 * ((x[:, None] - centers[None, :]) / width) ** 2)
 
 
 class TTDensity(eqx.Module):
@@ -118,11 +114,25 @@ class TTDensity(eqx.Module):
         meaningless and would otherwise throw the prediction arbitrarily far. Where :math:`p_t(x) \le 0` the
         standard normal's prediction :math:`\epsilon = s x` is used before clipping."""
         a, s = jnp.broadcast_to(a, x.shape[:1]), jnp.broadcast_to(s, x.shape[:1])
+        low, high = self.support()
 
         def one(xi, ai, si):
-            value, grad = jax.value_and_grad(lambda z: self.noised_prob(z[None], ai, si)[0])(xi)
-            eps = jnp.where(value > 0, -si * grad / jnp.where(value > 0, value, 1.0), si * xi)
-            y = jnp.clip((xi - si * eps) / ai, *self.support())
+            # log ψ_k per variable, shifted by its maximum: the shifts leave ∇ log p unchanged up to their own
+            # gradient, and keep the contraction in range where p_t itself underflows (tails, small t, large d)
+            spread = jnp.sqrt((ai * self.width) ** 2 + si**2)
+
+            def shifted(z):
+                logs = jnp.log(self.width / spread)[:, None] - 0.5 * ((z[:, None] - ai * self.centers)
+                                                                      / spread[:, None]) ** 2
+                shift = jnp.max(logs, axis=1)
+                value = contract_rank1(self.tt, [jnp.exp(row - sh)[None] for row, sh in zip(logs, shift)])[0]
+                return value, jnp.sum(shift)
+
+            (value, _), grad_value = jax.value_and_grad(shifted, has_aux=True)(xi)
+            grad_shift = jax.grad(lambda z: shifted(z)[1])(xi)
+            positive = value > 0
+            eps = jnp.where(positive, -si * (grad_value / jnp.where(positive, value, 1.0) + grad_shift), si * xi)
+            y = jnp.clip((xi - si * eps) / ai, low, high)
             return (xi - ai * y) / si
 
         return jax.vmap(one)(x, a, s)
@@ -158,16 +168,26 @@ class DensityDenoiser(eqx.Module):
 def _gram(centers, h):
     """``∫ φ_i φ_j = √π h exp(−(c_i − c_j)² / (4h²))``."""
     diff = centers[:, None] - centers[None, :]
-    return jnp.sqrt(jnp.pi) * h * jnp.exp(-(diff**2) / (4 * h * h))
+    return np.sqrt(np.pi) * h * np.exp(-(diff**2) / (4 * h * h))
 
 
 def _kron_solve(factors, rhs, reg):
     """Solve ``(F_1 ⊗ F_2 ⊗ F_3 + reg I) g = rhs`` for symmetric PSD ``F_i``, ``rhs`` shaped ``(n_1, n_2, n_3)``."""
-    eig = [jnp.linalg.eigh(f) for f in factors]
-    z = jnp.einsum("ai,bj,ck,abc->ijk", eig[0][1], eig[1][1], eig[2][1], rhs)
+    eig = [np.linalg.eigh(f) for f in factors]
+    z = np.einsum("ai,bj,ck,abc->ijk", eig[0][1], eig[1][1], eig[2][1], rhs, optimize=True)
     lam = eig[0][0][:, None, None] * eig[1][0][None, :, None] * eig[2][0][None, None, :]
-    z = z / (jnp.maximum(lam, 0.0) + reg)
-    return jnp.einsum("ai,bj,ck,ijk->abc", eig[0][1], eig[1][1], eig[2][1], z)
+    z = z / (np.maximum(lam, 0.0) + reg)
+    return np.einsum("ai,bj,ck,ijk->abc", eig[0][1], eig[1][1], eig[2][1], z, optimize=True)
+
+
+def _absorb(v, core, feats):
+    """``v'_s = Σ_{a,i} v_s[a] G[a, i, b] φ_s[i]`` (NumPy)."""
+    return np.einsum("sa,aib,si->sb", v, core, feats, optimize=True)
+
+
+def _gram_step(g, core, gram):
+    """``Σ g[a, b] G[a, i, c] K[i, j] G[b, j, d]``: the Gram interface one core further."""
+    return np.einsum("ab,aic,ij,bjd->cd", g, core, gram, core, optimize=True)
 
 
 def fit_density(
@@ -183,6 +203,10 @@ def fit_density(
 ) -> tuple[TTDensity, list[float]]:
     """Fit a :class:`TTDensity` to samples ``y`` by ALS sweeps on the L2 loss (module docstring).
 
+    The sweeps run on the host in NumPy float64 whatever the dtype of ``y``: the local Hessians are
+    Kronecker products of three factors whose condition numbers multiply (a Gram matrix of bumps one
+    spacing wide alone has about 7e3 at ``m = 24``). The returned density has ``y``'s dtype.
+
     Args:
         y: samples ``(N, d)``, finite.
         rank: TT rank of the coefficients.
@@ -192,8 +216,7 @@ def fit_density(
         reg: ridge weight, relative to the largest eigenvalue of each local Hessian. The L2 loss rewards
             spikes at the samples, so in more than a few dimensions the fit needs it: on an 8-D mixture of
             6 axis-aligned Gaussians (10,000 points, rank 6, 24 bumps) the excess loss of the implied noise
-            prediction was 0.04 at ``1e-8``, 0.009 at ``3e-4``, 0.002 at ``1e-3`` and 0.025 at ``1e-2``
-            (``benchmarks/bench_density.py``).
+            prediction was 0.04 at ``1e-8``, 0.009 at ``3e-4``, 0.002 at ``1e-3`` and 0.025 at ``1e-2``.
         key: PRNG key of the small perturbation of the start.
 
     Returns:
@@ -211,40 +234,42 @@ def fit_density(
     sweeps = check_int(sweeps, "sweeps", minimum=1)
     reg = check_real(reg, "reg", minimum=0.0)
     key = check_key(key)
-    y = jnp.asarray(y)
+    dtype = y.dtype
+    y = np.asarray(y, np.float64)
     n, d = y.shape
-    low, high = jnp.min(y, axis=0), jnp.max(y, axis=0)
-    span = jnp.maximum(high - low, 1e-6)
+    low, high = y.min(axis=0), y.max(axis=0)
+    span = np.maximum(high - low, 1e-6)
     low, high = low - margin * span, high + margin * span
-    centers = jnp.linspace(0.0, 1.0, m)[None, :] * (high - low)[:, None] + low[:, None]
+    centers = np.linspace(0.0, 1.0, m)[None, :] * (high - low)[:, None] + low[:, None]
     h = width * (high - low) / (m - 1)
-    feats = [_bumps(y[:, k], centers[k], h[k]) for k in range(d)]
+    feats = [np.exp(-0.5 * ((y[:, k : k + 1] - centers[k][None]) / h[k]) ** 2) for k in range(d)]
     grams = [_gram(centers[k], h[k]) for k in range(d)]
     ranks = [1] + [min(rank, m ** min(k, d - k)) for k in range(1, d)] + [1]
     cores = []
     for k, kk in enumerate(jax.random.split(key, d)):  # the product of the marginal L2 fits, plus noise
-        marginal = jnp.linalg.solve(grams[k] + 1e-10 * jnp.trace(grams[k]) * jnp.eye(m), feats[k].mean(0))
-        core = 1e-2 * jnp.linalg.norm(marginal) * jax.random.normal(kk, (ranks[k], m, ranks[k + 1]), y.dtype)
-        cores.append(core.at[0, :, 0].add(marginal))
+        marginal = np.linalg.solve(grams[k] + 1e-10 * np.trace(grams[k]) * np.eye(m), feats[k].mean(0))
+        noise = np.asarray(jax.random.normal(kk, (ranks[k], m, ranks[k + 1])), np.float64)
+        core = 1e-2 * np.linalg.norm(marginal) * noise
+        core[0, :, 0] += marginal
+        cores.append(core)
     losses = []
     for _ in range(sweeps):
         cores, loss = _sweep(cores, feats, grams, reg)
         losses.append(float(loss))
-    return TTDensity(TensorTrain(cores), centers, h), losses
+    tt = TensorTrain([jnp.asarray(c, dtype) for c in cores])
+    return TTDensity(tt, jnp.asarray(centers, dtype), jnp.asarray(h, dtype)), losses
 
 
 def _sweep(cores, feats, grams, reg):
     """Left-to-right then right-to-left local solves; returns the cores (centre at core 0) and ``J``."""
     d, n = len(cores), feats[0].shape[0]
-    dtype = cores[0].dtype
-    one = jnp.ones((n, 1), dtype)
-    # right data and Gram interfaces of the current cores
+    one = np.ones((n, 1))
     rights, grights = [None] * (d + 1), [None] * (d + 1)
-    rights[d], grights[d] = one, jnp.ones((1, 1), dtype)
+    rights[d], grights[d] = one, np.ones((1, 1))
     for k in range(d - 1, 0, -1):
-        rights[k] = absorb(rights[k + 1], jnp.swapaxes(cores[k], 0, 2), feats[k])
-        grights[k] = jnp.einsum("cd,aic,ij,bjd->ab", grights[k + 1], cores[k], grams[k], cores[k])
-    left, gleft = one, jnp.ones((1, 1), dtype)
+        rights[k] = _absorb(rights[k + 1], np.swapaxes(cores[k], 0, 2), feats[k])
+        grights[k] = _gram_step(grights[k + 1], np.swapaxes(cores[k], 0, 2), grams[k])
+    left, gleft = one, np.ones((1, 1))
     lefts, glefts = [None] * d, [None] * d
     order = list(range(d)) + list(range(d - 2, -1, -1))
     for step, k in enumerate(order):
@@ -252,25 +277,23 @@ def _sweep(cores, feats, grams, reg):
             left, gleft = lefts[k], glefts[k]
         else:
             lefts[k], glefts[k] = left, gleft
-        rhs = jnp.einsum("sa,sj,sb->ajb", left, feats[k], rights[k + 1]) / n
+        rhs = np.einsum("sa,sj,sb->ajb", left, feats[k], rights[k + 1], optimize=True) / n
         factors = (gleft, grams[k], grights[k + 1])
-        scale = jnp.prod(jnp.asarray([jnp.max(jnp.abs(jnp.linalg.eigvalsh(f))) for f in factors]))
+        scale = np.prod([np.max(np.abs(np.linalg.eigvalsh(f))) for f in factors])
         core = _kron_solve(factors, rhs, reg * scale)
         r0, mm, r1 = core.shape
         if step < d - 1:  # move the centre right: core k = Q, R goes into core k + 1
-            q, rr = jnp.linalg.qr(core.reshape(r0 * mm, r1))
+            q, rr = np.linalg.qr(core.reshape(r0 * mm, r1))
             cores[k] = q.reshape(r0, mm, q.shape[1])
-            cores[k + 1] = jnp.einsum("ab,bjc->ajc", rr, cores[k + 1])
-            left = absorb(left, cores[k], feats[k])
-            gleft = jnp.einsum("ab,aic,ij,bjd->cd", gleft, cores[k], grams[k], cores[k])
-        elif step >= d - 1 and k > 0:  # move the centre left: core k = Q (rows), R into core k − 1
-            q, rr = jnp.linalg.qr(core.reshape(r0, mm * r1).T)
+            cores[k + 1] = np.einsum("ab,bjc->ajc", rr, cores[k + 1])
+            left, gleft = _absorb(left, cores[k], feats[k]), _gram_step(gleft, cores[k], grams[k])
+        elif k > 0:  # move the centre left: core k = Q (rows), R into core k − 1
+            q, rr = np.linalg.qr(core.reshape(r0, mm * r1).T)
             cores[k] = q.T.reshape(q.shape[1], mm, r1)
-            cores[k - 1] = jnp.einsum("aib,cb->aic", cores[k - 1], rr)
-            rights[k] = absorb(rights[k + 1], jnp.swapaxes(cores[k], 0, 2), feats[k])
-            grights[k] = jnp.einsum("cd,aic,ij,bjd->ab", grights[k + 1], cores[k], grams[k], cores[k])
+            cores[k - 1] = np.einsum("aib,cb->aic", cores[k - 1], rr)
+            rights[k] = _absorb(rights[k + 1], np.swapaxes(cores[k], 0, 2), feats[k])
+            grights[k] = _gram_step(grights[k + 1], np.swapaxes(cores[k], 0, 2), grams[k])
         else:
             cores[k] = core
-    g, b = cores[0].reshape(-1), rhs.reshape(-1)
-    quad = jnp.einsum("ajb,ac,jk,bd,ckd->", cores[0], gleft, grams[0], grights[1], cores[0])
-    return cores, quad - 2 * g @ b
+    quad = np.einsum("ajb,ac,jk,bd,ckd->", cores[0], gleft, grams[0], grights[1], cores[0], optimize=True)
+    return cores, quad - 2 * cores[0].reshape(-1) @ rhs.reshape(-1)
