@@ -6,8 +6,8 @@ Run::
 
 Two 8-D Gaussian mixtures of 6 components, 10,000 training points, the linear schedule with T = 1000:
 
-- ``diag8``: axis-aligned components (means uniform in [-2, 2]^8, standard deviations uniform in [0.2, 0.5]):
-  its density is a TT of rank 6 on Gaussian bumps;
+- ``diag8-<seed>``: axis-aligned components (means uniform in [-2, 2]^8, standard deviations uniform in
+  [0.2, 0.5]), three parameter draws: its density is a TT of rank 6 on Gaussian bumps;
 - ``gmm8``: the FTT-vs-NN study's 8-D mixture (rotated anisotropic covariances ``A Aᵀ + 0.05 I``), the same
   problem, keys and evaluator as ``benchmarks/study_ftt_vs_nn.py``.
 
@@ -43,15 +43,15 @@ from jaxtt.solvers import ALS, fit_denoiser  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def diagonal_problem(settings) -> study.Problem:
-    key = jax.random.key(2024)
+def diagonal_problem(settings, seed: int = 2024) -> study.Problem:
+    key = jax.random.key(seed)
     k_w, k_mu, k_sd, k_train, k_test, k_ref = jax.random.split(key, 6)
     sd = jax.random.uniform(k_sd, (6, 8), minval=0.2, maxval=0.5)
     mixture = GaussianMixture(jax.random.uniform(k_w, (6,), minval=0.5, maxval=1.5),
                               jax.random.uniform(k_mu, (6, 8), minval=-2.0, maxval=2.0),
                               jax.vmap(jnp.diag)(sd**2))
     n = settings.n_train
-    return study.Problem("diag8", mixture.sample(k_train, n), mixture.sample(k_test, settings.n_eval),
+    return study.Problem(f"diag8-{seed}", mixture.sample(k_train, n), mixture.sample(k_test, settings.n_eval),
                          mixture.sample(k_ref, settings.n_eval), mixture)
 
 
@@ -67,7 +67,8 @@ def main():
     schedule = linear_schedule(settings.T)
     load_start = os.getloadavg()[0]
     rows = []
-    for problem in (diagonal_problem(settings), study.make_problem("gmm8", settings)):
+    problems = [diagonal_problem(settings, seed) for seed in (2024, 7, 11)] + [study.make_problem("gmm8", settings)]
+    for problem in problems:
         evaluator = study.Evaluator(problem, schedule, settings)
         arms = {f"density r{r} m{m}": (lambda r=r, m=m: DensityDenoiser(
                     fit_density(problem.x, rank=r, m=m, key=jax.random.key(1))[0], schedule))
@@ -99,9 +100,9 @@ def main():
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1))
     os.replace(tmp, path)
-    print(f"\n{'problem':8s} {'arm':26s} {'fit s':>7s} {'excess':>9s} {'MMD² clip':>10s} {'SW clip':>8s}")
+    print(f"\n{'problem':12s} {'arm':26s} {'fit s':>7s} {'excess':>9s} {'MMD² clip':>10s} {'SW clip':>8s}")
     for r in rows:
-        cells = [f"{r['problem']:8s}", f"{r['arm']:26s}"]
+        cells = [f"{r['problem']:12s}", f"{r['arm']:26s}"]
         for key, width in (("fit_s", 7), ("excess_loss", 9), ("mmd_clip", 10), ("sw_clip", 8)):
             value = r.get(key)
             cells.append(f"{value:>{width}.4g}" if isinstance(value, float) else " " * width)

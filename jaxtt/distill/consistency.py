@@ -47,7 +47,7 @@ from jaxtt._validation import check_batch, check_choice, check_instance, check_i
 from jaxtt.diffusion import PREDICTIONS, Schedule
 from jaxtt.diffusion.parameterization import per_row, signal_and_noise_scales
 from jaxtt.diffusion.timesteps import check_grid
-from jaxtt.distill.teacher import _ddim_step
+from jaxtt.distill.teacher import ddim_step_unchecked
 
 __all__ = ["ConsistencyModel", "consistency_distillation_rows", "consistency_scalings"]
 
@@ -177,6 +177,6 @@ def consistency_distillation_rows(
     t, t_next = steps[i], following[i]
     a, s = signal_and_noise_scales(schedule.log_alpha_bars[t])
     x_t = per_row(a, x) * x + per_row(s, x) * jax.random.normal(k_eps, x.shape, x.dtype)
-    x_next = _ddim_step(teacher, schedule, x_t, t, t_next, prediction)
+    x_next = ddim_step_unchecked(teacher, schedule, x_t, t, t_next, prediction)
     y = jnp.where(per_row(t_next == 0, x), x_next, frozen(x_next, jnp.maximum(t_next, 1)))
     return x_t, t, y

@@ -37,7 +37,7 @@ from jaxtt._validation import check_batch, check_choice, check_instance, check_i
 from jaxtt.diffusion import PREDICTIONS, Schedule
 from jaxtt.diffusion.parameterization import from_data_and_noise, per_row, signal_and_noise_scales
 from jaxtt.diffusion.timesteps import check_grid
-from jaxtt.distill.teacher import _ddim_step
+from jaxtt.distill.teacher import ddim_step_unchecked
 
 __all__ = ["progressive_distillation_rows", "progressive_distillation_targets", "student_grid"]
 
@@ -65,9 +65,9 @@ def _pairs(grid: np.ndarray):
 
 def _targets(teacher, schedule, x, t, t_mid, t_next, prediction, target):
     lab = schedule.log_alpha_bars
-    z_mid = _ddim_step(teacher, schedule, x, t, t_mid, prediction)
+    z_mid = ddim_step_unchecked(teacher, schedule, x, t, t_mid, prediction)
     # a second step only where the first did not already reach the data level (odd teacher grids)
-    z_next = _ddim_step(teacher, schedule, z_mid, jnp.maximum(t_mid, 1), t_next, prediction)
+    z_next = ddim_step_unchecked(teacher, schedule, z_mid, jnp.maximum(t_mid, 1), t_next, prediction)
     z_next = jnp.where(per_row(t_mid == 0, x), z_mid, z_next)
     a, s = signal_and_noise_scales(lab[t])
     a2, s2 = signal_and_noise_scales(lab[t_next])

@@ -28,7 +28,7 @@ from jaxtt.diffusion.parameterization import per_row, signal_and_noise_scales, t
 __all__ = ["ddim_step", "regression_loss"]
 
 
-def _ddim_step(model, schedule, x, t, t_next, prediction):
+def ddim_step_unchecked(model, schedule, x, t, t_next, prediction):
     """Unchecked DDIM step from ``t >= 1`` to ``t_next >= 0`` (per row)."""
     x0, eps = to_data_and_noise(model(x, t), x, schedule.log_alpha_bars[t], prediction)
     a, s = signal_and_noise_scales(schedule.log_alpha_bars[t_next])
@@ -72,7 +72,7 @@ def ddim_step(
         raise ValueError(f"t must lie in 1..{schedule.T}")
     if jnp.any(t_next < 0) or jnp.any(t_next >= t):
         raise ValueError("t_next must lie in 0..t - 1 for every row")
-    return _ddim_step(model, schedule, x, t, t_next, prediction)
+    return ddim_step_unchecked(model, schedule, x, t, t_next, prediction)
 
 
 def check_steps(t, name: str, n: int) -> Array:
