@@ -221,17 +221,25 @@ def fit(
         raise NumericalError(err.what, step=err.step, core=err.core,
                              remedy=f"{err.remedy}; first bring the inputs into the bases' domains ({outside})"
                              ) from None
-    y_all = np.asarray(y)
-    explained = 1.0 - (result.train_residual[-1] * np.linalg.norm(y_all)) ** 2 / max(
-        float(np.sum((y_all - y_all.mean(axis=0)) ** 2)), np.finfo(np.float64).tiny)
-    if status != "tol" and len(result.step) > 1 and (explained < 0.1 or (status == "stalled" and result.train_residual[-1] > 10 * tol > 0)):
-        warnings.warn(
-            f"{type(solver).__name__} stopped ({status}) at training residual {result.train_residual[-1]:.3g}, "
-            f"explaining {max(explained, 0.0):.1%} of the variance of y" + (f" (tol {tol:g})" if tol > 0 else "")
-            + "; try jaxtt.solvers.coarse_to_fine (grows the bases from 3 functions per variable: escapes the "
-            "stall of targets without low-order terms), a larger rank, a basis suited to the data, or inputs "
-            "scaled to the bases' domain", StalledFitWarning, stacklevel=2)
+    _warn_if_unexplained(solver, result, status, y, tol)
     return state.model, result._replace(status=status)
+
+
+def _warn_if_unexplained(solver, result: FitResult, status: str, y, tol: float) -> None:
+    """:class:`StalledFitWarning` when a fit that took steps explains under 10 % of the variance of ``y``, or
+    stalled more than 10× above ``tol``."""
+    residual, y = result.train_residual[-1], np.asarray(y)
+    spread = max(float(np.sum((y - y.mean(axis=0)) ** 2)), np.finfo(np.float64).tiny)
+    explained = 1.0 - (residual * np.linalg.norm(y)) ** 2 / spread
+    far_above_tol = status == "stalled" and residual > 10 * tol > 0
+    if status == "tol" or len(result.step) < 2 or not (explained < 0.1 or far_above_tol):
+        return
+    warnings.warn(
+        f"{type(solver).__name__} stopped ({status}) at training residual {residual:.3g}, explaining "
+        f"{max(explained, 0.0):.1%} of the variance of y" + (f" (tol {tol:g})" if tol > 0 else "")
+        + "; try jaxtt.solvers.coarse_to_fine (grows the bases from 3 functions per variable: escapes the stall "
+        "of targets without low-order terms), a larger rank, a basis suited to the data, or inputs scaled to the "
+        "bases' domain", StalledFitWarning, stacklevel=3)
 
 
 def check_untraced(*trees) -> None:
