@@ -73,15 +73,17 @@ class TTDensity(eqx.Module):
     centers: Float[Array, "d m"]
     width: Float[Array, " d"]
 
+    def log_noised_features(self, x: Float[Array, "*N d"], a, s) -> Float[Array, "*N d m"]:
+        """``log ψ_k(x_k)`` of the convolved bumps of the density of ``a y + s ε`` (``a``, ``s`` broadcast
+        against the leading axes of ``x``)."""
+        a, s = jnp.asarray(a)[..., None, None], jnp.asarray(s)[..., None, None]
+        spread = jnp.sqrt((a * self.width[:, None]) ** 2 + s**2)
+        return jnp.log(self.width[:, None] / spread) - 0.5 * ((x[..., None] - a * self.centers) / spread) ** 2
+
     def noised_features(self, x: Float[Array, "N d"], a, s) -> list[Float[Array, "N m"]]:
         """The convolved bumps ``ψ_k(x_k)`` of the density of ``a y + s ε`` (``a``, ``s`` scalars or ``(N,)``)."""
-        a, s = jnp.broadcast_to(a, x.shape[:1])[:, None], jnp.broadcast_to(s, x.shape[:1])[:, None]
-        feats = []
-        for k in range(x.shape[1]):
-            h = self.width[k]
-            spread = jnp.sqrt((a * h) ** 2 + s**2)
-            feats.append(h / spread * jnp.exp(-0.5 * ((x[:, k : k + 1] - a * self.centers[k][None, :]) / spread) ** 2))
-        return feats
+        a, s = jnp.broadcast_to(a, x.shape[:1]), jnp.broadcast_to(s, x.shape[:1])
+        return list(jnp.moveaxis(jnp.exp(self.log_noised_features(x, a, s)), 1, 0))
 
     def noised_prob(self, x: Float[Array, "N d"], a, s) -> Float[Array, " N"]:
         """The density of ``x = a y + s ε`` (``y ~ p``, ``ε ~ N(0, I)``) at the rows of ``x``."""
@@ -119,17 +121,15 @@ class TTDensity(eqx.Module):
         def one(xi, ai, si):
             # log ψ_k per variable, shifted by its maximum: the shifts leave ∇ log p unchanged up to their own
             # gradient, and keep the contraction in range where p_t itself underflows (tails, small t, large d)
-            spread = jnp.sqrt((ai * self.width) ** 2 + si**2)
-
             def shifted(z):
-                logs = jnp.log(self.width / spread)[:, None] - 0.5 * ((z[:, None] - ai * self.centers)
-                                                                      / spread[:, None]) ** 2
+                logs = self.log_noised_features(z, ai, si)
                 shift = jnp.max(logs, axis=1)
                 value = contract_rank1(self.tt, [jnp.exp(row - sh)[None] for row, sh in zip(logs, shift)])[0]
                 return value, jnp.sum(shift)
 
-            (value, _), grad_value = jax.value_and_grad(shifted, has_aux=True)(xi)
-            grad_shift = jax.grad(lambda z: shifted(z)[1])(xi)
+            (value, shift), pullback = jax.vjp(shifted, xi)  # one forward pass, two cheap pullbacks
+            (grad_value,), (grad_shift,) = pullback((jnp.ones_like(value), jnp.zeros_like(shift))), pullback(
+                (jnp.zeros_like(value), jnp.ones_like(shift)))
             positive = value > 0
             eps = jnp.where(positive, -si * (grad_value / jnp.where(positive, value, 1.0) + grad_shift), si * xi)
             y = jnp.clip((xi - si * eps) / ai, low, high)
