@@ -24,6 +24,7 @@ MODULES = [
     "jaxtt.tt.autodiff",
     "jaxtt.ftt.functional",
     "jaxtt.ftt.denoiser",
+    "jaxtt.ftt.whitening",
     "jaxtt.ftt.density",
     "jaxtt.solvers.fit",
     "jaxtt.solvers.problem",

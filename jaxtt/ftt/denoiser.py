@@ -14,6 +14,7 @@ from jaxtt._validation import (
     check_domain,
     check_finite,
     check_float_dtype,
+    check_instance,
     check_int,
     check_key,
     check_labels,
@@ -21,7 +22,10 @@ from jaxtt._validation import (
     warn_clamped,
 )
 from jaxtt.basis import BSpline, Basis, Indicator, make_basis
+from jaxtt.diffusion.parameterization import signal_and_noise_scales
+from jaxtt.diffusion.schedule import Schedule, schedule_from_betas
 from jaxtt.ftt.functional import FTT, constant_init
+from jaxtt.ftt.whitening import Whitening
 from jaxtt.nn.embedding import SinusoidalEmbedding
 from jaxtt.tt import absorb, feasible_ranks
 
@@ -39,6 +43,15 @@ class FTTDenoiser(eqx.Module):
     * ``"additive"``: ``u = x_t + t'`` with the sinusoidal embedding ``t' ∈ R^D``
       (the first ``D`` features of the :class:`jaxtt.nn.SinusoidalEmbedding` in
       the field ``embedding``, Vaswani et al. 2017), and ``ε_θ = F(u)``.
+
+    Coordinates (``schedule``, ``time_variable``, ``whitening``): a denoiser built with its ``schedule``
+    can take the time as the normalised log-SNR ``(λ(1) − λ(t)) / (λ(1) − λ(T))`` with
+    ``λ = log(ᾱ/(1 − ᾱ))`` (``time_variable="log_snr"``; the normalised ``log σ`` is the same variable), which
+    spreads the basis' resolution where ``ε*`` changes instead of uniformly in ``t``; and with a
+    :class:`~jaxtt.ftt.Whitening` of the training data it sees every noised input in the data's principal axes,
+    scaled to unit variance at every step, and predicts the noise in those axes
+    (:mod:`jaxtt.ftt.whitening`): users pass raw data and get samples in data coordinates, the Gaussian
+    part of ``ε*`` is rank 1 per output whatever the data's rotation and anisotropy, and nothing is clamped.
 
     Class conditioning (``classes``): with ``classes=K`` the label is one more FTT variable on an
     :class:`~jaxtt.basis.Indicator` basis of ``K + 1`` values, so ``ε_θ(x_t, t, y)`` is a TT function of
@@ -94,6 +107,10 @@ class FTTDenoiser(eqx.Module):
         time, time_m, output: time coupling, basis size of the time variable
             (default ``m``) and output layout, see above.
         classes: number of classes ``K`` of a class-conditional model (default ``None``: unconditional).
+        schedule: the diffusion schedule (``schedule.T == T``), needed by ``time_variable="log_snr"`` and
+            ``whitening``; stored as constants of the model.
+        time_variable: ``"step"`` (default, ``t/T``) or ``"log_snr"`` (see above).
+        whitening: a :class:`~jaxtt.ftt.Whitening` of the training data (``Whitening.fit(x0)``), or ``None``.
         noise: perturbation of the constant-function start (:func:`jaxtt.ftt.constant_init`).
         dtype: floating dtype (default: float64 under ``jax_enable_x64``, else float32).
         key: PRNG key of the initial perturbation.
@@ -114,6 +131,17 @@ class FTTDenoiser(eqx.Module):
 
         A class-conditional model takes one label per row; ``null_label`` is the extra class of guidance:
 
+        Raw (unstandardized) data, seen in its principal axes at unit variance, and log-SNR time:
+
+        >>> from jaxtt.diffusion import linear_schedule
+        >>> from jaxtt.ftt import Whitening
+        >>> x0 = 50.0 + 10.0 * jax.random.normal(jax.random.key(1), (500, 2))
+        >>> white = FTTDenoiser(2, 100, rank=3, m=6, schedule=linear_schedule(100), time_variable="log_snr",
+        ...                     whitening=Whitening.fit(x0), key=jax.random.key(0))
+        >>> v = white.variables(x0, jnp.ones(500, int))
+        >>> bool(jnp.abs(v[:, :2].std(0) - 1).max() < 0.1), float(v[0, 2])     # u ~ unit variance; time 0 at t = 1
+        (True, 0.0)
+
         >>> cond = FTTDenoiser(2, 100, rank=3, m=6, classes=10, key=jax.random.key(0))
         >>> cond(jnp.zeros((3, 2)), jnp.full(3, 10), jnp.array([0, 7, cond.null_label])).shape
         (3, 2)
@@ -125,6 +153,9 @@ class FTTDenoiser(eqx.Module):
     time: str = eqx.field(static=True)
     output: str = eqx.field(static=True)
     classes: int | None = eqx.field(static=True)
+    time_variable: str = eqx.field(static=True)
+    whitening: Whitening | None
+    betas: tuple[float, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -139,6 +170,9 @@ class FTTDenoiser(eqx.Module):
         time_m: int | None = None,
         output: str = "independent",
         classes: int | None = None,
+        schedule: Schedule | None = None,
+        time_variable: str = "step",
+        whitening: Whitening | None = None,
         noise: float = 1e-2,
         dtype=None,
         key: PRNGKeyArray,
@@ -149,6 +183,19 @@ class FTTDenoiser(eqx.Module):
         self.time = check_choice(time, "time", {"core", "additive"})
         self.output = check_choice(output, "output", {"independent", "core"})
         self.classes = None if classes is None else check_int(classes, "classes", minimum=1)
+        self.time_variable = check_choice(time_variable, "time_variable", {"step", "log_snr"})
+        if schedule is not None:
+            check_instance(schedule, "schedule", Schedule)
+            if schedule.T != self.T:
+                raise ValueError(f"schedule has T = {schedule.T} but the denoiser is built for T = {self.T}")
+        elif self.time_variable == "log_snr" or whitening is not None:
+            raise ValueError("schedule is required with time_variable='log_snr' or whitening")
+        if self.time_variable == "log_snr" and time != "core":
+            raise ValueError("time_variable='log_snr' needs time='core'")
+        if whitening is not None and check_instance(whitening, "whitening", Whitening).dim != dim:
+            raise ValueError(f"whitening is for D = {whitening.dim}, the denoiser for dim = {dim}")
+        self.whitening = whitening
+        self.betas = None if schedule is None else tuple(np.asarray(schedule.betas[1:], np.float64).tolist())
         dtype = check_float_dtype(dtype)
         key = check_key(key)
         data_basis = _data_basis(basis, m, domain)
@@ -176,6 +223,11 @@ class FTTDenoiser(eqx.Module):
         return self.ftt.ndim - (self.time == "core") - (self.classes is not None) - (self.output == "core")
 
     @property
+    def schedule(self) -> Schedule | None:
+        """The diffusion schedule the model was built with (``None`` if it was built without one)."""
+        return None if self.betas is None else schedule_from_betas(jnp.asarray(self.betas, self.ftt.tt.dtype))
+
+    @property
     def null_label(self) -> int | None:
         """The null label ``K`` of a class-conditional model (``None`` if unconditional)."""
         return self.classes
@@ -189,9 +241,10 @@ class FTTDenoiser(eqx.Module):
         """The FTT input variables: ``[clip(x), t/T]`` or ``clip(x + t')``, then the label if conditional."""
         x = jnp.asarray(x)
         t = jnp.asarray(t)
+        if self.whitening is not None:
+            x = self.whitening.transform(x, *signal_and_noise_scales(self.schedule.log_alpha_bar_at(t)))
         if self.time == "core":
-            s = (t.astype(x.dtype) / self.T)[:, None]
-            v = jnp.concatenate([x, s], axis=1)
+            v = jnp.concatenate([x, self.time_coordinate(t).astype(x.dtype)[:, None]], axis=1)
         else:
             v = x + jax.vmap(self.embedding)(t.astype(x.dtype))[:, : self.dim]
         if self.classes is not None:
@@ -201,6 +254,22 @@ class FTTDenoiser(eqx.Module):
         warn_clamped(v[:, : self.dim], lo[: self.dim], hi[: self.dim], "x" if self.time == "core" else "x + t'",
                      remedy="standardize the data (zero mean, unit variance per coordinate) or widen domain=")
         return jnp.clip(v, lo, hi)
+
+    def time_coordinate(self, t) -> Float[Array, " N"]:
+        """The time variable in ``[0, 1]``: ``t/T``, or the normalised log-SNR (class docstring)."""
+        t = jnp.asarray(t)
+        if self.time_variable == "step":
+            return t / self.T
+        log_snr = _log_snr(self.schedule.log_alpha_bar_at(t))
+        first, last = _log_snr(self.schedule.log_alpha_bars[jnp.array([1, self.T])])
+        return (first - log_snr) / (first - last)
+
+    def model_outputs(self, y: Float[Array, "N D"]) -> Float[Array, "N D"]:
+        """Noise (or any output) in data coordinates as the FTT predicts it: in the principal axes when whitened.
+
+        The rotation is orthogonal, so least squares on these targets is least squares on ``y``.
+        """
+        return y if self.whitening is None else self.whitening.rotate(y)
 
     def check_inputs(self, x, t, labels=None) -> tuple[Array, Array, Array | None]:
         """Validate a batch ``x (N, D)``, ``t (N,)`` and, for a conditional model, ``labels (N,)``; raise naming
@@ -226,19 +295,26 @@ class FTTDenoiser(eqx.Module):
                  ) -> Float[Array, "N D"]:
         v = self.variables(*self.check_inputs(x, t, labels))
         if self.output == "independent":
-            return self.ftt(v)
-        cores = self.ftt.tt.cores
-        feats = [b(v[:, k]).astype(cores[0].dtype) for k, b in enumerate(self.input_bases)]
-        left = jnp.ones((v.shape[0], 1), cores[0].dtype)
-        for core, f in zip(cores[:-1], feats):
-            left = absorb(left, core, f)
-        return left @ cores[-1][:, :, 0]
+            out = self.ftt(v)
+        else:
+            cores = self.ftt.tt.cores
+            feats = [b(v[:, k]).astype(cores[0].dtype) for k, b in enumerate(self.input_bases)]
+            left = jnp.ones((v.shape[0], 1), cores[0].dtype)
+            for core, f in zip(cores[:-1], feats):
+                left = absorb(left, core, f)
+            out = left @ cores[-1][:, :, 0]
+        return out if self.whitening is None else self.whitening.rotate_back(out)
 
     @property
     def num_params(self) -> int:
         """Number of trained parameters."""
         return int(sum(np.prod(c.shape) for c in self.ftt.tt.cores))
 
+
+
+def _log_snr(log_alpha_bar):
+    """``log(ᾱ / (1 − ᾱ))`` from ``log ᾱ``, accurate at both ends."""
+    return log_alpha_bar - jnp.log(-jnp.expm1(log_alpha_bar))
 
 
 def _data_basis(basis, m, domain) -> Basis:

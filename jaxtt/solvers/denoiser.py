@@ -57,6 +57,7 @@ def regression_data(denoiser: FTTDenoiser, x_t, t, eps, labels=None):
         ((10, 4), (10,))
     """
     v = denoiser.variables(x_t, t, labels)
+    eps = denoiser.model_outputs(eps)
     if denoiser.output == "independent":
         return v, eps
     n, dim = eps.shape
@@ -220,6 +221,9 @@ def fit_denoiser(
     check_instance(schedule, "schedule", Schedule)
     if schedule.T != denoiser.T:
         raise ValueError(f"schedule has T = {schedule.T} but the denoiser was built for T = {denoiser.T}")
+    if denoiser.schedule is not None and not jnp.allclose(denoiser.schedule.log_alpha_bars,
+                                                          schedule.log_alpha_bars.astype(denoiser.schedule.dtype)):
+        raise ValueError("schedule differs from the schedule the denoiser was built with")
     solver = ALS(cg_maxiter=8) if solver is None else solver
     repeats = check_int(repeats, "repeats", minimum=1)
     draws = check_int(draws, "draws", minimum=1)
