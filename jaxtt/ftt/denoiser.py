@@ -22,7 +22,7 @@ from jaxtt._validation import (
     warn_clamped,
 )
 from jaxtt.basis import BSpline, Basis, Indicator, make_basis
-from jaxtt.diffusion.parameterization import signal_and_noise_scales
+from jaxtt.diffusion.parameterization import from_data_and_noise, signal_and_noise_scales, to_data_and_noise
 from jaxtt.diffusion.schedule import Schedule, schedule_from_betas
 from jaxtt.ftt.functional import FTT, constant_init
 from jaxtt.ftt.whitening import Whitening
@@ -52,6 +52,12 @@ class FTTDenoiser(eqx.Module):
     scaled to unit variance at every step, and predicts the noise in those axes
     (:mod:`jaxtt.ftt.whitening`): users pass raw data and get samples in data coordinates, the Gaussian
     part of ``ε*`` is rank 1 per output whatever the data's rotation and anisotropy, and nothing is clamped.
+
+    Prediction (``prediction``): the FTT may represent the noise (``"eps"``, default), the data (``"x0"``) or
+    the velocity ``v = a_t ε − s_t x_0`` (``"v"``, Salimans & Ho 2022), all of which are smoother in ``t`` than
+    ``ε*`` near ``t = 0`` in some respect; the model still *returns* the noise prediction (converted exactly by
+    :mod:`jaxtt.diffusion.parameterization`, which needs ``schedule``), so every sampler, loss and metric takes
+    it unchanged, and the fitting routines regress the FTT on the converted targets.
 
     Class conditioning (``classes``): with ``classes=K`` the label is one more FTT variable on an
     :class:`~jaxtt.basis.Indicator` basis of ``K + 1`` values, so ``ε_θ(x_t, t, y)`` is a TT function of
@@ -111,6 +117,7 @@ class FTTDenoiser(eqx.Module):
             ``whitening``; stored as constants of the model.
         time_variable: ``"step"`` (default, ``t/T``) or ``"log_snr"`` (see above).
         whitening: a :class:`~jaxtt.ftt.Whitening` of the training data (``Whitening.fit(x0)``), or ``None``.
+        prediction: what the FTT represents: ``"eps"`` (default), ``"x0"`` or ``"v"`` (see above).
         noise: perturbation of the constant-function start (:func:`jaxtt.ftt.constant_init`).
         dtype: floating dtype (default: float64 under ``jax_enable_x64``, else float32).
         key: PRNG key of the initial perturbation.
@@ -156,6 +163,7 @@ class FTTDenoiser(eqx.Module):
     time_variable: str = eqx.field(static=True)
     whitening: Whitening | None
     betas: tuple[float, ...] | None = eqx.field(static=True)
+    prediction: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -173,6 +181,7 @@ class FTTDenoiser(eqx.Module):
         schedule: Schedule | None = None,
         time_variable: str = "step",
         whitening: Whitening | None = None,
+        prediction: str = "eps",
         noise: float = 1e-2,
         dtype=None,
         key: PRNGKeyArray,
@@ -184,12 +193,13 @@ class FTTDenoiser(eqx.Module):
         self.output = check_choice(output, "output", {"independent", "core"})
         self.classes = None if classes is None else check_int(classes, "classes", minimum=1)
         self.time_variable = check_choice(time_variable, "time_variable", {"step", "log_snr"})
+        self.prediction = check_choice(prediction, "prediction", {"eps", "x0", "v"})
         if schedule is not None:
             check_instance(schedule, "schedule", Schedule)
             if schedule.T != self.T:
                 raise ValueError(f"schedule has T = {schedule.T} but the denoiser is built for T = {self.T}")
-        elif self.time_variable == "log_snr" or whitening is not None:
-            raise ValueError("schedule is required with time_variable='log_snr' or whitening")
+        elif self.time_variable == "log_snr" or whitening is not None or self.prediction != "eps":
+            raise ValueError("schedule is required with time_variable='log_snr', whitening or prediction != 'eps'")
         if self.time_variable == "log_snr" and time != "core":
             raise ValueError("time_variable='log_snr' needs time='core'")
         if whitening is not None and check_instance(whitening, "whitening", Whitening).dim != dim:
@@ -264,11 +274,15 @@ class FTTDenoiser(eqx.Module):
         first, last = _log_snr(self.schedule.log_alpha_bars[jnp.array([1, self.T])])
         return (first - log_snr) / (first - last)
 
-    def model_outputs(self, y: Float[Array, "N D"]) -> Float[Array, "N D"]:
-        """Noise (or any output) in data coordinates as the FTT predicts it: in the principal axes when whitened.
+    def ftt_targets(self, x_t: Float[Array, "N D"], t, y: Float[Array, "N D"]) -> Float[Array, "N D"]:
+        """What the FTT must output for the model to return ``y`` at ``(x_t, t)``: ``y`` converted to the
+        ``prediction`` kind, in the principal axes when whitened (the inverse of the end of :meth:`__call__`).
 
-        The rotation is orthogonal, so least squares on these targets is least squares on ``y``.
+        The rotation is orthogonal, so least squares on these targets is least squares on the converted ``y``.
         """
+        if self.prediction != "eps":
+            log_ab = self.schedule.log_alpha_bar_at(jnp.asarray(t))
+            y = from_data_and_noise(*to_data_and_noise(y, x_t, log_ab, "eps"), x_t, log_ab, self.prediction)
         return y if self.whitening is None else self.whitening.rotate(y)
 
     def check_inputs(self, x, t, labels=None) -> tuple[Array, Array, Array | None]:
@@ -293,7 +307,8 @@ class FTTDenoiser(eqx.Module):
 
     def __call__(self, x: Float[Array, "N D"], t: Int[Array, " N"], labels: Int[Array, " N"] | None = None
                  ) -> Float[Array, "N D"]:
-        v = self.variables(*self.check_inputs(x, t, labels))
+        x, t, labels = self.check_inputs(x, t, labels)
+        v = self.variables(x, t, labels)
         if self.output == "independent":
             out = self.ftt(v)
         else:
@@ -303,7 +318,12 @@ class FTTDenoiser(eqx.Module):
             for core, f in zip(cores[:-1], feats):
                 left = absorb(left, core, f)
             out = left @ cores[-1][:, :, 0]
-        return out if self.whitening is None else self.whitening.rotate_back(out)
+        if self.whitening is not None:
+            out = self.whitening.rotate_back(out)
+        if self.prediction == "eps":
+            return out
+        log_ab = self.schedule.log_alpha_bar_at(t)
+        return from_data_and_noise(*to_data_and_noise(out, x, log_ab, self.prediction), x, log_ab, "eps")
 
     @property
     def num_params(self) -> int:

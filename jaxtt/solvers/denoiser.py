@@ -57,7 +57,7 @@ def regression_data(denoiser: FTTDenoiser, x_t, t, eps, labels=None):
         ((10, 4), (10,))
     """
     v = denoiser.variables(x_t, t, labels)
-    eps = denoiser.model_outputs(eps)
+    eps = denoiser.ftt_targets(x_t, t, eps)
     if denoiser.output == "independent":
         return v, eps
     n, dim = eps.shape

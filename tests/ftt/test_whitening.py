@@ -87,8 +87,29 @@ def test_bad_arguments():
         FTTDenoiser(3, 100, schedule=SCHEDULE, whitening=Whitening.fit(jnp.eye(2)), key=key)
     with pytest.raises(ValueError, match="time_variable='log_snr' needs time='core'"):
         FTTDenoiser(2, 100, schedule=SCHEDULE, time_variable="log_snr", time="additive", key=key)
+    with pytest.raises(ValueError, match="schedule is required"):
+        FTTDenoiser(2, 100, prediction="v", key=key)
     with pytest.raises(ValueError, match="x0 needs at least 2 rows"):
         Whitening.fit(jnp.ones((1, 2)))
     model = FTTDenoiser(2, 100, rank=2, m=4, schedule=SCHEDULE, key=key)
     with pytest.raises(ValueError, match="schedule differs"):
         fit_denoiser(model, jnp.ones((5, 2)), linear_schedule(100, beta_end=0.03), key, progress=False)
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_x0_and_v_models_return_the_noise(prediction):
+    """The FTT represents x0 or v, the model returns ε: fitted on the exact Gaussian ε*, it reproduces ε* (from
+    t = 10 on for x0, whose conversion ε = (x_t − a x0)/s amplifies any error by a/s ≈ 100 at t = 1)."""
+    t = jax.random.randint(jax.random.key(2), (3000,), 1, 101)
+    x_t = q_sample(SCHEDULE, GAUSSIAN.sample(jax.random.key(3), 3000), t, jax.random.normal(jax.random.key(4), (3000, 3)))
+    eps = GAUSSIAN.optimal_eps(x_t, t, SCHEDULE)
+    model = FTTDenoiser(3, 100, rank=2, m=8, schedule=SCHEDULE, whitening=Whitening.fit(x_t[t < 5]),
+                        prediction=prediction, key=jax.random.key(6))
+    model, _ = fit_regression(model, x_t, t, eps, steps=6, reg=0.0)
+    later = t >= 10
+    error = float(jnp.mean((model(x_t, t) - eps)[later] ** 2) / jnp.mean(eps[later] ** 2))
+    assert error < 1e-3, error
+    a, s = jnp.sqrt(SCHEDULE.alpha_bars[t])[:, None], jnp.sqrt(1 - SCHEDULE.alpha_bars[t])[:, None]
+    x0 = (x_t - s * eps) / a                     # the x0-targets of the exact ε* are the posterior means E[x0 | x_t]
+    expected = x0 if prediction == "x0" else a * eps - s * x0
+    np.testing.assert_allclose(model.whitening.rotate_back(model.ftt_targets(x_t, t, eps)), expected, atol=1e-9)

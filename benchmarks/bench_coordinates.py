@@ -1,0 +1,116 @@
+"""Coordinates of closed-form FTT denoisers: time as t/T or log-SNR, raw inputs or the data's whitened axes.
+
+Run::
+
+    .venv/bin/python benchmarks/bench_coordinates.py --quick   # swiss roll + 8-D mixture
+    .venv/bin/python benchmarks/bench_coordinates.py           # adds the 16-D mixture
+
+Same problems, training sets, evaluation keys and metrics as ``benchmarks/bench_targets.py`` (the FTT-vs-NN
+study's ``make_problem`` and ``Evaluator``: 10,000 training points, linear schedule T = 1000, float32, 2000
+DDIM-100 samples, MMD² and sliced W2 with ``clip_x0`` to the data box + 5 %, the excess loss
+E‖ε_θ − ε*‖²/D against the exact ε* of the mixtures on held-out triples). Every arm is the best configuration of
+``bench_targets.py``: ``FTTDenoiser(rank 8, m 8)``, empirical-Bayes targets, 4 triples per point, 4 CGLS-8 ALS
+sweeps. The arms differ only in what the FTT sees:
+
+- ``t/T``: the step as time, the data as given (today's default);
+- ``log-SNR``: the normalised log-SNR as time (``time_variable="log_snr"``);
+- ``whitened``: inputs in the data's principal axes, each noised marginal at unit variance, noise predicted in
+  those axes (:class:`jaxtt.ftt.Whitening`);
+- ``whitened + log-SNR``: both.
+
+Writes ``benchmarks/results/bench_coordinates_{quick,full}.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_targets  # noqa: E402
+import study_ftt_vs_nn as study  # noqa: E402
+
+from jaxtt.diffusion import linear_schedule  # noqa: E402
+from jaxtt.ftt import FTTDenoiser, Whitening  # noqa: E402
+from jaxtt.solvers import ALS, fit_denoiser  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ARMS = (("t/T", "step", False), ("log-SNR", "log_snr", False), ("whitened", "step", True),
+        ("whitened + log-SNR", "log_snr", True))
+
+
+def run(quick: bool):
+    settings = study.settings_for(True)
+    schedule = linear_schedule(settings.T)
+    problems = ("swiss_roll", "gmm8") if quick else ("swiss_roll", "gmm8", "gmm16")
+    rows = []
+    for name in problems:
+        problem = study.make_problem(name, settings)
+        evaluator = study.Evaluator(problem, schedule, settings)
+        other = bench_targets.held_out_like(problem, problem.x.shape[0], jax.random.key(99))
+        for arm, time_variable, whiten in ARMS:
+            start = time.perf_counter()
+            model = FTTDenoiser(problem.dim, settings.T, rank=8, m=8, schedule=schedule, time_variable=time_variable,
+                                whitening=Whitening.fit(problem.x) if whiten else None, key=jax.random.key(1))
+            model, results = fit_denoiser(model, problem.x, schedule, jax.random.key(2), solver=ALS(cg_maxiter=8),
+                                          steps=4, repeats=4, targets="empirical_bayes", progress=False)
+            jax.block_until_ready(model)
+            fit_s = time.perf_counter() - start
+            quality = evaluator(model)
+            clipped = np.asarray(evaluator.samples(model, evaluator.box))
+            ratio = float(np.median(bench_targets.nearest_distance(clipped, problem.x))
+                          / np.median(bench_targets.nearest_distance(clipped, other)))
+            row = {"problem": name, "arm": arm, "fit_s": fit_s, "train_residual": results[-1].train_residual[-1],
+                   "memorisation_ratio": ratio,
+                   **{k: quality.get(k) for k in ("mmd", "sw", "mmd_clip", "sw_clip", "outlier_frac")}}
+            if problem.mixture is not None:
+                row["excess_loss"] = bench_targets.excess_loss(model, problem, schedule, jax.random.key(7))
+            rows.append(row)
+            print(" | ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                  flush=True)
+        rows.append({"problem": name, "arm": "data floor", "mmd": evaluator.floor.get("mmd"),
+                     "sw": evaluator.floor.get("sw")})
+        reference = bench_targets.nn_reference(name)
+        if reference:
+            rows.append({"problem": name, "arm": "NN (study_full.json)", **reference})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    load_start = os.getloadavg()[0]
+    start = time.perf_counter()
+    rows = run(args.quick)
+    mode = "quick" if args.quick else "full"
+    out = {"command": " ".join(["benchmarks/bench_coordinates.py", *(["--quick"] if args.quick else [])]),
+           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
+                       "load_start": load_start, "load_end": os.getloadavg()[0]},
+           "total_s": time.perf_counter() - start, "rows": rows}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"bench_coordinates_{mode}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, path)
+    print(f"\n{'problem':10s} {'arm':22s} {'fit s':>7s} {'MMD² clip':>10s} {'SW clip':>8s} {'excess':>8s} {'memo':>6s}")
+    for r in rows:
+        cells = [f"{r['problem']:10s}", f"{r['arm']:22s}"]
+        for key, width in (("fit_s", 7), ("mmd_clip", 10), ("sw_clip", 8), ("excess_loss", 8),
+                           ("memorisation_ratio", 6)):
+            value = r.get(key, r.get(key.replace("_clip", "")) if key.endswith("_clip") else None)
+            cells.append(f"{value:>{width}.4g}" if isinstance(value, float) else " " * width)
+        print(" ".join(cells))
+    print(f"\nwrote {path}; load {load_start:.1f} → {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
