@@ -52,6 +52,8 @@ def held_out_like(problem, n, key):
     """An independent draw of ``n`` points from the problem's distribution (the memorisation reference)."""
     if problem.mixture is not None:
         return problem.mixture.sample(key, n)
+    if problem.name == "manifold8":
+        return study.embedded_swiss_roll(key, n)
     return toy_dataset(problem.name, key, n)
 
 

@@ -78,7 +78,7 @@ from tqdm.auto import tqdm
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from jaxtt.data import GaussianMixture, toy_dataset  # noqa: E402
+from jaxtt.data import GaussianMixture, digits, toy_dataset  # noqa: E402
 from jaxtt.diffusion import ddim_sample, ddpm_loss, linear_schedule, training_triples  # noqa: E402
 from jaxtt.ftt import FTTDenoiser  # noqa: E402
 from jaxtt.metrics import eps_error, mmd, sliced_wasserstein  # noqa: E402
@@ -233,9 +233,36 @@ def random_mixture(key, dim: int, k: int) -> GaussianMixture:
     return GaussianMixture(weights, means, covs)
 
 
+def embedded_swiss_roll(key, n: int, dim: int = 8, noise: float = 0.05) -> jax.Array:
+    """The swiss roll plus ``N(0, noise²)`` in ``dim − 2`` extra coordinates, turned by one fixed random rotation:
+    a 2-D manifold in ``dim`` dimensions that no coordinate axis is aligned with."""
+    k_roll, k_noise = jax.random.split(key)
+    rotation = jnp.linalg.qr(jax.random.normal(jax.random.key(8128), (dim, dim)))[0]
+    roll = toy_dataset("swiss_roll", k_roll, n)
+    return jnp.concatenate([roll, noise * jax.random.normal(k_noise, (n, dim - 2))], axis=1) @ rotation.T
+
+
+def digits_pca(dim: int, key) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The 1797 scikit-learn digits projected on their first ``dim`` principal axes, divided by one scalar (the
+    root mean variance of those axes; their anisotropy is kept), shuffled and split 1197 / 300 / 300 into
+    training, held-out and reference sets."""
+    images = np.asarray(digits()[0], np.float64)
+    centred = images - images.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    scores = centred @ vt[:dim].T
+    scores /= np.sqrt(scores.var(0).mean())
+    scores = jnp.asarray(scores[np.asarray(jax.random.permutation(key, scores.shape[0]))], jnp.float32)
+    return scores[:1197], scores[1197:1497], scores[1497:]
+
+
 def make_problem(name: str, s: Settings) -> Problem:
     key = jax.random.fold_in(jax.random.key(s.seed), sum(map(ord, name)))
     k_mix, k_train, k_test, k_ref = jax.random.split(key, 4)
+    if name.startswith("digits_pca"):
+        return Problem(name, *digits_pca(int(name[len("digits_pca"):]), k_mix), None)
+    if name == "manifold8":
+        return Problem(name, embedded_swiss_roll(k_train, s.n_train), embedded_swiss_roll(k_test, s.n_eval),
+                       embedded_swiss_roll(k_ref, s.n_eval), None)
     if name.startswith("gmm"):
         mixture = random_mixture(k_mix, int(name[3:]), s.gmm_components)
         draw = mixture.sample
