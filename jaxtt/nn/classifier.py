@@ -16,7 +16,8 @@ __all__ = ["ConvClassifier", "classifier_loss", "accuracy", "train_classifier"]
 
 
 class ConvClassifier(eqx.Module):
-    r"""Two 3x3 convolutions (:class:`jaxtt.nn.conv.Conv3x3`), 2x2 average pooling and two linear layers: logits of ``classes`` classes.
+    r"""Class logits from two 3x3 convolutions (:class:`jaxtt.nn.conv.Conv3x3`), 2x2 average pooling and two
+    linear layers.
 
     .. math::
         h &= \mathrm{pool}\bigl(\sigma(\mathrm{conv}_2\,\sigma(\mathrm{conv}_1 x))\bigr), \qquad

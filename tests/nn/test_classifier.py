@@ -1,0 +1,69 @@
+"""The feature classifier: >= 95 % validation accuracy with quick training, a Fréchet distance that separates the
+validation digits from noise, its loss against NumPy, checkpoints and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtt.checkpoint import load_checkpoint, save_checkpoint
+from jaxtt.data import digits_split
+from jaxtt.metrics import frechet_distance
+from jaxtt.nn import ConvClassifier, accuracy, classifier_loss, train_classifier
+
+
+@pytest.fixture(scope="module")
+def split():
+    return digits_split()  # float32 images, the fixed 1,497 / 300 split
+
+
+@pytest.fixture(scope="module")
+def classifier(split):
+    x, y, _, _ = split
+    return train_classifier(x, y, key=jax.random.key(0), steps=400)
+
+
+def test_quick_training_reaches_95_percent_on_the_validation_split(classifier, split):
+    _, _, x_val, y_val = split
+    assert accuracy(classifier, x_val, y_val) >= 0.95
+
+
+def test_frechet_distance_of_validation_is_far_below_that_of_noise(classifier, split):
+    x, _, x_val, _ = split
+    features = jax.vmap(classifier.features)
+    noise = x.mean(0) + x.std(0) * jax.random.normal(jax.random.key(1), x_val.shape, x.dtype)
+    fd_val = float(frechet_distance(features(x_val), features(x)))
+    fd_noise = float(frechet_distance(features(noise), features(x)))
+    assert 0 <= fd_val < 0.05 * fd_noise
+
+
+def test_loss_is_the_numpy_cross_entropy():
+    model = ConvClassifier(key=jax.random.key(0), features=16)
+    x = jax.random.normal(jax.random.key(1), (6, 64))
+    y = np.array([0, 3, 9, 3, 1, 7])
+    logits = np.asarray(jax.vmap(model)(x), np.float64)
+    log_softmax = logits - logits.max(1, keepdims=True)
+    log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
+    rows = jnp.concatenate([x, jnp.asarray(y, x.dtype)[:, None]], axis=1)
+    np.testing.assert_allclose(classifier_loss(model, None, rows), -log_softmax[np.arange(6), y].mean(), rtol=1e-10)
+
+
+def test_save_and_load_round_trip(classifier, split, tmp_path):
+    path = tmp_path / "classifier.ckpt"
+    save_checkpoint(path, classifier, {"features": 32})
+    loaded, meta = load_checkpoint(path, ConvClassifier(key=jax.random.key(9), dtype=jnp.float32))
+    x_val = split[2]
+    assert meta == {"features": 32}
+    np.testing.assert_array_equal(jax.vmap(loaded)(x_val), jax.vmap(classifier)(x_val))
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="image_shape"):
+        ConvClassifier(key=jax.random.key(0), image_shape=(7, 8))
+    with pytest.raises(ValueError, match="classes"):
+        ConvClassifier(key=jax.random.key(0), classes=1)
+    model = ConvClassifier(key=jax.random.key(0))
+    with pytest.raises(ValueError, match="x must be one flat image"):
+        model(jnp.zeros((8, 8)))
+    with pytest.raises(ValueError, match="y must have shape"):
+        accuracy(model, jnp.zeros((3, 64)), jnp.zeros(2, jnp.int32))
