@@ -32,6 +32,7 @@ __all__ = [
     "check_shape",
     "check_float_dtype",
     "check_time_steps",
+    "check_labels",
     "warn_clamped",
     "device_memory_bytes",
     "check_memory",
@@ -249,6 +250,30 @@ def check_time_steps(t, T: int, name: str = "t", *, n: int | None = None, unit_i
                     f"normalised time; pass {name} * {T} (or integer steps)"
                 )
     return jnp.asarray(t)
+
+
+def check_labels(labels, name: str, n: int, num_values: int | None = None):
+    """Integer class labels of shape ``(n,)`` (with values in ``0..num_values-1`` when given, checked when
+    concrete), as a JAX array; a ``TypeError``/``ValueError`` naming ``name`` otherwise.
+
+    Examples:
+        >>> check_labels(jnp.array([0, 2]), "labels", 2, 3).tolist()
+        [0, 2]
+        >>> check_labels(jnp.array([0, 3]), "labels", 2, 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: labels must lie in 0..2, got values in [0, 3]
+    """
+    labels = check_array(labels, name, ndim=1)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array of class labels, got dtype {labels.dtype}")
+    if labels.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},) (one label per row), got {tuple(labels.shape)}")
+    if num_values is not None and is_concrete(labels) and labels.size:
+        v = np.asarray(labels)
+        if v.min() < 0 or v.max() >= num_values:
+            raise ValueError(f"{name} must lie in 0..{num_values - 1}, got values in [{v.min()}, {v.max()}]")
+    return jnp.asarray(labels)
 
 
 def warn_clamped(x, lo, hi, name: str, *, threshold: float = 1e-2, remedy: str = "") -> None:

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from jaxtt._validation import check_batch, check_int
+from jaxtt._validation import check_batch, check_int, check_labels
 from jaxtt.diffusion._checks import check_schedule, check_timesteps
 from jaxtt.diffusion.parameterization import signal_and_noise_scales
 from jaxtt.diffusion.schedule import Schedule
@@ -44,9 +44,16 @@ def empirical_bayes_eps(
     t: Int[Array, " M"],
     reference: Float[Array, "n D"],
     *,
+    labels: Int[Array, " M"] | None = None,
+    reference_labels: Int[Array, " n"] | None = None,
     chunk_size: int = 256,
 ) -> Float[Array, "M D"]:
     r""":math:`E[\epsilon \mid x_t]` when :math:`x_0` is uniform on ``reference`` (module docstring).
+
+    With class labels the target is the class-conditional one, :math:`E[\epsilon \mid x_t, y]` under the
+    empirical distribution of class :math:`y`: the softmax of a row runs over the reference points of the row's
+    label only. A row whose label no reference point carries (the null label of classifier-free guidance)
+    gets the unconditional target over all points.
 
     Cost ``O(M n D)`` in chunks of ``chunk_size`` rows (memory ``O(chunk_size · n)``); jit-able.
 
@@ -54,6 +61,8 @@ def empirical_bayes_eps(
         schedule: the diffusion schedule.
         x_t: noised points ``(M, D)``; t: their steps ``(M,)`` in ``1..T``.
         reference: the points of the empirical distribution ``(n, D)`` (usually the training set).
+        labels, reference_labels: integer class labels ``(M,)`` of the rows and ``(n,)`` of the reference
+            points (both or neither).
         chunk_size: rows per chunk.
 
     Examples:
@@ -72,21 +81,29 @@ def empirical_bayes_eps(
     reference = check_batch(reference, "reference", event_shape=x_t.shape[1:])
     t = jnp.broadcast_to(check_timesteps(t, schedule, x_t.shape[0]), x_t.shape[:1])
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    if (labels is None) != (reference_labels is None):
+        raise ValueError("pass both labels (of the rows) and reference_labels (of the reference points), or neither")
+    if labels is None:
+        labels, reference_labels = jnp.zeros(x_t.shape[0], jnp.int32), jnp.zeros(reference.shape[0], jnp.int32)
+    else:
+        labels = check_labels(labels, "labels", x_t.shape[0])
+        reference_labels = check_labels(reference_labels, "reference_labels", reference.shape[0])
     return _empirical_bayes_eps(schedule, x_t.reshape(x_t.shape[0], -1), t, reference.reshape(reference.shape[0], -1),
-                                chunk_size).reshape(x_t.shape)
+                                labels, reference_labels, chunk_size).reshape(x_t.shape)
 
 
 @partial(jax.jit, static_argnames="chunk_size")
-def _empirical_bayes_eps(schedule, x_t, t, reference, chunk_size):
+def _empirical_bayes_eps(schedule, x_t, t, reference, labels, reference_labels, chunk_size):
     reference = reference.astype(x_t.dtype)
     half_norms = 0.5 * jnp.sum(reference * reference, axis=1)
 
     def one(row):
-        x, step = row
+        x, step, label = row
         a, s = signal_and_noise_scales(schedule.log_alpha_bar_at(step))
         # -‖x − a y_i‖²/(2s²) up to the row constant -‖x‖²/(2s²), which the softmax ignores
         logits = (a * (reference @ x) - a * a * half_norms) / (s * s)
-        mean = jax.nn.softmax(logits) @ reference
+        same = reference_labels == label
+        mean = jax.nn.softmax(logits, where=same | ~same.any()) @ reference
         return (x - a * mean) / s
 
-    return jax.lax.map(one, (x_t, t), batch_size=chunk_size)
+    return jax.lax.map(one, (x_t, t, labels), batch_size=chunk_size)

@@ -16,6 +16,7 @@ from jaxtt._validation import (
     check_float_dtype,
     check_int,
     check_key,
+    check_labels,
     check_time_steps,
     warn_clamped,
 )
@@ -38,6 +39,14 @@ class FTTDenoiser(eqx.Module):
     * ``"additive"``: ``u = x_t + t'`` with the sinusoidal embedding ``t' ∈ R^D``
       (the first ``D`` features of the :class:`jaxtt.nn.SinusoidalEmbedding` in
       the field ``embedding``, Vaswani et al. 2017), and ``ε_θ = F(u)``.
+
+    Class conditioning (``classes``): with ``classes=K`` the label is one more FTT variable on an
+    :class:`~jaxtt.basis.Indicator` basis of ``K + 1`` values, so ``ε_θ(x_t, t, y)`` is a TT function of
+    ``(x_1, …, x_D, s, y)``: each class selects one slice of the label core. Labels are ``0..K-1``; the extra
+    value ``K`` (:attr:`null_label`) is the null label of classifier-free guidance (Ho & Salimans 2022), fitted
+    from rows whose label was dropped (``label_dropout`` of :func:`jaxtt.solvers.fit_denoiser`). A conditional
+    model is called as ``model(x, t, labels)``, the signature
+    :class:`~jaxtt.diffusion.ClassifierFreeGuidance` expects.
 
     Outputs (``output``):
 
@@ -84,6 +93,7 @@ class FTTDenoiser(eqx.Module):
         domain: input interval of the bases (default ``(-4, 4)``); inputs are clamped to it.
         time, time_m, output: time coupling, basis size of the time variable
             (default ``m``) and output layout, see above.
+        classes: number of classes ``K`` of a class-conditional model (default ``None``: unconditional).
         noise: perturbation of the constant-function start (:func:`jaxtt.ftt.constant_init`).
         dtype: floating dtype (default: float64 under ``jax_enable_x64``, else float32).
         key: PRNG key of the initial perturbation.
@@ -101,6 +111,12 @@ class FTTDenoiser(eqx.Module):
         Traceback (most recent call last):
         ...
         ValueError: t holds real values in (0, 1] but is the step in 1..T = 1..100: ...
+
+        A class-conditional model takes one label per row; ``null_label`` is the extra class of guidance:
+
+        >>> cond = FTTDenoiser(2, 100, rank=3, m=6, classes=10, key=jax.random.key(0))
+        >>> cond(jnp.zeros((3, 2)), jnp.full(3, 10), jnp.array([0, 7, cond.null_label])).shape
+        (3, 2)
     """
 
     ftt: FTT
@@ -108,6 +124,7 @@ class FTTDenoiser(eqx.Module):
     T: int = eqx.field(static=True)
     time: str = eqx.field(static=True)
     output: str = eqx.field(static=True)
+    classes: int | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -121,6 +138,7 @@ class FTTDenoiser(eqx.Module):
         time: str = "core",
         time_m: int | None = None,
         output: str = "independent",
+        classes: int | None = None,
         noise: float = 1e-2,
         dtype=None,
         key: PRNGKeyArray,
@@ -130,6 +148,7 @@ class FTTDenoiser(eqx.Module):
         rank = check_int(rank, "rank", minimum=1)
         self.time = check_choice(time, "time", {"core", "additive"})
         self.output = check_choice(output, "output", {"independent", "core"})
+        self.classes = None if classes is None else check_int(classes, "classes", minimum=1)
         dtype = check_float_dtype(dtype)
         key = check_key(key)
         data_basis = _data_basis(basis, m, domain)
@@ -137,6 +156,8 @@ class FTTDenoiser(eqx.Module):
         if self.time == "core":
             time_m = check_int(data_basis.m if time_m is None else time_m, "time_m", minimum=1)
             bases.append(_same_family(data_basis, time_m, (0.0, 1.0)))
+        if self.classes is not None:
+            bases.append(Indicator(self.classes + 1))
         if self.output == "core":
             bases.append(Indicator(dim))
         ranks = feasible_ranks([b.m for b in bases], rank)
@@ -152,15 +173,20 @@ class FTTDenoiser(eqx.Module):
     @property
     def dim(self) -> int:
         """Data dimension ``D``."""
-        return self.ftt.ndim - (self.time == "core") - (self.output == "core")
+        return self.ftt.ndim - (self.time == "core") - (self.classes is not None) - (self.output == "core")
+
+    @property
+    def null_label(self) -> int | None:
+        """The null label ``K`` of a class-conditional model (``None`` if unconditional)."""
+        return self.classes
 
     @property
     def input_bases(self) -> tuple[Basis, ...]:
         """Bases of the FTT variables built from ``(x_t, t)`` (without the output mode)."""
         return self.ftt.bases[: len(self.ftt.bases) - (self.output == "core")]
 
-    def variables(self, x: Float[Array, "N D"], t) -> Float[Array, "N d"]:
-        """The FTT input variables: ``[clip(x), t/T]`` or ``clip(x + t')``."""
+    def variables(self, x: Float[Array, "N D"], t, labels=None) -> Float[Array, "N d"]:
+        """The FTT input variables: ``[clip(x), t/T]`` or ``clip(x + t')``, then the label if conditional."""
         x = jnp.asarray(x)
         t = jnp.asarray(t)
         if self.time == "core":
@@ -168,14 +194,17 @@ class FTTDenoiser(eqx.Module):
             v = jnp.concatenate([x, s], axis=1)
         else:
             v = x + jax.vmap(self.embedding)(t.astype(x.dtype))[:, : self.dim]
+        if self.classes is not None:
+            v = jnp.concatenate([v, jnp.asarray(labels).astype(x.dtype)[:, None]], axis=1)
         lo = jnp.asarray([b.domain[0] for b in self.input_bases], x.dtype)
         hi = jnp.asarray([b.domain[1] for b in self.input_bases], x.dtype)
         warn_clamped(v[:, : self.dim], lo[: self.dim], hi[: self.dim], "x" if self.time == "core" else "x + t'",
                      remedy="standardize the data (zero mean, unit variance per coordinate) or widen domain=")
         return jnp.clip(v, lo, hi)
 
-    def check_inputs(self, x, t) -> tuple[Array, Array]:
-        """Validate a batch ``x (N, D)``, ``t (N,)``; raise naming the argument."""
+    def check_inputs(self, x, t, labels=None) -> tuple[Array, Array, Array | None]:
+        """Validate a batch ``x (N, D)``, ``t (N,)`` and, for a conditional model, ``labels (N,)``; raise naming
+        the argument."""
         x = check_array(x, "x", ndim=2, floating=True)
         if x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (N, {self.dim}), got {tuple(x.shape)}")
@@ -183,11 +212,19 @@ class FTTDenoiser(eqx.Module):
         t = check_array(t, "t", ndim=1)
         if t.shape[0] != x.shape[0]:
             raise ValueError(f"t must have shape ({x.shape[0]},) to match x, got {tuple(t.shape)}")
-        return x, check_time_steps(t, self.T, "t", unit_interval=False)
+        t = check_time_steps(t, self.T, "t", unit_interval=False)
+        if self.classes is None:
+            if labels is not None:
+                raise ValueError("labels were given but the model is unconditional; build it with classes=K")
+            return x, t, None
+        if labels is None:
+            raise ValueError(f"labels are required: the model is conditional on {self.classes} classes "
+                             f"(null label {self.null_label})")
+        return x, t, check_labels(labels, "labels", x.shape[0], self.classes + 1)
 
-    def __call__(self, x: Float[Array, "N D"], t: Int[Array, " N"]) -> Float[Array, "N D"]:
-        x, t = self.check_inputs(x, t)
-        v = self.variables(x, t)
+    def __call__(self, x: Float[Array, "N D"], t: Int[Array, " N"], labels: Int[Array, " N"] | None = None
+                 ) -> Float[Array, "N D"]:
+        v = self.variables(*self.check_inputs(x, t, labels))
         if self.output == "independent":
             return self.ftt(v)
         cores = self.ftt.tt.cores

@@ -19,7 +19,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxtt._validation import check_array, check_choice, check_finite, check_instance, check_int, check_real
+from jaxtt._validation import (
+    check_array,
+    check_choice,
+    check_finite,
+    check_instance,
+    check_int,
+    check_labels,
+    check_real,
+)
 from jaxtt.diffusion import Schedule, empirical_bayes_eps, training_triples
 from jaxtt.ftt.denoiser import FTTDenoiser
 from jaxtt.solvers.als import ALS
@@ -28,8 +36,9 @@ from jaxtt.solvers.fit import FitResult, Solver, fit
 __all__ = ["fit_denoiser", "fit_regression", "regression_data"]
 
 
-def regression_data(denoiser: FTTDenoiser, x_t, t, eps):
-    """FTT regression inputs and targets for a denoiser (rows expanded for an output core).
+def regression_data(denoiser: FTTDenoiser, x_t, t, eps, labels=None):
+    """FTT regression inputs and targets for a denoiser (rows expanded for an output core; ``labels`` for a
+    class-conditional one).
 
     ``fit(denoiser.ftt, *regression_data(denoiser, x_t, t, eps), solver, ...)``
     fits either output layout to given triples; put the result back with
@@ -47,7 +56,7 @@ def regression_data(denoiser: FTTDenoiser, x_t, t, eps):
         >>> v.shape, y.shape  # one row per (sample, output), the output index last
         ((10, 4), (10,))
     """
-    v = denoiser.variables(x_t, t)
+    v = denoiser.variables(x_t, t, labels)
     if denoiser.output == "independent":
         return v, eps
     n, dim = eps.shape
@@ -66,6 +75,7 @@ def fit_regression(
     reg: float | None = 1e-6,
     tol: float = 0.0,
     validation: tuple | None = None,
+    labels=None,
     progress: bool = False,
 ) -> tuple[FTTDenoiser, FitResult]:
     """Fit an :class:`~jaxtt.ftt.FTTDenoiser` to fixed regression rows ``y ≈ model(x_t, t)``.
@@ -86,7 +96,10 @@ def fit_regression(
         reg: ridge weight per row (the solver's ``reg`` becomes ``reg·N``, as in :func:`fit_denoiser`);
             ``None`` keeps the solver's.
         tol: stop when the relative training residual ``‖y − f‖/‖y‖`` reaches it.
-        validation: optional held-out rows ``(x_t, t, y)``; their relative residual is recorded.
+        validation: optional held-out rows ``(x_t, t, y)`` (``(x_t, t, y, labels)`` for a conditional model);
+            their relative residual is recorded.
+        labels: class labels ``(N,)`` of the rows, for a class-conditional denoiser (``classes=K``; the null
+            label ``K`` marks unconditional rows).
         progress: show a progress bar.
 
     Returns:
@@ -108,7 +121,7 @@ def fit_regression(
     check_instance(denoiser, "denoiser", FTTDenoiser)
     solver = ALS() if solver is None else check_instance(solver, "solver", Solver)
     steps = check_int(steps, "steps", minimum=1)
-    x_t, t = denoiser.check_inputs(x_t, t)
+    x_t, t, labels = denoiser.check_inputs(x_t, t, labels)
     y = check_array(y, "y", ndim=2, floating=True)
     if y.shape != x_t.shape:
         raise ValueError(f"y must have the shape of x_t {tuple(x_t.shape)}, got {tuple(y.shape)}")
@@ -119,13 +132,16 @@ def fit_regression(
             raise TypeError(f"reg: {type(solver).__name__} has no reg field to set; pass reg=None")
         solver = eqx.tree_at(lambda s: s.reg, solver, reg * x_t.shape[0])
     if validation is not None:
-        if not (isinstance(validation, tuple | list) and len(validation) == 3):
-            raise TypeError("validation must be a triple (x_t, t, y) of held-out rows")
-        x_v, t_v = denoiser.check_inputs(validation[0], validation[1])
-        validation = regression_data(denoiser, x_v, t_v, jnp.asarray(validation[2], x_v.dtype))
+        size = 3 if denoiser.classes is None else 4
+        if not (isinstance(validation, tuple | list) and len(validation) == size):
+            raise TypeError(f"validation must be a tuple {('(x_t, t, y)', '(x_t, t, y, labels)')[size - 3]} "
+                            "of held-out rows")
+        x_v, t_v, l_v = denoiser.check_inputs(*validation[:2], *validation[3:])
+        validation = regression_data(denoiser, x_v, t_v, jnp.asarray(validation[2], x_v.dtype), l_v)
     dtype = denoiser.ftt.tt.dtype
-    ftt, result = fit(denoiser.ftt, *regression_data(denoiser, x_t.astype(dtype), t, y.astype(dtype)), solver,
-                      max_steps=steps, tol=tol, validation=validation, progress=progress)
+    rows = regression_data(denoiser, x_t.astype(dtype), t, y.astype(dtype), labels)
+    ftt, result = fit(denoiser.ftt, *rows, solver, max_steps=steps, tol=tol, validation=validation,
+                      progress=progress)
     return eqx.tree_at(lambda m: m.ftt, denoiser, ftt), result
 
 
@@ -141,6 +157,8 @@ def fit_denoiser(
     draws: int = 1,
     targets: str = "sampled",
     reg: float | None = 1e-6,
+    labels=None,
+    label_dropout: float = 0.0,
     progress: bool = True,
 ) -> tuple[FTTDenoiser, list[FitResult]]:
     """Fit an :class:`~jaxtt.ftt.FTTDenoiser` to data ``x0`` with ``solver`` (default :class:`~jaxtt.solvers.ALS`).
@@ -166,10 +184,18 @@ def fit_denoiser(
         targets: ``"sampled"`` regresses on the drawn noise ``ε`` (Monte Carlo L_simple);
             ``"empirical_bayes"`` on its conditional mean ``E[ε | x_t]`` under the empirical distribution of
             ``x0`` (:func:`jaxtt.diffusion.empirical_bayes_eps`, ``O(N² repeats D)``): the same minimiser in
-            expectation with much less noise in the fitted rows.
+            expectation with much less noise in the fitted rows. For a conditional model the average of a row
+            runs over the data points of its class (over all of ``x0`` for null-label rows), the minimiser of
+            the conditional loss.
         reg: ridge weight per regression row: the solver's ``reg`` is replaced by
             ``reg·N·repeats``, so the value means the same at every data size;
             ``None`` keeps the solver's own ``reg``.
+        labels: class labels ``(N,)`` of the data points, for a class-conditional denoiser (``classes=K``);
+            every regression row carries the label of its data point.
+        label_dropout: fraction of the regression rows (drawn afresh per draw) whose label is replaced by the
+            null label ``K``: label dropout, which fits the unconditional model in the same TT for
+            classifier-free guidance (Ho & Salimans 2022). In a closed-form fit this is just duplicated rows
+            with the null label.
         progress: show progress bars.
 
     Returns:
@@ -203,12 +229,26 @@ def fit_denoiser(
         raise ValueError(f"x0 must have shape (N, {denoiser.dim}) with N >= 1, got {tuple(x0.shape)}")
     check_finite(x0, "x0")
     x0 = jnp.asarray(x0, denoiser.ftt.tt.dtype)
+    label_dropout = check_real(label_dropout, "label_dropout", minimum=0.0, maximum=1.0)
+    if denoiser.classes is None:
+        if labels is not None or label_dropout:
+            raise ValueError("labels/label_dropout were given but the denoiser is unconditional; "
+                             "build it with classes=K")
+    elif labels is None:
+        raise ValueError(f"labels are required: the denoiser is conditional on {denoiser.classes} classes")
+    else:
+        labels = check_labels(labels, "labels", x0.shape[0], denoiser.classes)
     results = []
     for key_round in jax.random.split(key, draws):
         x_t, t, eps = training_triples(key_round, x0, schedule, repeats)
+        rows = None
+        if labels is not None:
+            dropped = jax.random.bernoulli(jax.random.fold_in(key_round, 1), label_dropout, (x_t.shape[0],))
+            rows = jnp.where(dropped, denoiser.null_label, jnp.tile(labels, repeats))
         if targets == "empirical_bayes":
-            eps = empirical_bayes_eps(schedule, x_t, t, x0)
+            class_labels = {} if labels is None else {"labels": rows, "reference_labels": labels}
+            eps = empirical_bayes_eps(schedule, x_t, t, x0, **class_labels)
         denoiser, result = fit_regression(denoiser, x_t, t, eps, solver=solver, steps=steps, reg=reg,
-                                          progress=progress)
+                                          labels=rows, progress=progress)
         results.append(result)
     return denoiser, results

@@ -65,3 +65,20 @@ def test_bad_input():
     with pytest.raises(ValueError, match="targets"):
         fit_denoiser(FTTDenoiser(2, 100, rank=2, m=3, key=jax.random.key(0)), x, SCHEDULE, jax.random.key(1),
                      targets="exact")
+
+
+def test_class_conditional_targets_average_over_their_class():
+    """Each row's softmax runs over its own class; a label no reference point has (the null label) over all."""
+    rng = np.random.default_rng(5)
+    reference, x_t = rng.normal(size=(9, 2)), rng.normal(size=(7, 2))
+    reference_labels, labels = np.arange(9) % 3, np.array([0, 1, 2, 3, 0, 1, 3])
+    t = np.array([5, 20, 40, 60, 80, 95, 100])
+    out = empirical_bayes_eps(SCHEDULE, jnp.asarray(x_t), jnp.asarray(t), jnp.asarray(reference),
+                              labels=jnp.asarray(labels), reference_labels=jnp.asarray(reference_labels))
+    for row in range(7):
+        subset = reference[reference_labels == labels[row]] if labels[row] < 3 else reference
+        expected = empirical_bayes_eps(SCHEDULE, jnp.asarray(x_t[row:row + 1]), jnp.asarray(t[row:row + 1]),
+                                       jnp.asarray(subset))
+        np.testing.assert_allclose(out[row], expected[0], rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="pass both labels"):
+        empirical_bayes_eps(SCHEDULE, jnp.asarray(x_t), jnp.asarray(t), jnp.asarray(reference), labels=labels)
