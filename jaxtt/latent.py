@@ -13,6 +13,16 @@ from jaxtt.nn.vae import VAE
 __all__ = ["LatentSpace"]
 
 
+@eqx.filter_jit
+def _posterior_means(vae, images):
+    return jax.vmap(vae.encode)(images)[0]
+
+
+@eqx.filter_jit
+def _decode(vae, codes):
+    return jax.vmap(vae.decode)(codes)
+
+
 class LatentSpace(eqx.Module):
     r"""The standardized posterior-mean latents of a trained :class:`jaxtt.nn.VAE`.
 
@@ -54,7 +64,7 @@ class LatentSpace(eqx.Module):
         images = self._check(images, "images")
         if images.shape[0] < 2:
             raise ValueError(f"images must hold at least 2 images, got {images.shape[0]}")
-        codes = jax.vmap(vae.encode)(images)[0]
+        codes = _posterior_means(vae, images)
         self.mean, self.std = codes.mean(axis=0), codes.std(axis=0)
         if not bool(jnp.all(self.std > 0)):
             raise ValueError(f"latent coordinate {int(jnp.argmin(self.std))} is constant over images")
@@ -70,11 +80,11 @@ class LatentSpace(eqx.Module):
     def encode(self, images: Float[Array, "N P"]) -> Float[Array, "N L"]:
         """Standardized posterior means :math:`(\\mu_\\phi(x) - m) / s` of flat images ``(N, P)``."""
         images = self._check(images, "images")
-        return (jax.vmap(self.vae.encode)(images)[0] - self.mean) / self.std
+        return (_posterior_means(self.vae, images) - self.mean) / self.std
 
     def decode(self, latents: Float[Array, "N L"]) -> Float[Array, "N P"]:
         """Flat images ``decode(m + s * u)`` of standardized latents ``u`` ``(N, L)``."""
         latents = check_array(latents, "latents", ndim=2, floating=True)
         if latents.shape[1] != self.vae.latent:
             raise ValueError(f"latents must have shape (N, {self.vae.latent}), got {tuple(latents.shape)}")
-        return jax.vmap(self.vae.decode)(self.mean + self.std * latents)
+        return _decode(self.vae, self.mean + self.std * latents)

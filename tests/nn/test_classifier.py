@@ -1,6 +1,7 @@
 """The feature classifier: >= 95 % validation accuracy with quick training, a Fréchet distance that separates the
 validation digits from noise, its loss against NumPy, checkpoints and bad input."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +31,7 @@ def test_quick_training_reaches_95_percent_on_the_validation_split(classifier, s
 
 def test_frechet_distance_of_validation_is_far_below_that_of_noise(classifier, split):
     x, _, x_val, _ = split
-    features = jax.vmap(classifier.features)
+    features = jax.jit(jax.vmap(classifier.features))
     noise = x.mean(0) + x.std(0) * jax.random.normal(jax.random.key(1), x_val.shape, x.dtype)
     fd_val = float(frechet_distance(features(x_val), features(x)))
     fd_noise = float(frechet_distance(features(noise), features(x)))
@@ -41,11 +42,12 @@ def test_loss_is_the_numpy_cross_entropy():
     model = ConvClassifier(key=jax.random.key(0), features=16)
     x = jax.random.normal(jax.random.key(1), (6, 64))
     y = np.array([0, 3, 9, 3, 1, 7])
-    logits = np.asarray(jax.vmap(model)(x), np.float64)
+    logits = np.asarray(jax.jit(jax.vmap(model))(x), np.float64)
     log_softmax = logits - logits.max(1, keepdims=True)
     log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
     rows = jnp.concatenate([x, jnp.asarray(y, x.dtype)[:, None]], axis=1)
-    np.testing.assert_allclose(classifier_loss(model, None, rows), -log_softmax[np.arange(6), y].mean(), rtol=1e-10)
+    loss = jax.jit(classifier_loss)(model, None, rows)
+    np.testing.assert_allclose(loss, -log_softmax[np.arange(6), y].mean(), rtol=1e-10)
 
 
 def test_save_and_load_round_trip(classifier, split, tmp_path):
@@ -54,7 +56,8 @@ def test_save_and_load_round_trip(classifier, split, tmp_path):
     loaded, meta = load_checkpoint(path, ConvClassifier(key=jax.random.key(9), dtype=jnp.float32))
     x_val = split[2]
     assert meta == {"features": 32}
-    np.testing.assert_array_equal(jax.vmap(loaded)(x_val), jax.vmap(classifier)(x_val))
+    logits = eqx.filter_jit(lambda model, x: jax.vmap(model)(x))
+    np.testing.assert_array_equal(logits(loaded, x_val), logits(classifier, x_val))
 
 
 def test_bad_input_is_named():
