@@ -1,11 +1,12 @@
-"""Latent diffusion on scikit-learn's 8x8 digits: the table of Rombach et al. (2022)'s MNIST experiment in form.
+"""Latent diffusion (Rombach et al. 2022) on scikit-learn's 8x8 digits, scored by a classifier's Fréchet distance.
 
     python benchmarks/latent_digits.py [--quick]
 
 Runs :func:`jaxtt.latent_digits.run` (the quick or the full configuration; ``jaxtt digits`` runs the same quick
 one): a CNN feature classifier and a VAE (latent 8) on the fixed 1,497 / 300 split, latent ResNet-MLP (AdamW)
 and FTT (ALS) denoisers, unconditional and class-conditional with classifier-free guidance, and a pixel-space
-U-Net, all sampled by DDIM with the same clipping. Rows: Fréchet distance of the classifier's penultimate
+U-Net, and the unconditional latent models guided by a classifier of noised latents (Dhariwal & Nichol 2021),
+all sampled by DDIM with the same clipping. Rows: Fréchet distance of the classifier's penultimate
 features to the training images', training seconds (compilation included), parameters, and for the
 conditional rows the classifier's accuracy on the generated digits (the requested class). Also reported: the
 two goals (latent FTT within 10 % of the latent NN's Fréchet distance in at most 1/10 of its training time;

@@ -15,7 +15,8 @@
   them as ``.npy`` or ``.csv``.
 * ``jaxtt digits`` runs latent diffusion on scikit-learn's 8x8 digits (:mod:`jaxtt.latent_digits`, the quick
   configuration; ``--full`` the long one): a feature classifier, a VAE, latent ResNet-MLP and FTT denoisers
-  (unconditional and class-conditional with classifier-free guidance) and a pixel-space U-Net; prints the table
+  (unconditional, classifier-guided, class-conditional with classifier-free guidance) and a pixel-space U-Net;
+  prints the table
   of Fréchet distances and writes ``digits_results.json`` and the digit grids ``digits_samples.png``.
 * ``jaxtt evaluate SAMPLES DATA`` prints MMD², sliced Wasserstein-2 and the energy distance between two point
   files (and writes them as JSON with ``--json``).
@@ -164,9 +165,11 @@ def _parser() -> argparse.ArgumentParser:
                        ("--T", _positive), ("--ddim-steps", _positive), ("--nn-width", _positive),
                        ("--nn-depth", _positive), ("--nn-steps", _positive), ("--batch-size", _positive),
                        ("--unet-steps", _count), ("--rank", _positive), ("--m", _positive), ("--sweeps", _positive),
-                       ("--repeats", _positive), ("--samples", _int_at_least(20))):
+                       ("--repeats", _positive), ("--samples", _int_at_least(20)),
+                       ("--noisy-classifier-steps", _count)):
         sizes.add_argument(flag, type=kind, default=None)
     sizes.add_argument("--scales", type=float, nargs="+", default=None, help="classifier-free guidance weights")
+    sizes.add_argument("--classifier-scales", type=float, nargs="+", default=None, help="classifier guidance weights")
     sizes.add_argument("--targets", choices=("sampled", "empirical_bayes"), default=None,
                        help="FTT regression targets")
     sizes.add_argument("--no-conditional", action="store_true", help="leave out the class-conditional models")
@@ -335,6 +338,8 @@ def _check_digits(args) -> None:
                  if getattr(args, field.name, None) is not None}
     if args.scales is not None:
         overrides["scales"] = tuple(args.scales)
+    if args.classifier_scales is not None:
+        overrides["classifier_scales"] = tuple(args.classifier_scales)
     if args.no_conditional:
         overrides["conditional"] = False
     try:

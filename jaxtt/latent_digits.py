@@ -1,13 +1,14 @@
 r"""Latent diffusion on scikit-learn's 8x8 digits, evaluated by the Fréchet distance of a classifier's features.
 
-The experiment of Rombach et al. (2022) at toy size, in the form of its MNIST table (Fréchet distance on the
-features of the experiment's own classifier; Heusel et al. 2017): a fixed stratified 1,497 / 300 split
+Latent diffusion (Rombach et al. 2022) at toy size, scored like FID (Heusel et al. 2017) but on the features of
+the experiment's own classifier, as MNIST experiments do without Inception: a fixed stratified 1,497 / 300 split
 (:func:`jaxtt.data.digits_split`), a CNN classifier (:class:`jaxtt.nn.ConvClassifier`) whose penultimate features
 define the distance, a convolutional VAE (:class:`jaxtt.nn.VAE`) whose standardized posterior-mean latents
 (:class:`jaxtt.latent.LatentSpace`) are the diffusion data, and then, on those latents, a ResNet-MLP trained by
-AdamW and an FTT denoiser fitted by closed-form ALS sweeps (unconditional and class-conditional with
-classifier-free guidance, Ho & Salimans 2022), next to a pixel-space U-Net DDPM (Ho et al. 2020). Every
-diffusion model is sampled by the same DDIM sampler with the same clipping of the predicted data.
+AdamW and an FTT denoiser fitted by closed-form ALS sweeps (unconditional, guided by a classifier of noised
+latents, Dhariwal & Nichol 2021, and class-conditional with classifier-free guidance, Ho & Salimans 2022),
+next to a pixel-space U-Net DDPM (Ho et al. 2020). Every diffusion model is sampled by the same DDIM sampler
+with the same clipping of the predicted data.
 
 :func:`run` returns the table; :func:`print_table` and :func:`plot_grids` show it. ``jaxtt digits`` and
 ``benchmarks/latent_digits.py`` run it.
@@ -52,6 +53,9 @@ class DigitsConfig:
         scales: classifier-free guidance weights ``w`` of the conditional models.
         samples: generated images per model (the conditional models draw ``samples // 10`` of each class).
         conditional: also train the class-conditional latent models.
+        noisy_classifier_steps: AdamW steps of the latent classifier of noised latents for classifier guidance
+            of the unconditional latent models (0 leaves classifier guidance out).
+        classifier_scales: classifier-guidance weights.
 
     Examples:
         >>> QUICK.latent, QUICK.scales, FULL.nn_steps
@@ -87,6 +91,8 @@ class DigitsConfig:
     scales: tuple[float, ...] = (0.0, 1.0, 3.0)
     samples: int = 1000
     conditional: bool = True
+    noisy_classifier_steps: int = 2000
+    classifier_scales: tuple[float, ...] = (1.0, 3.0)
 
     def __post_init__(self):
         def integer(name, minimum, maximum=None):
@@ -101,7 +107,7 @@ class DigitsConfig:
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not minimum <= value <= maximum:
                 raise ValueError(f"{name} must be a number in [{minimum}, {maximum}], got {value!r}")
 
-        for name in ("seed", "cg_steps", "unet_steps"):
+        for name in ("seed", "cg_steps", "unet_steps", "noisy_classifier_steps"):
             integer(name, 0)
         for name in ("classifier_steps", "vae_steps", "latent", "T", "ddim_steps", "nn_width", "nn_depth",
                      "nn_steps", "batch_size", "unet_batch_size", "rank", "m", "sweeps", "repeats"):
@@ -110,7 +116,7 @@ class DigitsConfig:
         integer("samples", 2 * CLASSES)
         real("beta", self.beta, 0.0)
         real("label_dropout", self.label_dropout, 0.0, 1.0)
-        for w in self.scales:
+        for w in self.scales + self.classifier_scales:
             real("scales[i]", w)
         if self.targets not in ("sampled", "empirical_bayes"):
             raise ValueError(f"targets must be 'sampled' or 'empirical_bayes', got {self.targets!r}")
@@ -263,10 +269,37 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
                                repeats=config.repeats, targets=config.targets, progress=progress)
     record("latent FTT-DDPM", latent_samples(ftt, next(keys)), seconds, ftt.num_params)
 
+    if config.noisy_classifier_steps:
+        _classifier_guided_rows(config, record, keys, z_train, y_train, schedule, latent_samples,
+                                {"NN": trained.ema_model, "FTT": ftt})
     if config.conditional:
         _conditional_rows(config, record, keys, space, z_train, y_train, schedule, latent_samples, solver)
     record("validation set", x_val)
     return results, images
+
+
+def _classifier_guided_rows(config, record, keys, z_train, y_train, schedule, latent_samples, models):
+    """Train a classifier of noised latents and record classifier-guided samples of the unconditional models."""
+    import jax.numpy as jnp
+
+    from jaxtt.diffusion import ClassifierGuidance
+    from jaxtt.nn import NoisyClassifier, noisy_classifier_loss
+    from jaxtt.train import default_optimizer, fit
+
+    labels = jnp.repeat(jnp.arange(CLASSES), config.samples // CLASSES)
+    rows = jnp.concatenate([z_train, y_train[:, None].astype(z_train.dtype)], axis=1)
+    classifier = NoisyClassifier(config.latent, key=next(keys), classes=CLASSES, time_scale=float(config.T),
+                                 dtype=z_train.dtype)
+    steps = config.noisy_classifier_steps
+    trained, seconds = _timed(fit, classifier, rows, None, default_optimizer(steps), steps=steps,
+                              batch_size=min(config.batch_size, z_train.shape[0]), key=next(keys),
+                              loss=functools.partial(noisy_classifier_loss, schedule=schedule), progress=False)
+    for arm, model in models.items():
+        key = next(keys)
+        for w in config.classifier_scales:
+            guided = ClassifierGuidance(model, trained.ema_model.log_prob, labels, schedule, scale=w)
+            record(f"classifier-guided latent {arm}, w={w:g}", latent_samples(guided, key, labels.shape[0]),
+                   seconds, _count_params(trained.ema_model), labels)
 
 
 def _conditional_rows(config, record, keys, space, z_train, y_train, schedule, latent_samples, solver):
@@ -316,12 +349,14 @@ def print_table(results: dict, log=print) -> None:
         log(f"{name:<36}{cell(row, 'fd', '.2f'):>9}{cell(row, 'train_seconds', '.1f'):>9}"
             f"{cell(row, 'params', 'd'):>9}{cell(row, 'accuracy', '.3f'):>10}")
     log("(FD: Fréchet distance of the classifier's penultimate features to the training images'; accuracy: "
-        "the classifier's agreement with the requested class)")
+        "the classifier's agreement with the requested class; classifier-guided rows: train s and params of the "
+        "classifier of noised latents)")
 
 
 def plot_grids(images: dict, path: str | os.PathLike, per_panel: int = 100) -> None:
     """Write one panel of ``per_panel`` digits (a 10-wide grid) per row of ``images`` to the PNG ``path``
-    (atomically); conditional rows, stored class by class, show one class per grid row."""
+    (atomically); the guided rows (conditional or classifier-guided), stored class by class, show one class per
+    grid row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -336,7 +371,7 @@ def plot_grids(images: dict, path: str | os.PathLike, per_panel: int = 100) -> N
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
         x = np.asarray(images[name])
-        if name.startswith("conditional"):  # one row per class: the first 10 of each class
+        if name.startswith(("conditional", "classifier-guided")):  # one row per class: the first 10 of each
             per_class = x.shape[0] // CLASSES
             x = x.reshape(CLASSES, per_class, -1)[:, :10].reshape(-1, x.shape[-1])
         x = x[:per_panel]

@@ -6,7 +6,14 @@ jaxtt's losses, samplers and :func:`jaxtt.train.fit` take.
 """
 
 from jaxtt.nn.batched import Batched
-from jaxtt.nn.classifier import ConvClassifier, accuracy, classifier_loss, train_classifier
+from jaxtt.nn.classifier import (
+    ConvClassifier,
+    NoisyClassifier,
+    accuracy,
+    classifier_loss,
+    noisy_classifier_loss,
+    train_classifier,
+)
 from jaxtt.nn.conv import Conv3x3
 from jaxtt.nn.embedding import SinusoidalEmbedding
 from jaxtt.nn.resnet import ResNetMLP
@@ -17,6 +24,7 @@ __all__ = [
     "Batched",
     "Conv3x3",
     "ConvClassifier",
+    "NoisyClassifier",
     "ResNetMLP",
     "SinusoidalEmbedding",
     "UNet",
@@ -24,6 +32,7 @@ __all__ = [
     "accuracy",
     "classifier_loss",
     "negative_elbo",
+    "noisy_classifier_loss",
     "train_classifier",
     "train_vae",
 ]

@@ -10,7 +10,7 @@ import pytest
 from jaxtt.checkpoint import load_checkpoint, save_checkpoint
 from jaxtt.data import digits_split
 from jaxtt.metrics import frechet_distance
-from jaxtt.nn import ConvClassifier, accuracy, classifier_loss, train_classifier
+from jaxtt.nn import ConvClassifier, NoisyClassifier, accuracy, classifier_loss, train_classifier
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,13 @@ def test_bad_input_is_named():
         model(jnp.zeros((8, 8)))
     with pytest.raises(ValueError, match="y must have shape"):
         accuracy(model, jnp.zeros((3, 64)), jnp.zeros(2, jnp.int32))
+
+
+def test_noisy_classifier_log_probabilities_are_normalized():
+    model = NoisyClassifier(4, key=jax.random.key(0), classes=3, width=16)
+    x, t = jax.random.normal(jax.random.key(1), (5, 4)), jnp.array([1, 10, 100, 500, 1000])
+    log_p = jax.jit(lambda y: model.log_prob(x, t, y))
+    total = sum(np.exp(np.asarray(log_p(jnp.full(5, c)), np.float64)) for c in range(3))
+    np.testing.assert_allclose(total, 1.0, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"x must have shape \(4,\)"):
+        model(jnp.zeros(3), 1)
