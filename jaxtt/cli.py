@@ -173,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--targets", choices=("sampled", "empirical_bayes"), default=None,
                        help="FTT regression targets")
     sizes.add_argument("--no-conditional", action="store_true", help="leave out the class-conditional models")
+    sizes.add_argument("--no-fast-ftt", action="store_true", help="leave out the second, cheaper latent FTT")
     dig.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.commands = {"demo": demo, "train": train, "sample": smp, "evaluate": ev, "digits": dig}
     return parser
@@ -342,6 +343,8 @@ def _check_digits(args) -> None:
         overrides["classifier_scales"] = tuple(args.classifier_scales)
     if args.no_conditional:
         overrides["conditional"] = False
+    if args.no_fast_ftt:
+        overrides["fast_ftt"] = None
     try:
         args.config = dataclasses.replace(base, **overrides)
     except ValueError as err:  # argparse checked each option; the one check across them is ddim_steps <= T

@@ -222,7 +222,7 @@ def test_a_fit_larger_than_memory_is_refused_before_the_folder(tmp_path, capsys)
 DIGITS_TINY = ["digits", "--classifier-steps", "5", "--vae-steps", "5", "--T", "20", "--ddim-steps", "4",
                "--nn-width", "8", "--nn-depth", "1", "--nn-steps", "5", "--unet-steps", "0", "--rank", "2", "--m", "3",
                "--sweeps", "1", "--repeats", "1", "--targets", "sampled", "--samples", "40", "--no-conditional",
-               "--noisy-classifier-steps", "0", "--no-progress"]
+               "--noisy-classifier-steps", "0", "--no-fast-ftt", "--no-progress"]
 
 
 def test_digits_writes_the_table_the_json_and_the_grid(tmp_path, capsys):
