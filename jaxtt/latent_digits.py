@@ -208,7 +208,7 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
     from jaxtt.solvers import ALS, fit_denoiser
     from jaxtt.train import default_optimizer, fit
 
-    keys = iter(jax.random.split(jax.random.key(config.seed), 32))
+    keys = iter(jax.random.split(jax.random.key(config.seed), 32))  # 27 used with every row
     x_train, y_train, x_val, y_val = digits_split(config.validation, config.seed)
     results, images = {}, {}
 
@@ -292,7 +292,7 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
         _classifier_guided_rows(config, record, keys, z_train, y_train, schedule, latent_samples,
                                 {"NN": trained.ema_model, "FTT": fitted_ftts["latent FTT-DDPM"]})
     if config.conditional:
-        _conditional_rows(config, record, keys, space, z_train, y_train, schedule, latent_samples, solver)
+        _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_samples, solver)
     record("validation set", x_val)
     return results, images
 
@@ -321,7 +321,7 @@ def _classifier_guided_rows(config, record, keys, z_train, y_train, schedule, la
                    seconds, _count_params(trained.ema_model), labels)
 
 
-def _conditional_rows(config, record, keys, space, z_train, y_train, schedule, latent_samples, solver):
+def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_samples, solver):
     """Train the class-conditional latent NN and FTT and record their guided samples at every scale."""
     import jax.numpy as jnp
 
