@@ -159,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "Fréchet distances of a classifier's features")
     dig.add_argument("--full", action="store_true", help="the long configuration instead of the quick one")
     dig.add_argument("--out", default="digits_out", help="output directory")
-    dig.add_argument("--seed", type=_count, default=None, help="random seed (default: the configuration's)")
+    dig.add_argument("--seed", type=_count, default=None, help="random seed (None: the configuration's)")
     sizes = dig.add_argument_group("sizes", "override the configuration (default: the quick or --full one)")
     for flag, kind in (("--classifier-steps", _positive), ("--vae-steps", _positive), ("--latent", _positive),
                        ("--T", _positive), ("--ddim-steps", _positive), ("--nn-width", _positive),
@@ -347,8 +347,9 @@ def _check_digits(args) -> None:
         overrides["fast_ftt"] = None
     try:
         args.config = dataclasses.replace(base, **overrides)
-    except ValueError as err:  # argparse checked each option; the one check across them is ddim_steps <= T
-        raise _UsageError(f"argument --ddim-steps: {err}") from None
+    except (TypeError, ValueError) as err:  # DigitsConfig names its field first: "ddim_steps must be ..."
+        field = str(err).split()[0].split("[")[0]
+        raise _UsageError(f"argument --{field.replace('_', '-')}: {err}") from None
     _check_output_dir("--out", args.out)
 
 

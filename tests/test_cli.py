@@ -242,7 +242,7 @@ def test_digits_writes_the_table_the_json_and_the_grid(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("options, flag", [(["--T", "10"], "--ddim-steps"), (["--samples", "5"], "--samples"),
-                                           (["--unet-steps", "-1"], "--unet-steps")])
+                                           (["--unet-steps", "-1"], "--unet-steps"), (["--scales", "nan"], "--scales")])
 def test_digits_refuses_bad_options_before_creating_the_folder(tmp_path, capsys, options, flag):
     out = tmp_path / "new"
     message = _usage_error(["digits", *options, "--out", str(out)], capsys)
