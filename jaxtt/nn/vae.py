@@ -16,11 +16,6 @@ from jaxtt.train import default_optimizer, fit
 __all__ = ["VAE", "negative_elbo", "train_vae"]
 
 
-def _upsample(h):
-    """Nearest-neighbour 2x upsampling of ``(C, H, W)``."""
-    return jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
-
-
 class VAE(eqx.Module):
     r"""Convolutional VAE with a vector latent :math:`z \in \mathbb{R}^L` (Kingma & Welling 2014).
 
@@ -107,7 +102,8 @@ class VAE(eqx.Module):
             raise ValueError(f"z must be one latent of shape ({self.latent},), got {z.shape}")
         height, width = self.image_shape
         h = jax.nn.silu(self.dec_in(z)).reshape(self.channels[1], height // 2, width // 2)
-        h = self.dec2(jax.nn.silu(self.dec1(_upsample(h))))
+        h = jax.image.resize(h, (h.shape[0], height, width), "nearest")  # 2x nearest-neighbour upsampling
+        h = self.dec2(jax.nn.silu(self.dec1(h)))
         return jnp.tanh(h.reshape(-1))
 
     def __call__(self, x: Float[Array, " P"]) -> Float[Array, " P"]:
