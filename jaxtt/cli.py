@@ -13,6 +13,11 @@
   in the model file, so ``sample`` returns points in the data's own coordinates.
 * ``jaxtt sample MODEL --n N --out FILE`` draws ``N`` points from a saved model with DDIM or DDPM and writes
   them as ``.npy`` or ``.csv``.
+* ``jaxtt digits`` runs latent diffusion on scikit-learn's 8x8 digits (:mod:`jaxtt.latent_digits`, the quick
+  configuration; ``--full`` the long one): a feature classifier, a VAE, latent ResNet-MLP and FTT denoisers
+  (unconditional, classifier-guided, class-conditional with classifier-free guidance) and a pixel-space U-Net;
+  prints the table
+  of Fréchet distances and writes ``digits_results.json`` and the digit grids ``digits_samples.png``.
 * ``jaxtt evaluate SAMPLES DATA`` prints MMD², sliced Wasserstein-2 and the energy distance between two point
   files (and writes them as JSON with ``--json``).
 
@@ -33,7 +38,7 @@ from pathlib import Path
 
 from jaxtt import __version__
 
-__all__ = ["main", "demo", "train", "sample", "evaluate"]
+__all__ = ["main", "demo", "train", "sample", "evaluate", "digits"]
 
 #: Names of jaxtt.data.TOY_DATASETS and jaxtt.basis.BASES, repeated here so that checking the options does not
 #: import JAX (a test keeps them equal).
@@ -98,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxtt", description="Tensor-train diffusion models in JAX.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="version", version=f"jaxtt {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,sample,evaluate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,sample,evaluate,digits}")
 
     demo = _subparser(sub, "demo", "train an FTT (ALS) and a ResNet-MLP (AdamW) denoiser on a toy data set and "
                                    "compare their samples")
@@ -149,7 +154,28 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--projections", type=_positive, default=128, help="random projections of sliced Wasserstein")
     ev.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     ev.add_argument("--seed", type=_count, default=0, help="random seed (subsampling and projections)")
-    parser.commands = {"demo": demo, "train": train, "sample": smp, "evaluate": ev}
+
+    dig = _subparser(sub, "digits", "latent diffusion on the 8x8 digits: VAE, latent NN and FTT denoisers, guidance, "
+                                    "Fréchet distances of a classifier's features")
+    dig.add_argument("--full", action="store_true", help="the long configuration instead of the quick one")
+    dig.add_argument("--out", default="digits_out", help="output directory")
+    dig.add_argument("--seed", type=_count, default=None, help="random seed (None: the configuration's)")
+    sizes = dig.add_argument_group("sizes", "override the configuration (default: the quick or --full one)")
+    for flag, kind in (("--classifier-steps", _positive), ("--vae-steps", _positive), ("--latent", _positive),
+                       ("--T", _positive), ("--ddim-steps", _positive), ("--nn-width", _positive),
+                       ("--nn-depth", _positive), ("--nn-steps", _positive), ("--batch-size", _positive),
+                       ("--unet-steps", _count), ("--rank", _positive), ("--m", _positive), ("--sweeps", _positive),
+                       ("--repeats", _positive), ("--samples", _int_at_least(20)),
+                       ("--noisy-classifier-steps", _count)):
+        sizes.add_argument(flag, type=kind, default=None)
+    sizes.add_argument("--scales", type=float, nargs="+", default=None, help="classifier-free guidance weights")
+    sizes.add_argument("--classifier-scales", type=float, nargs="+", default=None, help="classifier guidance weights")
+    sizes.add_argument("--targets", choices=("sampled", "empirical_bayes"), default=None,
+                       help="FTT regression targets")
+    sizes.add_argument("--no-conditional", action="store_true", help="leave out the class-conditional models")
+    sizes.add_argument("--no-fast-ftt", action="store_true", help="leave out the second, cheaper latent FTT")
+    dig.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.commands = {"demo": demo, "train": train, "sample": smp, "evaluate": ev, "digits": dig}
     return parser
 
 
@@ -303,7 +329,32 @@ def _check_evaluate(args) -> None:
         _check_output_file("--json", args.json, (".json",))
 
 
-_CHECKS = {"demo": _check_demo, "train": _check_train, "sample": _check_sample, "evaluate": _check_evaluate}
+def _check_digits(args) -> None:
+    import dataclasses
+
+    from jaxtt.latent_digits import FULL, QUICK
+
+    base = FULL if args.full else QUICK
+    overrides = {field.name: getattr(args, field.name) for field in dataclasses.fields(base)
+                 if getattr(args, field.name, None) is not None}
+    if args.scales is not None:
+        overrides["scales"] = tuple(args.scales)
+    if args.classifier_scales is not None:
+        overrides["classifier_scales"] = tuple(args.classifier_scales)
+    if args.no_conditional:
+        overrides["conditional"] = False
+    if args.no_fast_ftt:
+        overrides["fast_ftt"] = None
+    try:
+        args.config = dataclasses.replace(base, **overrides)
+    except (TypeError, ValueError) as err:  # DigitsConfig names its field first: "ddim_steps must be ..."
+        field = str(err).split()[0].split("[")[0]
+        raise _UsageError(f"argument --{field.replace('_', '-')}: {err}") from None
+    _check_output_dir("--out", args.out)
+
+
+_CHECKS = {"demo": _check_demo, "train": _check_train, "sample": _check_sample, "evaluate": _check_evaluate,
+           "digits": _check_digits}
 
 
 def demo(args: argparse.Namespace) -> dict:
@@ -420,6 +471,28 @@ def _write_json(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, path)
+
+
+def digits(args: argparse.Namespace) -> dict:
+    """``jaxtt digits``: run :func:`jaxtt.latent_digits.run`, print its table, write the JSON and the digit grids."""
+    import dataclasses
+
+    import jax
+
+    from jaxtt.latent_digits import plot_grids, print_table, run
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"jaxtt digits ({'full' if args.full else 'quick'}): jax {jax.__version__} on {jax.default_backend()} "
+          f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
+    start = time.perf_counter()
+    results, images = run(args.config, progress=not args.no_progress)
+    print_table(results)
+    plot_grids(images, out / "digits_samples.png")
+    _write_json(out / "digits_results.json", {"config": dataclasses.asdict(args.config), "results": results,
+                                              "seconds": time.perf_counter() - start})
+    print(f"wrote {out / 'digits_samples.png'} and {out / 'digits_results.json'}")
+    return results
 
 
 # --- train, sample, evaluate --------------------------------------------------------------------------------------
@@ -592,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     from jaxtt.errors import NumericalError
 
     try:
-        {"demo": demo, "train": train, "sample": sample, "evaluate": evaluate}[args.command](args)
+        {"demo": demo, "train": train, "sample": sample, "evaluate": evaluate, "digits": digits}[args.command](args)
     except _UsageError as err:  # checks that need JAX (memory), made before anything is written or trained
         command.error(str(err))
     except (NumericalError, CheckpointError, OSError) as err:

@@ -215,3 +215,45 @@ def test_a_fit_larger_than_memory_is_refused_before_the_folder(tmp_path, capsys)
     err = _usage_error(["demo", "--rank", "64", "--m", "64", "--cg-steps", "0", "--out", str(out)], capsys)
     assert "--rank/--m" in err and "GB" in err and "--cg-steps 8" in err
     assert not out.exists()
+
+
+# --- digits -----------------------------------------------------------------------------------------------------
+
+DIGITS_TINY = ["digits", "--classifier-steps", "5", "--vae-steps", "5", "--T", "20", "--ddim-steps", "4",
+               "--nn-width", "8", "--nn-depth", "1", "--nn-steps", "5", "--unet-steps", "0", "--rank", "2", "--m", "3",
+               "--sweeps", "1", "--repeats", "1", "--targets", "sampled", "--samples", "40", "--no-conditional",
+               "--noisy-classifier-steps", "0", "--no-fast-ftt", "--no-progress"]
+
+
+def test_digits_writes_the_table_the_json_and_the_grid(tmp_path, capsys):
+    assert main([*DIGITS_TINY, "--out", str(tmp_path)]) == 0
+    assert "latent FTT-DDPM" in capsys.readouterr().out
+    payload = json.loads((tmp_path / "digits_results.json").read_text())
+    assert payload["config"]["nn_steps"] == 5 and payload["config"]["conditional"] is False
+    results = payload["results"]
+    assert {"random noise (train mean/std)", "VAE prior samples", "latent NN-DDPM", "latent FTT-DDPM",
+            "validation set"} <= set(results)
+    for row in results.values():
+        assert np.isfinite(row["fd"]) and row["fd"] >= -1e-6
+    assert results["latent FTT-DDPM"]["params"] > 0 and results["latent NN-DDPM"]["train_seconds"] > 0
+    png = tmp_path / "digits_samples.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob("*.tmp*")) and not list(tmp_path.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("options, flag", [(["--T", "10"], "--ddim-steps"), (["--samples", "5"], "--samples"),
+                                           (["--unet-steps", "-1"], "--unet-steps"), (["--scales", "nan"], "--scales")])
+def test_digits_refuses_bad_options_before_creating_the_folder(tmp_path, capsys, options, flag):
+    out = tmp_path / "new"
+    message = _usage_error(["digits", *options, "--out", str(out)], capsys)
+    assert flag in message and not out.exists()
+
+
+def test_digits_user_errors_fail_fast_without_importing_jax(tmp_path):
+    code = ("import sys\nfrom jaxtt.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    print(e.code, 'jax' in sys.modules)\n")
+    argv = ["digits", "--T", "10", "--out", str(tmp_path / "o")]
+    run = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert run.stdout.split() == ["2", "False"], run.stdout + run.stderr
+    assert "--ddim-steps" in run.stderr and "Traceback" not in run.stderr

@@ -1,6 +1,6 @@
 """Data sets: standardised 2-D toy densities, Gaussian mixtures with exact scores, sklearn digits."""
 
-from jaxtt.data.digits import digits
+from jaxtt.data.digits import digits, digits_split
 from jaxtt.data.mixture import GaussianMixture
 from jaxtt.data.toy import (
     TOY_DATASETS,
@@ -19,6 +19,7 @@ __all__ = [
     "checkerboard",
     "circles",
     "digits",
+    "digits_split",
     "eight_gaussians",
     "moons",
     "pinwheel",

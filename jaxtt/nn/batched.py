@@ -16,6 +16,9 @@ class Batched(eqx.Module):
 
     jaxtt's diffusion losses, samplers and :func:`jaxtt.train.fit` take batched noise models
     ``eps_fn(x, t)``; Equinox modules follow the one-example convention, so ``Batched`` is the bridge.
+    A conditional module ``module(x, t, y)`` is batched the same way: ``Batched(module)(x, t, y)`` with labels
+    ``y`` of shape ``(N, ...)`` (the form :class:`jaxtt.diffusion.ClassifierFreeGuidance` calls).
+
     It is itself an Equinox module: its parameters are the wrapped module's parameters, so it trains,
     serialises and averages (EMA) like the module. Models that are batched already (such as the FTT
     denoiser) are passed to ``fit`` directly.
@@ -40,8 +43,15 @@ class Batched(eqx.Module):
             raise TypeError(f"module must be callable as module(x, t), got {type(module).__name__}")
         self.module = module
 
-    def __call__(self, x: Float[Array, "N *event"], t: Real[Array, " N"]) -> Float[Array, "N *event"]:
+    def __call__(
+        self, x: Float[Array, "N *event"], t: Real[Array, " N"], y: Array | None = None
+    ) -> Float[Array, "N *event"]:
         t = jnp.asarray(t)
         if t.shape != x.shape[:1]:
             raise ValueError(f"t must have shape ({x.shape[0]},) to match x of shape {x.shape}, got {t.shape}")
-        return jax.vmap(self.module)(x, t)
+        if y is None:
+            return jax.vmap(self.module)(x, t)
+        y = jnp.asarray(y)
+        if y.shape[:1] != x.shape[:1]:
+            raise ValueError(f"y must have {x.shape[0]} rows to match x of shape {x.shape}, got {y.shape}")
+        return jax.vmap(self.module)(x, t, y)

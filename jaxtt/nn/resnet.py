@@ -7,7 +7,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray, Real
+from jaxtyping import Array, Float, Int, PRNGKeyArray, Real
 
 from jaxtt._validation import check_choice, check_float_dtype, check_int, check_key
 from jaxtt.nn.embedding import SinusoidalEmbedding
@@ -70,6 +70,11 @@ class ResNetMLP(eqx.Module):
         residual: use the residual block ``z_l = z_{l-1} + LN(u_l)`` (default) or the printed ``z_l = LN(u_l)``.
         activation: the non-linearity :math:`\sigma`.
         dtype: floating dtype of the parameters (default: JAX's default floating dtype).
+        classes: number ``K`` of class labels for a class-conditional model (default ``None``: unconditional).
+            A learned embedding :math:`c(y) \in \mathbb{R}^{D_1}` of the label :math:`y \in \{0, \dots, K\}` is
+            added after the expansion, :math:`z_0 = A_1 x_t + f(t) + c(y)` (the class embedding of Ho & Salimans
+            2022); the extra label :math:`K` (:attr:`null_label`) is the null class :math:`\varnothing` of
+            classifier-free guidance, trained by label dropout. The model is then called as ``model(x, t, y)``.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -77,6 +82,9 @@ class ResNetMLP(eqx.Module):
         >>> x = jnp.array([0.5, -1.0])
         >>> model(x, 10).shape, bool(jnp.allclose(model(x, 10), model(x, 90)))  # one example; t matters
         ((2,), False)
+        >>> cond = ResNetMLP(2, width=32, depth=2, classes=3, key=jax.random.key(0))
+        >>> cond.null_label, bool(jnp.allclose(cond(x, 10, 0), cond(x, 10, 1)))  # the label matters
+        (3, False)
     """
 
     embedding: SinusoidalEmbedding
@@ -84,7 +92,9 @@ class ResNetMLP(eqx.Module):
     expand: eqx.nn.Linear
     blocks: tuple[_Block, ...]
     contract: eqx.nn.Linear
+    label_embedding: eqx.nn.Embedding | None
     in_size: int = eqx.field(static=True)
+    classes: int | None = eqx.field(static=True)
     add_time_to: str = eqx.field(static=True)
 
     def __init__(
@@ -101,6 +111,7 @@ class ResNetMLP(eqx.Module):
         add_time_to: str = "width",
         activation: Callable[[Array], Array] = jax.nn.silu,
         dtype=None,
+        classes: int | None = None,
     ):
         key = check_key(key)
         if dtype is not None:
@@ -128,15 +139,31 @@ class ResNetMLP(eqx.Module):
             for i in range(depth)
         )
         self.contract = eqx.nn.Linear(width, in_size, dtype=dtype, key=k_contract)
+        self.classes = None if classes is None else check_int(classes, "classes", minimum=1)
+        self.label_embedding = (None if classes is None else  # its own key: unconditional weights stay as they were
+                                eqx.nn.Embedding(self.classes + 1, width, dtype=dtype, key=jax.random.fold_in(key, 1)))
 
-    def __call__(self, x: Float[Array, " D"], t: Real[Array, ""]) -> Float[Array, " D"]:
-        """Predicted noise for one example ``x`` of shape ``(D,)`` at the scalar time ``t``."""
+    @property
+    def null_label(self) -> int | None:
+        """The null class :math:`\\varnothing` = ``classes`` of a conditional model (``None`` if unconditional)."""
+        return self.classes
+
+    def __call__(
+        self, x: Float[Array, " D"], t: Real[Array, ""], y: Int[Array, ""] | None = None
+    ) -> Float[Array, " D"]:
+        """Predicted noise for one example ``x`` of shape ``(D,)`` at the scalar time ``t`` (and, for a conditional
+        model, the integer label ``y`` in ``0..classes``, ``classes`` being the null label)."""
         if x.shape != (self.in_size,):
             raise ValueError(f"x must have shape ({self.in_size},) (one example), got {x.shape}")
+        if (y is None) != (self.classes is None):
+            raise TypeError("a class-conditional ResNetMLP is called as model(x, t, y)" if y is None else
+                            "y was given but the ResNetMLP is unconditional (build it with classes=K)")
         t = jnp.asarray(t)
         t = t if jnp.issubdtype(t.dtype, jnp.floating) else t.astype(x.dtype)
         f_t = self.time_proj(self.embedding(t))
         z = self.expand(x) + f_t if self.add_time_to == "width" else self.expand(x + f_t)
+        if y is not None:
+            z = z + self.label_embedding(jnp.asarray(y))
         for block in self.blocks:
             z = block(z)
         return self.contract(z)
