@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxtt.data import GaussianMixture
-from jaxtt.diffusion import ClassifierFreeGuidance, linear_schedule, q_sample
+from jaxtt.diffusion import linear_schedule, q_sample
 from jaxtt.ftt import FTTDenoiser
 from jaxtt.solvers import fit_denoiser, fit_regression
 
@@ -29,13 +29,6 @@ def test_each_label_selects_its_own_function():
     s_new = jnp.full(50, 0.3)
     for c in range(3):
         np.testing.assert_allclose(model(x_new, s_new, jnp.full(50, c)), a[c] * 0.3 * x_new, atol=1e-7)
-
-
-def test_guidance_at_zero_scale_is_the_conditional_model():
-    model = FTTDenoiser(2, 50, rank=3, m=5, classes=4, key=jax.random.key(1))
-    x, t = jax.random.normal(jax.random.key(2), (6, 2), jnp.float64), jnp.arange(1, 7) * 7
-    guided = ClassifierFreeGuidance(model, label=3, null_label=model.null_label, scale=0.0)
-    np.testing.assert_allclose(guided(x, t), model(x, t, jnp.full(6, 3)), atol=1e-12)
 
 
 def test_empirical_bayes_fit_learns_each_class_score():
