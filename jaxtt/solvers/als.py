@@ -307,23 +307,19 @@ def sweep_order(d: int) -> list[int]:
     return [0] if d == 1 else list(range(d - 1)) + list(range(d - 1, 0, -1))
 
 
+@cache
 def compiled_sweep(batch_ndim: int, chunk_size: int, cg_maxiter: int, mesh: Mesh | None = None, axis: str = "data"):
     """One jitted (and vmapped over ``batch_ndim`` FTT axes) sweep per configuration.
 
     Cached so that repeated fits (e.g. every resampling round of a denoiser
     fit) reuse the compiled program instead of tracing a fresh closure. The
-    program is ``sweep(model, x, y, plans, reg, mask)``. With a ``mesh`` it is
+    program is ``sweep(model, x, y, plans, reg, mask=None)``. With a ``mesh`` it is
     wrapped in ``jax.shard_map``: the rows of ``x``, ``y`` and ``mask`` are
     split over ``axis``, the model is replicated, and the sums over rows are
     completed by ``psum`` (:func:`als_sweep` with ``axis_name``). An explicit
     ``shard_map`` rather than leaving the partitioning to XLA: the sweep scans
     over chunks of rows, and a scan over a sharded axis would gather the rows.
     """
-    return _compiled_sweep(batch_ndim, chunk_size, cg_maxiter, mesh, axis)
-
-
-@cache
-def _compiled_sweep(batch_ndim: int, chunk_size: int, cg_maxiter: int, mesh: Mesh | None, axis: str):
     axis_name = None if mesh is None else axis
 
     def sweep(model, x, y, plans, reg, mask):
@@ -338,7 +334,11 @@ def _compiled_sweep(batch_ndim: int, chunk_size: int, cg_maxiter: int, mesh: Mes
         # chunks mix per-device and replicated carries, which the varying-axes type check would refuse.
         sweep = jax.shard_map(sweep, mesh=mesh, in_specs=(same, rows, rows, same, same, rows), out_specs=same,
                               check_vma=False)
-    return jax.jit(sweep)
+
+    def program(model, x, y, plans, reg, mask=None):
+        return sweep(model, x, y, plans, reg, mask)
+
+    return jax.jit(program)
 
 
 class ALSState(eqx.Module):
@@ -460,8 +460,8 @@ class ALS(Solver):
 
     def step(self, state: ALSState) -> ALSState:
         """One sweep with the cached compiled program; ``reg`` and the data stay traced."""
-        sweep = compiled_sweep(len(state.model.tt.batch_shape), self.chunk_size, self.cg_maxiter, self.mesh,
-                               self.axis)
+        config = (len(state.model.tt.batch_shape), self.chunk_size, self.cg_maxiter)
+        sweep = compiled_sweep(*config) if self.mesh is None else compiled_sweep(*config, self.mesh, self.axis)
         reg = jnp.asarray(self.reg, state.model.tt.dtype)
         model, objectives = sweep(state.model, state.x, state.y, state.plans, reg, state.mask)
         n = state.x.shape[0] if state.mask is None else jnp.sum(state.mask)
