@@ -79,7 +79,7 @@ ROWS = textwrap.dedent(
     print("RESULT" + json.dumps({
         "n": n, "mode": mode, "init_s": first - start, "first_sweep_s": second - first, "sweep_s": end - second,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10, "data_rss_mb": rss_data,
-        "loss": float(state.loss), "residual": residual}))
+        "loss": float(state.loss), "residual": residual, "backend": jax.default_backend()}))
     """
 )
 
@@ -125,8 +125,9 @@ DEVICES = textwrap.dedent(
 
 def run(code: str, *args, devices: int | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "")}
-    if devices:
+    if devices:  # forced host devices are CPU devices, also where an accelerator is the default
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
@@ -136,6 +137,8 @@ def run(code: str, *args, devices: int | None = None) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N up to 10^5 and fewer repeats")
+    parser.add_argument("--device-n", type=int, default=None, help="rows of the device-count part "
+                        "(default 10^5, 2 x 10^4 with --quick)")
     args = parser.parse_args()
     streamed = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000, 10_000_000]
     in_memory = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
@@ -149,6 +152,7 @@ def main():
         print(f"{n:>10} {mode:>8} {r['sweep_s']:>9.2f} {r['first_sweep_s']:>11.2f} {r['peak_rss_mb']:>11.0f} "
               f"{r['data_rss_mb']:>8.0f} {r['residual']:>9.2e}")
     n_dev, repeats = (20_000, 3) if args.quick else (100_000, 5)
+    n_dev = args.device_n or n_dev
     devices = run(DEVICES, n_dev, repeats, devices=4)
     print(f"\nALS(mesh) on forced host devices, N = {devices['n']} (d = 6, m = 6, rank 4), median s per sweep:")
     for solver in ("cholesky", "cg8"):
@@ -157,7 +161,7 @@ def main():
             print(f"  {solver:>8} {name:>6} {r['median_sweep_s']:8.3f} s  (x{r['median_sweep_s'] / plain:.2f} plain)  "
                   f"max |core diff| {r['max_core_diff']:.1e}")
         devices[solver]["overhead_1_device"] = devices[solver]["mesh1"]["median_sweep_s"] / plain - 1
-    out = {
+    out = {  # jax is imported only in the children (an accelerator's memory stays theirs)
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg": os.getloadavg()},
         "rows": rows,
         "devices": devices,

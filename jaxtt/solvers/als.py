@@ -127,7 +127,7 @@ def als_sweep(
             the current core, instead of forming the ``(r m r)²`` Gram matrix
             (:func:`jaxtt.solvers._local.solve_cgls`).
         mask: optional ``(N,)`` row mask, 1 for data rows and 0 for padding rows,
-            which then contribute nothing (their ``y`` must be 0); ``None``: all rows are data.
+            which then contribute nothing; ``None``: all rows are data.
         axis_name: the mesh axis the rows are split over when called inside
             ``jax.shard_map`` (``None``: not sharded). Sparse ``plans`` are not supported then.
 
@@ -161,8 +161,10 @@ def als_sweep(
     n = x.shape[0]
     pad = -n % max(1, min(chunk_size, n))
     columns = jnp.pad(x, ((0, pad), (0, 0))).T
-    y = jnp.pad(y.astype(dtype), (0, pad))
+    if mask is not None and jnp.shape(mask) != (n,):
+        raise ValueError(f"mask must have shape ({n},) like the rows of x, got {jnp.shape(mask)}")
     rows = jnp.ones((n,), dtype) if mask is None else jnp.asarray(mask, dtype)
+    y = jnp.pad(y.astype(dtype) * rows, (0, pad))
     boundary = jnp.pad(rows, (0, pad))[:, None]
     ones = jnp.ones_like(boundary)
     solve = partial(_local_solve, y=y, mask=boundary, reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter,
