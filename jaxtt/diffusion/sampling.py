@@ -98,7 +98,9 @@ def sample(
             whose size must divide ``N``; the draws are the same as on one device (JAX's partitionable
             Threefry), so are the samples, up to the model's own floating-point reductions. A non-finite model
             output then raises ``FloatingPointError`` after the run (from the host: an error inside the program
-            would stop one device amid the others' collectives). ``None``: the default device.
+            would stop one device amid the others' collectives). With :class:`~jaxtt.diffusion.ProbabilityFlowODE`
+            diffrax's own in-program checks still gather the final state onto one device once (XLA warns of a
+            "full rematerialization"); the samples are the same. ``None``: the default device.
         axis: the mesh axis to split the samples over.
 
     Returns:
