@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
@@ -26,6 +27,7 @@ from jaxtt._validation import check_batch, check_int, check_key, check_real
 from jaxtt.checkpoint import check_replaceable, load_checkpoint, save_checkpoint
 from jaxtt.diffusion import Schedule, ddpm_loss
 from jaxtt.errors import NumericalError
+from jaxtt.sharding import check_mesh, replicate
 
 __all__ = ["TrainResult", "default_optimizer", "fit"]
 
@@ -82,12 +84,15 @@ def _loss(params, static, schedule, key, x, loss=None):
 
 
 @eqx.filter_jit
-def _train_steps(state, static, optimizer, schedule, x0, key, start, stop, batch_size, ema_decay, loss=None):
+def _train_steps(state, static, optimizer, schedule, x0, key, start, stop, batch_size, ema_decay, loss=None,
+                 batch_sharding=None):
     """Run steps ``start, ..., stop - 1``; return the new ``(params, opt_state, ema_state)`` and their mean loss.
 
     Step ``s`` draws its batch (with replacement) and its diffusion noise from ``fold_in(key, s)`` only, so the
     trajectory does not depend on how the steps are grouped into calls. ``start``, ``stop`` and ``ema_decay``
-    are traced, so one compilation serves every chunk (and every decay).
+    are traced, so one compilation serves every chunk (and every decay). With ``batch_sharding`` the batch is
+    constrained to it (split over the devices); XLA then partitions the loss and its gradient by rows and
+    all-reduces the gradient.
     """
     averager = optax.ema(ema_decay, debias=True)
 
@@ -95,6 +100,8 @@ def _train_steps(state, static, optimizer, schedule, x0, key, start, stop, batch
         (params, opt_state, ema_state), loss_sum = carry
         k_batch, k_loss = jax.random.split(jax.random.fold_in(key, s))
         batch = x0[jax.random.randint(k_batch, (batch_size,), 0, x0.shape[0])]
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         value, grads = jax.value_and_grad(_loss)(params, static, schedule, k_loss, batch, loss)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
@@ -180,6 +187,8 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     loss: Callable[[PyTree, PRNGKeyArray, Array], Array] | None = None,
+    mesh: Mesh | None = None,
+    axis: str = "data",
 ) -> TrainResult:
     r"""Train a batched noise model on the DDPM simple loss with an Optax optimizer; return a :class:`TrainResult`.
 
@@ -246,6 +255,13 @@ def fit(
         progress: show a tqdm progress bar.
         loss: optional objective ``loss(model, key, batch) -> scalar`` replacing the DDPM loss (see above);
             ``x0`` then holds whatever rows it needs (e.g. data and coupled noise stacked as ``(N, 2, D)``).
+        mesh: a :class:`jax.sharding.Mesh` (e.g. :func:`jaxtt.sharding.data_mesh`) to train data-parallel on:
+            the weights, optimizer state and ``x0`` are replicated on its devices and every batch is split over
+            ``axis`` (``batch_size`` must be a multiple of its size); the gradient is the all-reduced sum of the
+            devices' parts (Goyal et al. 2017 for data-parallel SGD; the partitioning is XLA's). Same batches
+            and noise as on one device, so the same trajectory up to the order of floating-point sums. Runs
+            across processes after ``jax.distributed.initialize``. ``None``: the default device.
+        axis: the mesh axis to split batches over.
 
     Raises:
         TypeError, ValueError: bad arguments, named (non-finite data, ``batch_size > N``, ``steps < 1``, a
@@ -299,6 +315,14 @@ def fit(
         _check_model(model, x0)
     else:
         _check_loss(loss, model, x0)
+    batch_sharding = None
+    if mesh is not None:
+        devices = check_mesh(mesh, axis)
+        if batch_size % devices:
+            raise ValueError(f"batch_size must be a multiple of the {devices} devices on mesh axis {axis!r} "
+                             f"(each takes an equal share of a batch), got {batch_size}")
+        batch_sharding = NamedSharding(mesh, PartitionSpec(axis))
+        x0, x_val = replicate((x0, x_val), mesh)
 
     train_key, val_key = jax.random.split(key)
     params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -328,6 +352,8 @@ def fit(
         if start > steps:
             raise ValueError(f"checkpoint {checkpoint_path} is at step {start}, beyond steps={steps}")
 
+    if mesh is not None:
+        state = replicate(state, mesh)
     elapsed = history["time"][-1] if history["time"] else 0.0
     clock = time.perf_counter()
     with tqdm(total=steps, initial=start, disable=not progress, desc="fit", unit="step") as bar:
@@ -335,7 +361,7 @@ def fit(
             state, chunk_loss = _train_steps(
                 state, static, optimizer, schedule, x0, train_key, jnp.asarray(start), jnp.asarray(stop), batch_size,
                 jnp.asarray(ema_decay),  # weakly typed: keeps the dtype of the weights
-                loss,
+                loss, batch_sharding,
             )  # fmt: skip
             losses.append((stop - start, float(chunk_loss)))
             bar.update(stop - start)

@@ -34,6 +34,8 @@ MODULES = [
     "jaxtt.solvers.gradient",
     "jaxtt.solvers.continuation",
     "jaxtt.solvers.denoiser",
+    "jaxtt.solvers.streaming",
+    "jaxtt.sharding",
     "jaxtt.diffusion.schedule",
     "jaxtt.diffusion.forward",
     "jaxtt.diffusion.timesteps",

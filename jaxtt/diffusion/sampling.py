@@ -17,15 +17,17 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from jaxtt._validation import check_bool, check_choice, check_key, check_memory, check_shape
+from jaxtt._validation import check_bool, check_choice, check_key, check_memory, check_shape, is_concrete
 from jaxtt.diffusion._checks import call_model, check_clip_x0, check_model, check_schedule, check_x_init
 from jaxtt.diffusion._scan import sampler_scan
 from jaxtt.diffusion.ode import solve_probability_flow
 from jaxtt.diffusion.parameterization import PREDICTIONS
 from jaxtt.diffusion.samplers import AbstractSampler, ProbabilityFlowODE
 from jaxtt.diffusion.schedule import Schedule
+from jaxtt.sharding import check_mesh, replicate
 
 __all__ = ["SampleResult", "sample"]
 
@@ -57,6 +59,8 @@ def sample(
     clip_x0: float | tuple[float, float] | None = None,
     save: str = "final",
     checkpoint: bool = True,
+    mesh: Mesh | None = None,
+    axis: str = "data",
 ) -> SampleResult:
     r"""Draw samples from a diffusion ``model`` with a ``sampler`` object.
 
@@ -89,6 +93,15 @@ def sample(
             (discrete samplers only; the samples then lie in the box).
         save: ``"final"`` (default) or ``"all"`` (also return the trajectory).
         checkpoint: rematerialise the steps under reverse-mode differentiation.
+        mesh: a :class:`jax.sharding.Mesh` (e.g. :func:`jaxtt.sharding.data_mesh`) to sample on: the model is
+            replicated and the batch of samples (``x_T``, every step's noise and iterate) is split over ``axis``,
+            whose size must divide ``N``; the draws are the same as on one device (JAX's partitionable
+            Threefry), so are the samples, up to the model's own floating-point reductions. A non-finite model
+            output then raises ``FloatingPointError`` after the run (from the host: an error inside the program
+            would stop one device amid the others' collectives). With :class:`~jaxtt.diffusion.ProbabilityFlowODE`
+            diffrax's own in-program checks still gather the final state onto one device once (XLA warns of a
+            "full rematerialization"); the samples are the same. ``None``: the default device.
+        axis: the mesh axis to split the samples over.
 
     Returns:
         A :class:`SampleResult`.
@@ -119,10 +132,19 @@ def sample(
     box = check_clip_x0(clip_x0)
     check_choice(save, "save", ("final", "all"))
     check_bool(checkpoint, "checkpoint")
+    rows = None
+    if mesh is not None:
+        devices = check_mesh(mesh, axis)
+        if shape[0] % devices:
+            raise ValueError(f"shape[0] (the number of samples, {shape[0]}) must be a multiple of the {devices} "
+                             f"devices on mesh axis {axis!r}")
+        rows = NamedSharding(mesh, PartitionSpec(axis))
+        model, x_init = replicate(model, mesh), None if x_init is None else jax.device_put(x_init, rows)
     if isinstance(sampler, ProbabilityFlowODE):
         if box is not None:
             raise ValueError("clip_x0 applies to the discrete samplers, not to ProbabilityFlowODE")
-        return _sample_ode(model, schedule, sampler, key, x_init, shape, dtype, prediction, save == "all")
+        out = _sample_ode(model, schedule, sampler, key, x_init, shape, dtype, prediction, save == "all", rows)
+        return out if rows is None else _checked(out, (_ODE_MESSAGE,))
     sampler = sampler.resolve(schedule)
     grid = sampler.grid(schedule)  # validates the sampler against the schedule (steps <= T, ...)
     if save == "all":  # the trajectory is the one working array that grows with the number of steps
@@ -135,8 +157,9 @@ def sample(
         for k, t in enumerate(grid)
     )
     bounds = None if box is None else tuple(jnp.asarray(b, dtype=dtype) for b in box)  # traced: no recompile
-    return _sample(model, schedule, sampler, key, x_init, shape, dtype, prediction, bounds, save == "all",
-                   checkpoint, messages)
+    out = _sample(model, schedule, sampler, key, x_init, shape, dtype, prediction, bounds, save == "all",
+                  checkpoint, messages, rows)
+    return out if rows is None else _checked(out, messages)
 
 
 def initial_noise_and_keys(key, shape, dtype, x_init, n_steps):
@@ -146,10 +169,17 @@ def initial_noise_and_keys(key, shape, dtype, x_init, n_steps):
     return x, jax.random.split(key_steps, n_steps)
 
 
+def _split_rows(x, rows):
+    """``x`` constrained to the row sharding ``rows`` (``None``: unconstrained)."""
+    return x if rows is None else jax.lax.with_sharding_constraint(x, rows)
+
+
 @eqx.filter_jit
-def _sample(model, schedule, sampler, key, x_init, shape, dtype, prediction, box, save, checkpoint, messages):
+def _sample(model, schedule, sampler, key, x_init, shape, dtype, prediction, box, save, checkpoint, messages,
+            rows=None):
     nfe = len(messages)
     x, keys = initial_noise_and_keys(key, shape, dtype, x_init, nfe)
+    x = _split_rows(x, rows)
     state = sampler.init_unchecked(schedule, x, prediction, box)
     stochastic = sampler.stochastic
     # the scan carries only what changes; the coefficient tables stay constants of the loop, so the
@@ -163,7 +193,7 @@ def _sample(model, schedule, sampler, key, x_init, shape, dtype, prediction, box
                             is_leaf=lambda v: v is None)
         t = jnp.full((shape[0],), state.t, dtype=jnp.int32)
         out = call_model(model, x, t)
-        noise = jax.random.normal(k, shape, dtype=dtype) if stochastic else None
+        noise = _split_rows(jax.random.normal(k, shape, dtype=dtype), rows) if stochastic else None
         bad = jnp.where((bad < 0) & ~jnp.all(jnp.isfinite(out)), index, bad)
         new = sampler.step_unchecked(state, out, noise)
         return new.x, new.index, new.memory, bad
@@ -171,14 +201,32 @@ def _sample(model, schedule, sampler, key, x_init, shape, dtype, prediction, box
     record = (lambda carry: carry[0]) if save else None
     init = (state.x, state.index, state.memory, jnp.asarray(-1, dtype=jnp.int32))
     (x, _, _, bad), trajectory = sampler_scan(body, init, keys, checkpoint=checkpoint, record=record)
+    steps = jnp.asarray(nfe, dtype=jnp.int32)
+    if rows is not None:  # checked by the caller: an in-program error would stop one device amid collectives
+        return SampleResult(samples=_split_rows(x, rows), trajectory=trajectory, steps=steps), bad
     samples = eqx.branched_error_if(x, bad >= 0, jnp.maximum(bad, 0), messages)
-    return SampleResult(samples=samples, trajectory=trajectory, steps=jnp.asarray(nfe, dtype=jnp.int32))
+    return SampleResult(samples=samples, trajectory=trajectory, steps=steps)
 
 
 @eqx.filter_jit
-def _sample_ode(model, schedule, ode, key, x_init, shape, dtype, prediction, save):
+def _sample_ode(model, schedule, ode, key, x_init, shape, dtype, prediction, save, rows=None):
     x, _ = initial_noise_and_keys(key, shape, dtype, x_init, 1)
+    x = _split_rows(x, rows)
     ys, steps = solve_probability_flow(model, schedule, x, ode, prediction, save)
-    samples = eqx.error_if(ys[-1], ~jnp.all(jnp.isfinite(ys[-1])),
-                           "the probability-flow ODE produced non-finite samples; check the model")
-    return SampleResult(samples=samples, trajectory=ys if save else None, steps=jnp.asarray(steps, jnp.int32))
+    steps = jnp.asarray(steps, jnp.int32)
+    if rows is not None:  # checked by the caller, as in _sample
+        bad = jnp.where(jnp.all(jnp.isfinite(ys[-1])), -1, 0)
+        return SampleResult(samples=_split_rows(ys[-1], rows), trajectory=ys if save else None, steps=steps), bad
+    samples = eqx.error_if(ys[-1], ~jnp.all(jnp.isfinite(ys[-1])), _ODE_MESSAGE)
+    return SampleResult(samples=samples, trajectory=ys if save else None, steps=steps)
+
+
+_ODE_MESSAGE = "the probability-flow ODE produced non-finite samples; check the model"
+
+
+def _checked(out, messages):
+    """The result of a run on a mesh after raising for its first non-finite model output (if any)."""
+    result, bad = out
+    if is_concrete(bad) and int(bad) >= 0:
+        raise FloatingPointError(messages[int(bad)])
+    return result

@@ -12,6 +12,12 @@ over chunks of samples so memory stays ``O(chunk · p + p²)`` for ``p`` unknown
 or matrix-free by conjugate gradients when ``p`` is too large for a ``p × p``
 Gram matrix. The matrix-free operators use the factorisation ``a_s = L_s ⊗ W_s``
 (``W_s = φ_s ⊗ R_s``) and cost ``O(N p)`` per product, never forming ``A``.
+
+Every quantity the solves need from the samples is a sum over rows (``AᵀA``,
+``Aᵀy``, ``AᵀA p``, ``‖A p‖²``, the factor second moments), so with the rows
+split over devices inside ``jax.shard_map`` each device sums its own rows and
+one ``psum`` over ``axis_name`` completes the sum; the small solves then run
+identically on every device. ``axis_name=None`` is the single-device case.
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+
+def sum_rows(value, axis_name=None):
+    """``value`` (a sum over this device's rows) summed over the devices of mesh axis ``axis_name`` (``None``: as is)."""
+    return value if axis_name is None else lax.psum(value, axis_name)
 
 
 def design_rows(left, feats, right):
@@ -36,8 +47,8 @@ def chunked(arrays, chunk_size: int):
     return [jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(n_chunks, chunk_size, *a.shape[1:]) for a in arrays]
 
 
-def normal_equations(left, feats, right, y, chunk_size: int):
-    """``G = AᵀA`` and ``h = Aᵀy`` accumulated over chunks (``lax.scan``).
+def normal_equations(left, feats, right, y, chunk_size: int, axis_name=None):
+    """``G = AᵀA`` and ``h = Aᵀy`` accumulated over chunks (``lax.scan``), summed over ``axis_name``.
 
     Zero-padded rows have zero interfaces and contribute nothing. Cost
     ``O(N p²)`` flops, one GEMM per chunk.
@@ -55,7 +66,7 @@ def normal_equations(left, feats, right, y, chunk_size: int):
         p *= f.shape[1]
     zero = (jnp.zeros((p, p), left.dtype), jnp.zeros((p,), left.dtype))
     (gram, rhs), _ = lax.scan(body, zero, parts)
-    return gram, rhs
+    return sum_rows((gram, rhs), axis_name)
 
 
 def solve_normal(gram, rhs, reg):
@@ -113,14 +124,20 @@ def residual_pass(parts, g, offset=None):
     return lax.scan(step, jnp.zeros_like(g), (parts, offset))
 
 
-def squared_residual(left, feats, right, y, g, chunk_size: int):
-    """``‖y − A g‖²`` accumulated over chunks (no cancellation, unlike ``yᵀy − 2gᵀh + gᵀGg``)."""
+def squared_residual(left, feats, right, y, g, chunk_size: int, axis_name=None):
+    """``‖y − A g‖²`` accumulated over chunks (no cancellation, unlike ``yᵀy − 2gᵀh + gᵀGg``), summed over
+    ``axis_name``."""
     _, v = residual_pass(chunked([left, *feats, right], chunk_size), g, chunked([y], chunk_size)[0])
-    return jnp.sum(v * v)
+    return sum_rows(jnp.sum(v * v), axis_name)
 
 
-def kronecker_preconditioner(left, feats, right, reg):
+def kronecker_preconditioner(left, feats, right, reg, mask=None, axis_name=None):
     """``v ↦ (N S_L ⊗ S_1 ⊗ … ⊗ S_R + λI)⁻¹ v`` with the factor second moments ``S = FᵀF / N``.
+
+    ``mask`` (``(N, 1)``, 1 for data rows and 0 for padding, ``None``: all rows)
+    restricts the moments and ``N`` to the data rows, so padding (to whole
+    chunks, or to a multiple of the device count) leaves the preconditioner
+    unchanged; the sums run over ``axis_name`` too.
 
     The design rows are Kronecker products ``a_s = L_s ⊗ φ_s ⊗ R_s``, so
     ``AᵀA = Σ_s (L_s L_sᵀ) ⊗ (φ_s φ_sᵀ) ⊗ (R_s R_sᵀ)``, whose expectation is
@@ -133,8 +150,10 @@ def kronecker_preconditioner(left, feats, right, reg):
     Martens & Grosse 2015). Building it costs one pass ``O(N (r² + m²))``.
     """
     factors = [left, *feats, right]
-    n = left.shape[0]
-    eigen = [jnp.linalg.eigh(f.T @ f / n) for f in factors]
+    weighted = factors if mask is None else [f * mask for f in factors]
+    n = sum_rows(jnp.asarray(left.shape[0], left.dtype) if mask is None else jnp.sum(mask), axis_name)
+    moments = sum_rows([w.T @ f for w, f in zip(weighted, factors, strict=True)], axis_name)
+    eigen = [jnp.linalg.eigh(moment / n) for moment in moments]
     scale = n * eigen[0][0]
     for mu, _ in eigen[1:]:
         scale = scale[..., None] * jnp.maximum(mu, 0)
@@ -166,8 +185,11 @@ def _longer_chunks(n: int, chunk_size: int, factor: int) -> int:
     return base * max(k for k in range(1, factor + 1) if count % k == 0)
 
 
-def solve_cgls(left, feats, right, y, reg, g0, chunk_size: int, maxiter: int):
+def solve_cgls(left, feats, right, y, reg, g0, chunk_size: int, maxiter: int, mask=None, axis_name=None):
     """``maxiter`` steps of preconditioned CGLS on ``min ‖y − A g‖² + λ‖g‖²`` from ``g0``; returns ``(g, J(g))``.
+
+    ``mask`` and ``axis_name`` as in :func:`kronecker_preconditioner`; every sum over rows is completed
+    over ``axis_name``.
 
     Conjugate gradients on the normal equations ``(AᵀA + λI) g = Aᵀy`` in the
     least-squares form (CGLS, Björck 1996, §7.4): the sample residual
@@ -184,9 +206,9 @@ def solve_cgls(left, feats, right, y, reg, g0, chunk_size: int, maxiter: int):
     """
     chunk_size = _longer_chunks(left.shape[0], chunk_size, left.shape[1])
     parts = chunked([left, *feats, right], chunk_size)
-    precondition = kronecker_preconditioner(left, feats, right, reg)
+    precondition = kronecker_preconditioner(left, feats, right, reg, mask, axis_name)
     gradient, e = residual_pass(parts, g0, chunked([y], chunk_size)[0])
-    s = gradient - reg * g0
+    s = sum_rows(gradient, axis_name) - reg * g0
     z = precondition(s)
 
     def ratio(a, b):
@@ -195,12 +217,13 @@ def solve_cgls(left, feats, right, y, reg, g0, chunk_size: int, maxiter: int):
     def step(_, state):
         g, e, s, p, gamma = state
         normal, minus_ap = residual_pass(parts, p)  # -AᵀA p and -A p
+        normal, norm_ap = sum_rows((normal, jnp.sum(minus_ap * minus_ap)), axis_name)
         t = reg * p - normal
-        alpha = ratio(gamma, jnp.sum(minus_ap * minus_ap) + reg * p @ p)
+        alpha = ratio(gamma, norm_ap + reg * p @ p)
         g, e, s = g + alpha * p, e + alpha * minus_ap, s - alpha * t
         z = precondition(s)
         gamma_next = s @ z
         return g, e, s, z + ratio(gamma_next, gamma) * p, gamma_next
 
     g, e, *_ = lax.fori_loop(0, maxiter, step, (g0, e, s, z, s @ z))
-    return g, jnp.sum(e * e) + reg * g @ g
+    return g, sum_rows(jnp.sum(e * e), axis_name) + reg * g @ g

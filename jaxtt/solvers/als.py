@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, Float, Int
 
 from jaxtt._validation import check_bool, check_int, check_real, is_concrete
@@ -57,21 +58,23 @@ from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squ
 from jaxtt.solvers._sparse import local_plan, normal_equations_local, squared_residual_local, supports_local
 from jaxtt.solvers.fit import Solver
 from jaxtt.solvers.problem import check_feasible_ranks, check_fit_data, check_training_data, least_squares_loss
+from jaxtt.sharding import check_mesh, replicate, shard_rows
 from jaxtt.tt import TensorTrain, absorb, orthogonalize
 
 __all__ = ["ALS", "ALSState", "als_sweep", "compiled_sweep", "local_plans", "sweep_memory", "sweep_order"]
 
 
-def _local_solve(left, feat, right, plan, core, y, reg, chunk_size, cg_maxiter):
+def _local_solve(left, feat, right, plan, core, y, mask, reg, chunk_size, cg_maxiter, axis_name):
     if cg_maxiter:
-        g, objective = solve_cgls(left, [feat], right, y, reg, core.reshape(-1), chunk_size, cg_maxiter)
+        g, objective = solve_cgls(left, [feat], right, y, reg, core.reshape(-1), chunk_size, cg_maxiter, mask,
+                                  axis_name)
         return g.reshape(core.shape), objective
     if plan is None:
-        g = solve_normal(*normal_equations(left, [feat], right, y, chunk_size), reg)
+        g = solve_normal(*normal_equations(left, [feat], right, y, chunk_size, axis_name), reg)
     else:
         g = solve_normal(*normal_equations_local(plan, left, right, y, feat.shape[1]), reg)
     if plan is None:
-        residual = squared_residual(left, [feat], right, y, g, chunk_size)
+        residual = squared_residual(left, [feat], right, y, g, chunk_size, axis_name)
     else:
         residual = squared_residual_local(plan, left, right, y, g, feat.shape[1])
     return g.reshape(left.shape[1], feat.shape[1], right.shape[1]), residual + reg * g @ g
@@ -97,8 +100,16 @@ def als_sweep(
     reg: float = 0.0,
     chunk_size: int = 4096,
     cg_maxiter: int = 0,
+    mask: Float[Array, " N"] | None = None,
+    axis_name: str | None = None,
 ) -> tuple[FTT, Float[Array, " steps"]]:
     """One ALS sweep; pure and jit-able (``reg`` and ``chunk_size`` static or traced).
+
+    Inside ``jax.shard_map`` with the rows split over the mesh axis ``axis_name``
+    every sum over rows (Gram matrices, right-hand sides, CGLS products,
+    residuals) is completed by a ``psum`` and each device runs the same small
+    solves, so all devices hold the same updated cores (what
+    ``ALS(mesh=...)`` does, :func:`compiled_sweep`).
 
     Args:
         model: scalar FTT (no batch axes; ``jax.vmap`` this function over a batch
@@ -115,6 +126,10 @@ def als_sweep(
             many iterations of Kronecker-preconditioned CGLS, warm-started from
             the current core, instead of forming the ``(r m r)²`` Gram matrix
             (:func:`jaxtt.solvers._local.solve_cgls`).
+        mask: optional ``(N,)`` row mask, 1 for data rows and 0 for padding rows,
+            which then contribute nothing; ``None``: all rows are data.
+        axis_name: the mesh axis the rows are split over when called inside
+            ``jax.shard_map`` (``None``: not sharded). Sparse ``plans`` are not supported then.
 
     Returns:
         The updated FTT (orthogonality centre at core 0) and the objective ``J``
@@ -146,10 +161,14 @@ def als_sweep(
     n = x.shape[0]
     pad = -n % max(1, min(chunk_size, n))
     columns = jnp.pad(x, ((0, pad), (0, 0))).T
-    y = jnp.pad(y.astype(dtype), (0, pad))
-    boundary = (jnp.arange(n + pad) < n).astype(dtype)[:, None]
+    if mask is not None and jnp.shape(mask) != (n,):
+        raise ValueError(f"mask must have shape ({n},) like the rows of x, got {jnp.shape(mask)}")
+    rows = jnp.ones((n,), dtype) if mask is None else jnp.asarray(mask, dtype)
+    y = jnp.pad(y.astype(dtype) * rows, (0, pad))
+    boundary = jnp.pad(rows, (0, pad))[:, None]
     ones = jnp.ones_like(boundary)
-    solve = partial(_local_solve, y=y, reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter)
+    solve = partial(_local_solve, y=y, mask=boundary, reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter,
+                    axis_name=axis_name)
     if d == 1:
         g, obj = solve(boundary, model.bases[0](columns[0]).astype(dtype), ones, plans[0], cores[0])
         return FTT(TensorTrain([g]), model.bases), obj[None]
@@ -291,19 +310,37 @@ def sweep_order(d: int) -> list[int]:
 
 
 @cache
-def compiled_sweep(batch_ndim: int, chunk_size: int, cg_maxiter: int):
+def compiled_sweep(batch_ndim: int, chunk_size: int, cg_maxiter: int, mesh: Mesh | None = None, axis: str = "data"):
     """One jitted (and vmapped over ``batch_ndim`` FTT axes) sweep per configuration.
 
     Cached so that repeated fits (e.g. every resampling round of a denoiser
-    fit) reuse the compiled program instead of tracing a fresh closure.
+    fit) reuse the compiled program instead of tracing a fresh closure. The
+    program is ``sweep(model, x, y, plans, reg, mask=None)``. With a ``mesh`` it is
+    wrapped in ``jax.shard_map``: the rows of ``x``, ``y`` and ``mask`` are
+    split over ``axis``, the model is replicated, and the sums over rows are
+    completed by ``psum`` (:func:`als_sweep` with ``axis_name``). An explicit
+    ``shard_map`` rather than leaving the partitioning to XLA: the sweep scans
+    over chunks of rows, and a scan over a sharded axis would gather the rows.
     """
+    axis_name = None if mesh is None else axis
 
-    def sweep(model, x, y, plans, reg):
-        return als_sweep(model, x, y, plans, reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter)
+    def sweep(model, x, y, plans, reg, mask):
+        return als_sweep(model, x, y, plans, reg=reg, chunk_size=chunk_size, cg_maxiter=cg_maxiter, mask=mask,
+                         axis_name=axis_name)
 
     for _ in range(batch_ndim):
-        sweep = jax.vmap(sweep, in_axes=(0, None, -1, None, None))
-    return jax.jit(sweep)
+        sweep = jax.vmap(sweep, in_axes=(0, None, -1, None, None, None))
+    if mesh is not None:
+        rows, same = PartitionSpec(axis), PartitionSpec()
+        # Replication of the outputs holds by construction (psum'd sums, identical solves); the scans over
+        # chunks mix per-device and replicated carries, which the varying-axes type check would refuse.
+        sweep = jax.shard_map(sweep, mesh=mesh, in_specs=(same, rows, rows, same, same, rows), out_specs=same,
+                              check_vma=False)
+
+    def program(model, x, y, plans, reg, mask=None):
+        return sweep(model, x, y, plans, reg, mask)
+
+    return jax.jit(program)
 
 
 class ALSState(eqx.Module):
@@ -314,9 +351,11 @@ class ALSState(eqx.Module):
         loss: its objective ``J = (1/2N)(‖y − f(x)‖² + λ‖A‖²)``, summed over outputs.
         objectives: unnormalised ``2N J`` after each local solve of the last sweep,
             ``(*batch, 2(d-1))`` (zeros before the first sweep).
-        x, y: the training data (``y`` with the output axes last).
+        x, y: the training data (``y`` with the output axes last); with a mesh
+            padded to a multiple of the device count and split over it.
         plans: per-core sparse-assembly plans (:func:`local_plans`) or ``None``.
         step: sweeps taken.
+        mask: with a mesh, 1 for the data rows of ``x`` and 0 for padding; else ``None``.
     """
 
     model: FTT
@@ -326,6 +365,7 @@ class ALSState(eqx.Module):
     y: Float[Array, "N *batch"]
     plans: tuple | None
     step: Int[Array, ""]
+    mask: Float[Array, " N"] | None = None
 
 
 class ALS(Solver):
@@ -346,7 +386,17 @@ class ALS(Solver):
         sparse: assemble the Gram matrices of plain B-spline cores from the
             ``degree + 1`` non-zero basis values per sample (a factor
             ``(m / (degree + 1))²`` fewer flops; only when ``init`` sees concrete
-            data and ``cg_maxiter = 0``).
+            data and ``cg_maxiter = 0``, and without a ``mesh``).
+        mesh: a :class:`jax.sharding.Mesh` (e.g. :func:`jaxtt.sharding.data_mesh`)
+            to fit data-parallel on: ``init`` splits the rows over ``axis``
+            (padding them to a multiple of its size with masked rows,
+            :func:`jaxtt.sharding.shard_rows`) and replicates the model; each
+            device assembles its rows' part of every Gram matrix, right-hand
+            side and CGLS product and one ``psum`` completes them. The fit
+            equals the single-device fit up to the order of the floating-point
+            sums. Works across processes after ``jax.distributed.initialize``.
+            ``None``: the default device.
+        axis: the mesh axis to split rows over.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -366,15 +416,22 @@ class ALS(Solver):
     chunk_size: int = 4096
     cg_maxiter: int = 0
     sparse: bool = True
+    mesh: Mesh | None = eqx.field(default=None, static=True)
+    axis: str = eqx.field(default="data", static=True)
 
     def __check_init__(self):
         check_real(self.reg, "reg", minimum=0.0)
         check_int(self.chunk_size, "chunk_size", minimum=1)
         check_int(self.cg_maxiter, "cg_maxiter", minimum=0)
         check_bool(self.sparse, "sparse")
+        if self.mesh is not None:
+            check_mesh(self.mesh, self.axis)
 
     def step_memory(self, model: FTT, n: int) -> int:
-        """:func:`sweep_memory` with this solver's ``chunk_size`` and ``cg_maxiter``."""
+        """:func:`sweep_memory` with this solver's ``chunk_size`` and ``cg_maxiter`` (per device: the rows of one
+        device with a ``mesh``)."""
+        if self.mesh is not None:
+            n = -(-n // check_mesh(self.mesh, self.axis))
         return sweep_memory(model, n, chunk_size=self.chunk_size, cg_maxiter=self.cg_maxiter)
 
     @property
@@ -389,27 +446,29 @@ class ALS(Solver):
         x, y, _, _ = check_training_data(model, x, y)
         check_feasible_ranks(model.tt)
         y = y.astype(model.tt.dtype)
-        plans = local_plans(model, x) if self.sparse and not self.cg_maxiter and is_concrete(x) else None
+        sparse = self.sparse and not self.cg_maxiter and self.mesh is None and is_concrete(x)
+        plans = local_plans(model, x) if sparse else None
         if plans is not None and all(p is None for p in plans):
             plans = None
         steps = len(sweep_order(model.ndim))
-        return ALSState(
-            model=model,
-            loss=least_squares_loss(model.tt, model.features(x), y, self.reg),
-            objectives=jnp.zeros((*model.tt.batch_shape, steps), model.tt.dtype),
-            x=x,
-            y=y,
-            plans=plans,
-            step=jnp.asarray(0),
-        )
+        loss = least_squares_loss(model.tt, model.features(x), y, self.reg)
+        objectives = jnp.zeros((*model.tt.batch_shape, steps), model.tt.dtype)
+        mask = None
+        if self.mesh is not None:
+            (x, y), mask = shard_rows([x, y], self.mesh, self.axis)
+            model, loss, objectives = replicate((model, loss, objectives), self.mesh)
+        return ALSState(model=model, loss=loss, objectives=objectives, x=x, y=y, plans=plans, step=jnp.asarray(0),
+                        mask=mask)
 
     def step(self, state: ALSState) -> ALSState:
         """One sweep with the cached compiled program; ``reg`` and the data stay traced."""
-        sweep = compiled_sweep(len(state.model.tt.batch_shape), self.chunk_size, self.cg_maxiter)
+        config = (len(state.model.tt.batch_shape), self.chunk_size, self.cg_maxiter)
+        sweep = compiled_sweep(*config) if self.mesh is None else compiled_sweep(*config, self.mesh, self.axis)
         reg = jnp.asarray(self.reg, state.model.tt.dtype)
-        model, objectives = sweep(state.model, state.x, state.y, state.plans, reg)
-        loss = jnp.sum(objectives[..., -1]) / (2 * state.x.shape[0])
-        return ALSState(model, loss, objectives, state.x, state.y, state.plans, state.step + 1)
+        model, objectives = sweep(state.model, state.x, state.y, state.plans, reg, state.mask)
+        n = state.x.shape[0] if state.mask is None else jnp.sum(state.mask)
+        loss = jnp.sum(objectives[..., -1]) / (2 * n)
+        return ALSState(model, loss, objectives, state.x, state.y, state.plans, state.step + 1, state.mask)
 
     def check(self, state: ALSState, step: int) -> None:
         """Name the first core whose local solve went non-finite."""
