@@ -13,10 +13,14 @@ Subpackages (imported on first use, so ``import jaxtt; jaxtt.diffusion`` works):
 * ``jaxtt.solvers`` -- ALS, DMRG, Riemannian and gradient solvers, ``fit`` and ``fit_denoiser``.
 * ``jaxtt.diffusion`` -- schedules, forward process, losses, ``sample`` with DDPM/DDIM/... samplers,
   guidance and likelihoods.
-* ``jaxtt.nn`` -- Equinox baselines (ResNet-MLP, U-Net) and embeddings.
+* ``jaxtt.nn`` -- Equinox baselines (ResNet-MLP, U-Net), embeddings, the digits VAE and classifier.
 * ``jaxtt.data`` -- toy 2-D data sets, Gaussian mixtures with exact scores, digits.
 * ``jaxtt.metrics`` -- MMD, sliced Wasserstein, energy and Fréchet distances, ε-error.
 * ``jaxtt.train`` -- the Optax training loop for neural denoisers (EMA, atomic checkpoints).
+* ``jaxtt.distill`` -- few-step students and compressed models as fixed-target regressions.
+* ``jaxtt.latent``, ``jaxtt.latent_digits`` -- a VAE's latent space; latent diffusion on the digits.
+* ``jaxtt.sharding`` -- data parallelism over a device mesh (``ALS(mesh=)``, ``train.fit(mesh=)``,
+  ``sample(mesh=)``).
 * ``jaxtt.checkpoint``, ``jaxtt.errors``, ``jaxtt.cli`` -- checkpoints, exceptions, the ``jaxtt`` command.
 
 A first fit and sample::
@@ -33,15 +37,16 @@ A first fit and sample::
     model, _ = fit_denoiser(model, x0, schedule, jax.random.key(2), solver=ALS(cg_maxiter=8))
     x = sample(model, schedule, DDIM(steps=100), jax.random.key(3), (2000, 2)).samples
 
-From the shell: ``jaxtt demo``, ``jaxtt train``, ``jaxtt sample``, ``jaxtt evaluate`` (``jaxtt --help``).
+From the shell: ``jaxtt demo``, ``jaxtt train``, ``jaxtt sample``, ``jaxtt evaluate``, ``jaxtt digits``
+(``jaxtt --help``).
 """
 
 import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("basis", "checkpoint", "cli", "data", "diffusion", "errors", "ftt", "metrics", "nn", "solvers",
-               "train", "tt")
+_SUBMODULES = ("basis", "checkpoint", "cli", "data", "diffusion", "distill", "errors", "ftt", "latent",
+               "latent_digits", "metrics", "nn", "sharding", "solvers", "train", "tt")
 __all__ = ["__version__", *_SUBMODULES]
 
 

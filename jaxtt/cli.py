@@ -368,7 +368,7 @@ def demo(args: argparse.Namespace) -> dict:
     from jaxtt.metrics import mmd, sliced_wasserstein
     from jaxtt.nn import Batched, ResNetMLP
     from jaxtt.solvers import ALS, fit_denoiser
-    from jaxtt.train import fit
+    from jaxtt.train import fit, num_params
 
     keys = jax.random.split(jax.random.key(args.seed), 8)
     ftt = FTTDenoiser(2, args.T, rank=args.rank, m=args.m, basis=args.basis, key=keys[2])
@@ -396,7 +396,7 @@ def demo(args: argparse.Namespace) -> dict:
     nn_time = time.perf_counter() - start
 
     models = {"FTT (ALS)": (ftt, ftt_time, ftt.num_params),
-              "ResNet-MLP (AdamW)": (trained.ema_model, nn_time, _count_params(trained.ema_model))}
+              "ResNet-MLP (AdamW)": (trained.ema_model, nn_time, num_params(trained.ema_model))}
     shape = (args.samples, 2)
     low, high = float(data.min()), float(data.max())
     clip = None if args.no_clip else (low - 0.05 * (high - low), high + 0.05 * (high - low))
@@ -417,13 +417,6 @@ def demo(args: argparse.Namespace) -> dict:
     _write_json(out / "demo_results.json", {"args": vars(args), "results": results})
     print(f"wrote {out / 'demo_samples.png'} and {out / 'demo_results.json'}")
     return results
-
-
-def _count_params(model) -> int:
-    import equinox as eqx
-    import jax
-
-    return int(sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))))
 
 
 def _print_table(results: dict, args) -> None:

@@ -164,13 +164,6 @@ def conditional_ddpm_loss(model, key, batch, *, schedule, null_label: int, label
     return ddpm_loss(lambda x_t, t: model(x_t, t, y), schedule, k_loss, x)
 
 
-def _count_params(model) -> int:
-    import equinox as eqx
-    import jax
-
-    return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))))
-
-
 def _timed(fn, *args, **kwargs):
     import jax
 
@@ -206,7 +199,7 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
     from jaxtt.metrics import frechet_distance
     from jaxtt.nn import Batched, ResNetMLP, UNet, train_classifier, train_vae
     from jaxtt.solvers import ALS, fit_denoiser
-    from jaxtt.train import default_optimizer, fit
+    from jaxtt.train import default_optimizer, fit, num_params
 
     keys = iter(jax.random.split(jax.random.key(config.seed), 32))  # 27 used with every row
     x_train, y_train, x_val, y_val = digits_split(config.validation, config.seed)
@@ -241,7 +234,7 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
                                steps=config.vae_steps, progress=progress)
     space = LatentSpace(vae, x_train)
     prior = jax.vmap(vae.decode)(jax.random.normal(next(keys), (n, config.latent), x_train.dtype))
-    record("VAE prior samples", prior, seconds, _count_params(vae))
+    record("VAE prior samples", prior, seconds, num_params(vae))
     record("VAE reconstructions (validation)", space.decode(space.encode(x_val)))
 
     schedule = linear_schedule(config.T)
@@ -260,7 +253,7 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
                                   batch_size=min(config.unet_batch_size, x_train.shape[0]), key=next(keys),
                                   progress=progress)
         pixels = sample(trained.ema_model, schedule, sampler, next(keys), (n, 1, 8, 8), clip_x0=1.0).samples
-        record("pixel U-Net DDPM", pixels.reshape(n, -1), seconds, _count_params(trained.ema_model))
+        record("pixel U-Net DDPM", pixels.reshape(n, -1), seconds, num_params(trained.ema_model))
 
     batch_size = min(config.batch_size, x_train.shape[0])
     net = Batched(ResNetMLP(config.latent, config.nn_width, config.nn_depth, key=next(keys),
@@ -270,7 +263,7 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
                                  key=key, progress=progress)
     trained, seconds = _timed(train_nn)
     warm = _timed(train_nn)[1]  # the same run again: compiled already
-    record("latent NN-DDPM", latent_samples(trained.ema_model, next(keys)), seconds, _count_params(trained.ema_model),
+    record("latent NN-DDPM", latent_samples(trained.ema_model, next(keys)), seconds, num_params(trained.ema_model),
            warm_seconds=warm)
 
     solver = ALS(cg_maxiter=config.cg_steps)
@@ -303,7 +296,7 @@ def _classifier_guided_rows(config, record, keys, z_train, y_train, schedule, la
 
     from jaxtt.diffusion import ClassifierGuidance
     from jaxtt.nn import NoisyClassifier, noisy_classifier_loss
-    from jaxtt.train import default_optimizer, fit
+    from jaxtt.train import default_optimizer, fit, num_params
 
     labels = jnp.repeat(jnp.arange(CLASSES), config.samples // CLASSES)
     rows = jnp.concatenate([z_train, y_train[:, None].astype(z_train.dtype)], axis=1)
@@ -318,7 +311,7 @@ def _classifier_guided_rows(config, record, keys, z_train, y_train, schedule, la
         for w in config.classifier_scales:
             guided = ClassifierGuidance(model, trained.ema_model.log_prob, labels, schedule, scale=w)
             record(f"classifier-guided latent {arm}, w={w:g}", latent_samples(guided, key, labels.shape[0]),
-                   seconds, _count_params(trained.ema_model), labels)
+                   seconds, num_params(trained.ema_model), labels)
 
 
 def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_samples, solver):
@@ -329,7 +322,7 @@ def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_s
     from jaxtt.ftt import FTTDenoiser
     from jaxtt.nn import Batched, ResNetMLP
     from jaxtt.solvers import fit_denoiser
-    from jaxtt.train import default_optimizer, fit
+    from jaxtt.train import default_optimizer, fit, num_params
 
     per_class = config.samples // CLASSES
     labels = jnp.repeat(jnp.arange(CLASSES), per_class)
@@ -345,7 +338,7 @@ def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_s
     (ftt, _), ftt_seconds = _timed(fit_denoiser, ftt, z_train, schedule, next(keys), solver=solver,
                                    steps=config.sweeps, repeats=config.repeats, targets=config.targets,
                                    labels=y_train, label_dropout=config.label_dropout, progress=False)
-    arms = {"NN": (trained.ema_model, nn_seconds, _count_params(trained.ema_model)),
+    arms = {"NN": (trained.ema_model, nn_seconds, num_params(trained.ema_model)),
             "FTT": (ftt, ftt_seconds, ftt.num_params)}
     for arm, (model, seconds, params) in arms.items():
         key = next(keys)  # the same x_T for every scale

@@ -29,7 +29,20 @@ from jaxtt.diffusion import Schedule, ddpm_loss
 from jaxtt.errors import NumericalError
 from jaxtt.sharding import check_mesh, replicate
 
-__all__ = ["TrainResult", "default_optimizer", "fit"]
+__all__ = ["TrainResult", "default_optimizer", "fit", "num_params"]
+
+
+def num_params(model: PyTree) -> int:
+    """Number of trained parameters of ``model``: the entries of its floating-point array leaves
+    (``eqx.is_inexact_array``), the leaves :func:`fit` updates.
+
+    Examples:
+        >>> import jax
+        >>> import equinox as eqx
+        >>> num_params(eqx.nn.Linear(3, 2, key=jax.random.key(0)))  # 3·2 weights + 2 biases
+        8
+    """
+    return int(sum(leaf.size for leaf in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))))
 
 
 class TrainResult(NamedTuple):

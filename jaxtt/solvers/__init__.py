@@ -23,6 +23,7 @@ from jaxtt.solvers.fit import FitResult, Solver, StalledFitWarning, fit
 from jaxtt.solvers.gradient import GradientDescent, GradientDescentState
 from jaxtt.solvers.problem import LeastSquares
 from jaxtt.solvers.riemannian import RCG, RGD, RiemannianFitState, RiemannianState, fit_riemannian
+from jaxtt.solvers.streaming import StreamedALS, fit_streamed
 
 __all__ = [
     "fit",
@@ -49,4 +50,6 @@ __all__ = [
     "fit_regression",
     "fit_riemannian",
     "regression_data",
+    "StreamedALS",
+    "fit_streamed",
 ]
