@@ -27,9 +27,7 @@ Writes ``benchmarks/results/bench_coordinates_{quick,full}.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -104,24 +102,11 @@ def main(argv=None):
     mode = "quick" if args.quick else "full"
     if args.problems:
         mode += "_" + "_".join(args.problems)
-    out = {"command": " ".join(["benchmarks/bench_coordinates.py", *(["--quick"] if args.quick else []),
-                                *(["--problems", *args.problems] if args.problems else [])]),
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
-                       "load_start": load_start, "load_end": os.getloadavg()[0]},
-           "total_s": time.perf_counter() - start, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
+    command = " ".join(["benchmarks/bench_coordinates.py", *(["--quick"] if args.quick else []),
+                        *(["--problems", *args.problems] if args.problems else [])])
     path = RESULTS / f"bench_coordinates_{mode}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
-    print(f"\n{'problem':10s} {'arm':22s} {'fit s':>7s} {'MMD² clip':>10s} {'SW clip':>8s} {'excess':>8s} {'memo':>6s}")
-    for r in rows:
-        cells = [f"{r['problem']:10s}", f"{r['arm']:22s}"]
-        for key, width in (("fit_s", 7), ("mmd_clip", 10), ("sw_clip", 8), ("excess_loss", 8),
-                           ("memorisation_ratio", 6)):
-            value = r.get(key, r.get(key.replace("_clip", "")) if key.endswith("_clip") else None)
-            cells.append(f"{value:>{width}.4g}" if isinstance(value, float) else " " * width)
-        print(" ".join(cells))
+    bench_targets.write_results(path, command, rows, load_start, start)
+    bench_targets.print_rows(rows, [("problem", "problem", 10), ("arm", "arm", 22)])
     print(f"\nwrote {path}; load {load_start:.1f} → {os.getloadavg()[0]:.1f}")
 
 

@@ -119,6 +119,36 @@ def run(quick: bool):
     return rows
 
 
+def write_results(path: Path, command: str, rows: list, load_start: float, start: float) -> None:
+    """Atomically write the rows with the command, the machine and its load."""
+    out = {"command": command,
+           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
+                       "load_start": load_start, "load_end": os.getloadavg()[0]},
+           "total_s": time.perf_counter() - start, "rows": rows}
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, path)
+
+
+def print_rows(rows: list, labels: list[tuple[str, str, int]]) -> None:
+    """The table of fit seconds, clipped MMD² / SW (plain where no clipped value), excess loss, memorisation,
+    after the label columns ``(title, key or callable, width)``."""
+    print("\n" + " ".join(f"{title:{width}s}" for title, _, width in labels)
+          + f" {'fit s':>7s} {'MMD² clip':>10s} {'SW clip':>8s} {'excess':>8s} {'memo':>6s}")
+    for r in rows:
+        cells = [f"{(key(r) if callable(key) else r.get(key, '')):{width}s}" for _, key, width in labels]
+        for key, width in (("fit_s", 7), ("mmd_clip", 10), ("sw_clip", 8), ("excess_loss", 8),
+                           ("memorisation_ratio", 6)):
+            value = r.get(key, r.get(key.replace("_clip", "")) if key.endswith("_clip") else None)
+            cells.append(f"{value:>{width}.4g}" if isinstance(value, float) else " " * width)
+        print(" ".join(cells))
+
+
+def _budget(row) -> str:
+    return f"{row['draws']}×{row['steps']}".rjust(11) if "steps" in row else ""
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -127,25 +157,10 @@ def main(argv=None):
     start = time.perf_counter()
     rows = run(args.quick)
     mode = "quick" if args.quick else "full"
-    out = {"command": " ".join(["benchmarks/bench_targets.py", *(["--quick"] if args.quick else [])]),
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
-                       "load_start": load_start, "load_end": os.getloadavg()[0]},
-           "total_s": time.perf_counter() - start, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench_targets_{mode}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
-    print(f"\n{'problem':10s} {'targets':22s} {'draws×steps':>11s} {'fit s':>7s} {'MMD² clip':>10s} {'SW clip':>8s} "
-          f"{'excess':>8s} {'memo':>6s}")
-    for r in rows:
-        cells = [f"{r['problem']:10s}", f"{r['targets']:22s}",
-                 f"{str(r.get('draws', '')) + ('×' + str(r['steps']) if 'steps' in r else ''):>11s}"]
-        for key, width in (("fit_s", 7), ("mmd_clip", 10), ("sw_clip", 8), ("excess_loss", 8),
-                           ("memorisation_ratio", 6)):
-            value = r.get(key, r.get(key.replace("_clip", "")) if key.endswith("_clip") else None)
-            cells.append(f"{value:>{width}.4g}" if isinstance(value, float) else " " * width)
-        print(" ".join(cells))
+    write_results(path, " ".join(["benchmarks/bench_targets.py", *(["--quick"] if args.quick else [])]), rows,
+                  load_start, start)
+    print_rows(rows, [("problem", "problem", 10), ("targets", "targets", 22), ("draws×steps", _budget, 11)])
     print(f"\nwrote {path}; load {load_start:.1f} → {os.getloadavg()[0]:.1f}")
 
 
