@@ -199,12 +199,12 @@ SOLVERS = textwrap.dedent(
                                  "loss": abs(result.loss[-1] - float(ref.loss))}
     out["seconds riemannian"] = time.perf_counter() - start
 
-    # GradientDescent (Adam), scalar and vector targets on 4 devices
-    for name in ("scalar", "batched"):
-        model, target = models[name]
-        ref = steps(GradientDescent(optax.adam(0.05), reg=1e-6), model, target, 3)
-        got = steps(GradientDescent(optax.adam(0.05), reg=1e-6, mesh=meshes[4]), model, target, 3)
-        out[f"gd {name} 4"] = {**compare(got, ref, 4), "split": got.features[0].shape[0] == 204}
+    # GradientDescent (Adam) on 4 devices (vector targets: the same vmapped loss as above)
+    model, target = models["scalar"]
+    ref = steps(GradientDescent(optax.adam(0.05), reg=1e-6), model, target, 3)
+    got = steps(GradientDescent(optax.adam(0.05), reg=1e-6, mesh=meshes[4]), model, target, 3)
+    out["gd scalar 4"] = {**compare(got, ref, 4), "split": got.features[0].shape[0] == 204}
+    out["seconds gd"] = time.perf_counter() - start
 
     # the partitioned steps reduce with all-reduce and never gather the rows (51 rows per device)
     def compiled_text(solver, state):
@@ -292,7 +292,7 @@ def test_sharded_riemannian_solvers_follow_the_single_device_iterates(four_devic
 
 def test_sharded_gradient_descent_follows_the_single_device_iterates(four_devices):
     cases = [k for k in four_devices if k.startswith("gd")]
-    assert len(cases) == 2
+    assert len(cases) == 1
     _assert_equal_to_round_off(cases, four_devices)
 
 
