@@ -197,6 +197,13 @@ def split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right: bool):
     r0, m1, m2, r1 = shape
     u, s, vt, inv_l, inv_r = _whitened_svd(w.reshape(r0 * m1, m2 * r1), cov_l, cov_r)
     rank = truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
+    return _function_factors(u, s, vt, inv_l, inv_r, shape, rank, move_right)
+
+
+@partial(jax.jit, static_argnums=(5, 6, 7))
+def _function_factors(u, s, vt, inv_l, inv_r, shape, rank: int, move_right: bool):
+    """The two canonical cores of :func:`split_function` at a chosen ``rank`` (one compiled program)."""
+    r0, m1, m2, r1 = shape
     a = inv_l @ u[:, :rank]
     b = (s[:rank, None] * vt[:rank]) @ inv_r.T
     a, b = _canonical_pair(a, b, move_right)
@@ -241,11 +248,9 @@ def _sweep(model: FTT, x, y, solver: DMRG, mask=None):
     """:func:`dmrg_sweep` with the settings of a validated ``solver``; ``mask`` (1 for data rows, 0 for padding,
     ``None``: all rows) zeroes the left boundary, so padding rows give zero design rows and drop out of every sum."""
     eps, max_rank, reg, truncation = solver.eps, solver.max_rank, solver.reg, solver.truncation
-    feats = model.features(x)
+    feats, cores, rights = _start(model, x)
     y = y.astype(model.tt.dtype)
-    cores = list(orthogonalize(model.tt, 0).cores)
     d = len(cores)
-    _, rights = interfaces(TensorTrain(cores), feats)
     boundary = rights[d] if mask is None else jnp.asarray(mask, model.tt.dtype)[:, None]
     y = y if mask is None else y * boundary[:, 0]
     lefts = [boundary] + [None] * (d - 1)
@@ -255,7 +260,7 @@ def _sweep(model: FTT, x, y, solver: DMRG, mask=None):
     for step, k in enumerate(order):
         move_right = step < d - 1
         shape = (cores[k].shape[0], cores[k].shape[1], cores[k + 1].shape[1], cores[k + 1].shape[2])
-        w0 = jnp.einsum("aib,bjc->aijc", cores[k], cores[k + 1]).reshape(-1)
+        w0 = _merge(cores[k], cores[k + 1])
         w, obj = _local_solve(lefts[k], [feats[k], feats[k + 1]], rights[k + 2], y, reg, w0, boundary, solver)
         objectives.append(float(obj))
         if not np.isfinite(objectives[-1]):
@@ -267,9 +272,9 @@ def _sweep(model: FTT, x, y, solver: DMRG, mask=None):
         else:
             cores[k], cores[k + 1] = _split(w, shape, eps, max_rank, move_right)
         if move_right:
-            lefts[k + 1] = absorb(lefts[k], cores[k], feats[k])
+            lefts[k + 1] = _absorb(lefts[k], cores[k], feats[k])
         else:
-            rights[k + 1] = absorb(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
+            rights[k + 1] = _absorb(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
     if solver.polish:
         g, obj = _local_solve(lefts[0], [feats[0]], rights[1], y, reg, cores[0].reshape(-1), boundary, solver)
         objectives.append(float(obj))
@@ -278,6 +283,23 @@ def _sweep(model: FTT, x, y, solver: DMRG, mask=None):
                                  remedy="increase reg")
         cores[0] = g.reshape(cores[0].shape)
     return FTT(TensorTrain(cores), model.bases), np.asarray(objectives)
+
+
+@eqx.filter_jit
+def _start(model: FTT, x):
+    """Features of ``x``, the cores in canonical form with centre 0 and their right interfaces (one program)."""
+    feats = model.features(x)
+    cores = list(orthogonalize(model.tt, 0).cores)
+    return feats, cores, list(interfaces(TensorTrain(cores), feats)[1])
+
+
+@jax.jit
+def _merge(a, b):
+    """The flattened supercore ``W = A ×₃ B`` of two neighbouring cores."""
+    return jnp.einsum("aib,bjc->aijc", a, b).reshape(-1)
+
+
+_absorb = jax.jit(absorb)
 
 
 def _pad_ranks(tt: TensorTrain, ranks) -> TensorTrain:
@@ -434,5 +456,10 @@ class DMRG(Solver):
                        for train, target in zip(state.trains, targets))
         state = DMRGState(trains, state.bases, state.batched, state.loss, state.x, state.y, state.step + 1,
                           state.mask)
-        loss = least_squares_loss(state.model.tt, state.model.features(state.x), state.y, self.reg, state.mask)
-        return eqx.tree_at(lambda s: s.loss, state, loss)
+        return eqx.tree_at(lambda s: s.loss, state, _loss(state.model, state.x, state.y, self.reg, state.mask))
+
+
+@eqx.filter_jit
+def _loss(model: FTT, x, y, reg: float, mask):
+    """``J`` of ``model`` on the rows of ``x`` (``mask``: the data rows), as one compiled program."""
+    return least_squares_loss(model.tt, model.features(x), y, reg, mask)
