@@ -1,4 +1,5 @@
-"""Data-parallel fits, training and sampling on 1, 2 and 4 devices equal the single-device runs.
+"""Data-parallel fits (ALS, DMRG, RGD/RCG, GradientDescent), training and sampling on 1, 2 and 4 devices equal
+the single-device runs.
 
 XLA's host-device count is fixed when jax is imported, so the multi-device checks run in one subprocess with
 ``--xla_force_host_platform_device_count=4``; the rest of the suite keeps its single device.
@@ -10,12 +11,18 @@ import subprocess
 import sys
 import textwrap
 
+from functools import partial
+
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+from jaxtt import tt
 from jaxtt.sharding import check_mesh, data_mesh, replicate, shard_rows
-from jaxtt.solvers import ALS
+from jaxtt.solvers import ALS, DMRG, RCG, RGD, GradientDescent, LeastSquares
+from jaxtt.tt import riemannian
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -118,14 +125,114 @@ BODY = textwrap.dedent(
 )
 
 
+SOLVERS = textwrap.dedent(
+    """
+    import json
+    import time
+    start = time.perf_counter()
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import equinox as eqx
+    import jax.numpy as jnp
+    import optax
+    from jaxtt.basis import Legendre
+    from jaxtt.ftt import FTT, constant_init
+    from jaxtt.sharding import data_mesh, replicate, shard_rows
+    from jaxtt.solvers import DMRG, RCG, RGD, GradientDescent, LeastSquares, fit, fit_riemannian
+
+    assert jax.device_count() == 4
+    out = {}
+    bases = [Legendre(4, orthonormal=True)] * 2
+    x = jax.random.uniform(jax.random.key(0), (203, 2), minval=-1, maxval=1)  # 203 = 4 * 50 + 3: uneven
+    y = jnp.stack([x[:, 0] * x[:, 1] + jnp.sin(x[:, 1]), jnp.cos(x[:, 0] + x[:, 1])], axis=1)
+    member = lambda k: constant_init(bases, 2, dtype=jnp.float64, key=k)
+    models = {"scalar": (FTT(member(jax.random.key(1)), bases), y[:, 0]),
+              "batched": (FTT(jax.vmap(member)(jax.random.split(jax.random.key(1), 2)), bases), y)}
+    meshes = {n: data_mesh(jax.devices()[:n]) for n in (1, 2, 4)}
+
+    def steps(solver, model, target, count):
+        state = solver.init(model, x, target)
+        for _ in range(count):
+            state = solver.step(state)
+        return state
+
+    def compare(got, ref, n):
+        return {"core": max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(got.model.tt.cores, ref.model.tt.cores)),
+                "loss": abs(float(got.loss - ref.loss)), "scale": float(ref.loss),
+                "ranks": [got.model.tt.ranks, ref.model.tt.ranks],
+                "on": got.model.tt.cores[0].sharding.mesh.size == n}
+
+    # DMRG: normal equations on 1, 2 and 4 devices; matrix-free CG solves of vector targets on 4
+    dmrg = [("dense", "scalar", dict(), (1, 2, 4)), ("cg", "batched", dict(dense_limit=8, cg_maxiter=5), (4,))]
+    for label, name, kwargs, counts in dmrg:
+        model, target = models[name]
+        kwargs = dict(eps=1e-6, max_rank=3, reg=1e-6, **kwargs)
+        ref = steps(DMRG(**kwargs), model, target, 1)  # d = 2: the sweep grows the rank from 1 between its solves
+        for n in counts:
+            got = steps(DMRG(mesh=meshes[n], **kwargs), model, target, 1)
+            out[f"dmrg {label} {name} {n}"] = {**compare(got, ref, n), "split": got.x.shape[0] == 203 + (-203 % n)}
+    out["seconds dmrg"] = time.perf_counter() - start
+
+    # RCG on 1 device, RGD on 2, vector targets on 4: three line-search steps each
+    refs = {}
+    for cls, name, counts in [(RCG, "scalar", (1,)), (RGD, "scalar", (2,)), (RCG, "batched", (4,))]:
+        model, target = models[name]
+        refs[cls, name] = ref = steps(cls(reg=1e-6), model, target, 3)
+        for n in counts:
+            got = steps(cls(reg=1e-6, mesh=meshes[n]), model, target, 3)
+            out[f"{cls.__name__} {name} {n}"] = {
+                **compare(got, ref, n), "split": got.objective.features[0].shape[0] == 203 + (-203 % n)
+                and (n == 1 or got.objective.features[0].sharding.spec == jax.sharding.PartitionSpec("data"))}
+    # RCG on 4 devices through fit, and through fit_riemannian on a LeastSquares built from shard_rows
+    model, target = models["scalar"]
+    ref = refs[RCG, "scalar"]
+    kw = dict(max_steps=3, stagnation=None, progress=False)
+    got_model, got_result = fit(model, x, target, RCG(reg=1e-6, mesh=meshes[4]), **kw)
+    (xs, ys), mask = shard_rows([x, target], meshes[4])
+    got_tt, riemannian_result = fit_riemannian(LeastSquares(model.features(xs), ys, reg=1e-6, mask=mask),
+                                               replicate(model.tt, meshes[4]), solver=RCG(reg=1e-6, mesh=meshes[4]),
+                                               **kw)
+    for label, cores, result in [("fit", got_model.tt.cores, got_result), ("fit_riemannian", got_tt.cores,
+                                                                           riemannian_result)]:
+        out[f"{label} RCG 4"] = {"on": cores[0].sharding.mesh.size == 4, "scale": float(ref.loss),
+                                 "core": max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(cores, ref.model.tt.cores)),
+                                 "loss": abs(result.loss[-1] - float(ref.loss))}
+    out["seconds riemannian"] = time.perf_counter() - start
+
+    # GradientDescent (Adam) on 4 devices (vector targets: the same vmapped loss as above)
+    model, target = models["scalar"]
+    ref = steps(GradientDescent(optax.adam(0.05), reg=1e-6), model, target, 3)
+    got = steps(GradientDescent(optax.adam(0.05), reg=1e-6, mesh=meshes[4]), model, target, 3)
+    out["gd scalar 4"] = {**compare(got, ref, 4), "split": got.features[0].shape[0] == 204}
+    out["seconds gd"] = time.perf_counter() - start
+
+    # the partitioned steps reduce with all-reduce and never gather the rows (51 rows per device)
+    def compiled_text(solver, state):
+        arrays, rest = eqx.partition(state, eqx.is_array)
+        step = lambda a: eqx.filter(solver.step(eqx.combine(a, rest)), eqx.is_array)
+        return jax.jit(step).lower(arrays).compile().as_text()
+
+    for solver in (RCG(mesh=meshes[4]), GradientDescent(optax.adam(0.05), mesh=meshes[4])):
+        hlo = compiled_text(solver, solver.init(models["scalar"][0], x, y[:, 0]))
+        out[f"hlo {type(solver).__name__}"] = {"all-reduce": "all-reduce" in hlo, "all-gather": "all-gather" in hlo,
+                                               "local rows": "f64[51,4]" in hlo}
+    out["seconds"] = time.perf_counter() - start
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
 @pytest.fixture(scope="module")
 def four_devices():
+    """The results of both scripts, run one after the other in one subprocess (one import of jax)."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu",
            "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run = subprocess.run([sys.executable, "-c", BODY], env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", BODY + SOLVERS], env=env, capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    line = next(line for line in run.stdout.splitlines() if line.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    results = [json.loads(line[len("RESULT"):]) for line in run.stdout.splitlines() if line.startswith("RESULT")]
+    assert len(results) == 2, run.stdout[-3000:]
+    return {**results[0], **{f"solvers {k}" if k.startswith("seconds") else k: v for k, v in results[1].items()}}
 
 
 def test_sharded_als_equals_the_single_device_fit_on_1_2_4_devices_with_uneven_rows(four_devices):
@@ -160,6 +267,41 @@ def test_sharded_sampling_draws_the_same_samples_split_over_the_devices(four_dev
     assert "not finite at evaluation" in four_devices["sample nan"]
 
 
+def _assert_equal_to_round_off(cases, results):
+    for case in cases:
+        got = results[case]
+        assert got.get("split", True) and got.get("on", True), (case, got)
+        assert got["core"] < 1e-10, (case, got)
+        assert got["loss"] <= 1e-12 * got["scale"], (case, got)
+        assert got.get("ranks", [0, 0])[0] == got.get("ranks", [0, 0])[1], (case, got)
+
+
+def test_sharded_dmrg_equals_the_single_device_fit_with_the_same_ranks(four_devices):
+    """Normal-equation and CG two-site solves, scalar and vector targets, N = 203 padded to 204."""
+    cases = [k for k in four_devices if k.startswith("dmrg")]
+    assert len(cases) == 4
+    _assert_equal_to_round_off(cases, four_devices)
+    assert four_devices["dmrg dense scalar 4"]["ranks"][0] != [1, 1, 1]  # ranks were chosen from the data
+
+
+def test_sharded_riemannian_solvers_follow_the_single_device_iterates(four_devices):
+    cases = [k for k in four_devices if k.startswith(("RCG", "RGD", "fit"))]
+    assert len(cases) == 5
+    _assert_equal_to_round_off(cases, four_devices)
+
+
+def test_sharded_gradient_descent_follows_the_single_device_iterates(four_devices):
+    cases = [k for k in four_devices if k.startswith("gd")]
+    assert len(cases) == 1
+    _assert_equal_to_round_off(cases, four_devices)
+
+
+def test_partitioned_gradient_steps_all_reduce_and_never_gather_the_rows(four_devices):
+    for name in ("RCG", "GradientDescent"):
+        hlo = four_devices[f"hlo {name}"]
+        assert hlo["all-reduce"] and not hlo["all-gather"] and hlo["local rows"], (name, hlo)
+
+
 def test_shard_rows_pads_with_masked_zero_rows():
     mesh = data_mesh()
     x = jnp.arange(10.0).reshape(5, 2)
@@ -171,7 +313,39 @@ def test_shard_rows_pads_with_masked_zero_rows():
         shard_rows([x, x[:3]], mesh)
 
 
+def test_masked_least_squares_drops_the_padding_rows():
+    """The objective, gradient and curvature on padded rows with a mask equal those of the data rows alone."""
+    keys = jax.random.split(jax.random.key(0), 3)
+    X = tt.random(keys[0], (3, 4), 2)
+    feats = [jax.random.normal(k, (7, n)) for k, n in zip(keys[1:], X.shape)]
+    y = jnp.linspace(-1.0, 1.0, 7)
+    padded = [jnp.concatenate([f, jnp.full((3, f.shape[1]), 5.0)]) for f in feats]
+    mask = jnp.concatenate([jnp.ones(7), jnp.zeros(3)])
+    plain = LeastSquares(feats, y, reg=0.3)
+    masked = LeastSquares(padded, jnp.concatenate([y, jnp.full(3, 9.0)]), reg=0.3, mask=mask)
+
+    @jax.jit  # one compiled program instead of many small eager ones
+    def quantities(objective):
+        value, grad = objective.riemannian_value_and_grad(riemannian.zeros(X))
+        return objective(X), value, grad.deltas, objective.line_curvature(grad)
+
+    got, want = quantities(masked), quantities(plain)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-14)
+    dense = np.asarray(tt.full(X)).reshape(-1)
+    rows = np.stack([np.kron(f0, f1) for f0, f1 in zip(*map(np.asarray, feats))])  # independent: dense design
+    value = (np.sum((rows @ dense - np.asarray(y)) ** 2) + 0.3 * dense @ dense) / 14
+    np.testing.assert_allclose(float(got[0]), value, rtol=1e-10)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        LeastSquares(feats, y, mask=jnp.ones(3))
+
+
 def test_bad_meshes_are_named():
+    for solver in (DMRG, RGD, RCG, partial(GradientDescent, optax.sgd(0.1))):
+        with pytest.raises(TypeError, match="mesh must be a Mesh"):
+            solver(mesh="data")
+        with pytest.raises(ValueError, match="no axis 'rows'"):
+            solver(mesh=data_mesh(), axis="rows")
     with pytest.raises(TypeError, match="mesh must be a Mesh"):
         ALS(mesh="data")
     with pytest.raises(ValueError, match="no axis 'rows'"):

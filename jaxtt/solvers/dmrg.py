@@ -50,18 +50,20 @@ local solve jit-compiled per shape: :class:`DMRG` steps cannot be traced by
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cache, partial
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, Float, Int
 
 from jaxtt._validation import check_bool, check_choice, check_instance, check_int, check_real
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
-from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
+from jaxtt.sharding import check_mesh, replicate, shard_rows
+from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual, sum_rows
 from jaxtt.solvers.fit import Solver
 from jaxtt.solvers.problem import check_fit_data, check_training_data, least_squares_loss
 from jaxtt.tt import TensorTrain, absorb, interfaces, orthogonalize, truncation_rank
@@ -69,25 +71,43 @@ from jaxtt.tt import TensorTrain, absorb, interfaces, orthogonalize, truncation_
 __all__ = ["DMRG", "DMRGState", "dmrg_sweep"]
 
 
-@partial(jax.jit, static_argnames=("chunk_size",))
-def _solve_dense(left, feats, right, y, reg, chunk_size=4096):
+def _solve_dense(left, feats, right, y, reg, chunk_size=4096, axis_name=None):
     """Ridge solve for the (super)core with design rows ``L ⊗ φ… ⊗ R``; returns ``(g, J(g))``."""
-    gram, rhs = normal_equations(left, feats, right, y, chunk_size)
+    gram, rhs = normal_equations(left, feats, right, y, chunk_size, axis_name)
     g = solve_normal(gram, rhs, reg)
-    return g, squared_residual(left, feats, right, y, g, chunk_size) + reg * g @ g
+    return g, squared_residual(left, feats, right, y, g, chunk_size, axis_name) + reg * g @ g
 
 
-@partial(jax.jit, static_argnames=("maxiter", "chunk_size"))
-def _solve_iterative(left, feats, right, y, reg, g0, maxiter=200, chunk_size=4096):
+def _solve_iterative(left, feats, right, y, reg, g0, mask, maxiter=200, chunk_size=4096, axis_name=None):
     """Matrix-free CG version of :func:`_solve_dense`, started at ``g0``."""
-    return solve_cgls(left, feats, right, y, reg, g0, chunk_size, maxiter)
+    return solve_cgls(left, feats, right, y, reg, g0, chunk_size, maxiter, mask, axis_name)
 
 
-def _local_solve(left, feats, right, y, reg, g0, dense_limit, cg_maxiter):
-    """Normal equations while ``g`` has at most ``dense_limit`` entries, CG otherwise."""
-    if g0.size <= dense_limit:
-        return _solve_dense(left, feats, right, y, reg)
-    return _solve_iterative(left, feats, right, y, reg, g0, maxiter=cg_maxiter)
+@cache
+def _compiled(function, mesh: Mesh | None, axis: str, shared: tuple[int, ...], **static):
+    """``function`` jitted; with a ``mesh`` inside ``jax.shard_map`` with its sums over rows completed over ``axis``.
+
+    The positional arguments are split over ``axis`` by rows except those at the positions ``shared``
+    (replicated); the outputs are replicated (psum'd sums, identical small solves on every device).
+    """
+    if mesh is None:
+        return jax.jit(partial(function, **static))
+    rows, same = PartitionSpec(axis), PartitionSpec()
+
+    def sharded(*args):
+        specs = tuple(same if i in shared else rows for i in range(len(args)))
+        return jax.shard_map(partial(function, axis_name=axis, **static), mesh=mesh, in_specs=specs,
+                             out_specs=same, check_vma=False)(*args)
+
+    return jax.jit(sharded)
+
+
+def _local_solve(left, feats, right, y, reg, g0, mask, solver):
+    """Normal equations while ``g`` has at most ``dense_limit`` entries, CG otherwise (``mask``: the data rows)."""
+    if g0.size <= solver.dense_limit:
+        return _compiled(_solve_dense, solver.mesh, solver.axis, (4,))(left, feats, right, y, reg)
+    solve = _compiled(_solve_iterative, solver.mesh, solver.axis, (4, 5), maxiter=solver.cg_maxiter)
+    return solve(left, feats, right, y, reg, g0, mask)
 
 
 def _split(w, shape, eps, max_rank, move_right: bool):
@@ -101,19 +121,29 @@ def _split(w, shape, eps, max_rank, move_right: bool):
     return (u * s).reshape(r0, m1, rank), vt.reshape(rank, m2, r1)
 
 
-@partial(jax.jit, static_argnames=("chunk_size",))
-def feature_covariances(left, f1, f2, right, chunk_size=4096):
+def feature_covariances(left, f1, f2, right, mask=None, chunk_size=4096, axis_name=None):
     """``C_L = (1/N) Σ_s a_s a_sᵀ`` and ``C_R = (1/N) Σ_s b_s b_sᵀ``.
 
     ``a_s = L_s ⊗ φ_k(x_{s,k})`` and ``b_s = φ_{k+1}(x_{s,k+1}) ⊗ R_s``, in the
     index order of the ``(r0 m1) × (m2 r1)`` unfolding. Accumulated over chunks,
-    ``O(N ((r0 m1)² + (m2 r1)²))`` flops.
+    ``O(N ((r0 m1)² + (m2 r1)²))`` flops. ``mask`` (``(N, 1)``, 1 for data rows,
+    0 for padding; ``None``: all rows) restricts the sums and ``N`` to the data
+    rows; inside ``jax.shard_map`` the sums run over the mesh axis ``axis_name`` too.
+
+    Examples:
+        >>> import jax
+        >>> keys = jax.random.split(jax.random.key(0), 4)
+        >>> left, f1, f2, right = (jax.random.normal(k, (50, n)) for k, n in zip(keys, (2, 3, 3, 2)))
+        >>> cov_l, cov_r = feature_covariances(left, f1, f2, right)
+        >>> a = (left[:, :, None] * f1[:, None, :]).reshape(50, 6)  # a_s = L_s ⊗ φ_k
+        >>> bool(jax.numpy.allclose(cov_l, a.T @ a / 50)), cov_r.shape
+        (True, (6, 6))
     """
-    n = left.shape[0]
-    ones = jnp.ones((n, 1), left.dtype)
-    zeros = jnp.zeros((n,), left.dtype)
-    cov_l, _ = normal_equations(left, [f1], ones, zeros, chunk_size)
-    cov_r, _ = normal_equations(ones, [f2], right, zeros, chunk_size)
+    weights = jnp.ones((left.shape[0], 1), left.dtype) if mask is None else mask
+    zeros = jnp.zeros((left.shape[0],), left.dtype)
+    n = sum_rows(jnp.sum(weights), axis_name)
+    cov_l, _ = normal_equations(left, [f1], weights, zeros, chunk_size, axis_name)
+    cov_r, _ = normal_equations(weights, [f2], right, zeros, chunk_size, axis_name)
     return cov_l / n, cov_r / n
 
 
@@ -167,6 +197,13 @@ def split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right: bool):
     r0, m1, m2, r1 = shape
     u, s, vt, inv_l, inv_r = _whitened_svd(w.reshape(r0 * m1, m2 * r1), cov_l, cov_r)
     rank = truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
+    return _function_factors(u, s, vt, inv_l, inv_r, shape, rank, move_right)
+
+
+@partial(jax.jit, static_argnums=(5, 6, 7))
+def _function_factors(u, s, vt, inv_l, inv_r, shape, rank: int, move_right: bool):
+    """The two canonical cores of :func:`split_function` at a chosen ``rank`` (one compiled program)."""
+    r0, m1, m2, r1 = shape
     a = inv_l @ u[:, :rank]
     b = (s[:rank, None] * vt[:rank]) @ inv_r.T
     a, b = _canonical_pair(a, b, move_right)
@@ -207,44 +244,62 @@ def dmrg_sweep(model: FTT, x, y, *, eps: float = 1e-8, max_rank: int | None = No
     return _sweep(model, x, y, solver)
 
 
-def _sweep(model: FTT, x, y, solver: DMRG):
-    """:func:`dmrg_sweep` with the settings of a validated ``solver``."""
+def _sweep(model: FTT, x, y, solver: DMRG, mask=None):
+    """:func:`dmrg_sweep` with the settings of a validated ``solver``; ``mask`` (1 for data rows, 0 for padding,
+    ``None``: all rows) zeroes the left boundary, so padding rows give zero design rows and drop out of every sum."""
     eps, max_rank, reg, truncation = solver.eps, solver.max_rank, solver.reg, solver.truncation
-    dense_limit, cg_maxiter = solver.dense_limit, solver.cg_maxiter
-    feats = model.features(x)
+    feats, cores, rights = _start(model, x)
     y = y.astype(model.tt.dtype)
-    cores = list(orthogonalize(model.tt, 0).cores)
     d = len(cores)
-    _, rights = interfaces(TensorTrain(cores), feats)
-    lefts = [rights[d]] + [None] * (d - 1)
+    boundary = rights[d] if mask is None else jnp.asarray(mask, model.tt.dtype)[:, None]
+    y = y if mask is None else y * boundary[:, 0]
+    lefts = [boundary] + [None] * (d - 1)
+    covariances = _compiled(feature_covariances, solver.mesh, solver.axis, ())
     objectives = []
     order = list(range(d - 1)) + list(range(d - 2, -1, -1))
     for step, k in enumerate(order):
         move_right = step < d - 1
         shape = (cores[k].shape[0], cores[k].shape[1], cores[k + 1].shape[1], cores[k + 1].shape[2])
-        w0 = jnp.einsum("aib,bjc->aijc", cores[k], cores[k + 1]).reshape(-1)
-        w, obj = _local_solve(lefts[k], [feats[k], feats[k + 1]], rights[k + 2], y, reg, w0, dense_limit, cg_maxiter)
+        w0 = _merge(cores[k], cores[k + 1])
+        w, obj = _local_solve(lefts[k], [feats[k], feats[k + 1]], rights[k + 2], y, reg, w0, boundary, solver)
         objectives.append(float(obj))
         if not np.isfinite(objectives[-1]):
             raise NumericalError(f"DMRG produced a non-finite local solution at cores ({k}, {k + 1})", core=k,
                                  remedy="increase reg")
         if truncation == "function":
-            cov_l, cov_r = feature_covariances(lefts[k], feats[k], feats[k + 1], rights[k + 2])
+            cov_l, cov_r = covariances(lefts[k], feats[k], feats[k + 1], rights[k + 2], boundary)
             cores[k], cores[k + 1] = split_function(w, shape, cov_l, cov_r, eps, max_rank, move_right)
         else:
             cores[k], cores[k + 1] = _split(w, shape, eps, max_rank, move_right)
         if move_right:
-            lefts[k + 1] = absorb(lefts[k], cores[k], feats[k])
+            lefts[k + 1] = _absorb(lefts[k], cores[k], feats[k])
         else:
-            rights[k + 1] = absorb(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
+            rights[k + 1] = _absorb(rights[k + 2], jnp.swapaxes(cores[k + 1], 0, 2), feats[k + 1])
     if solver.polish:
-        g, obj = _local_solve(lefts[0], [feats[0]], rights[1], y, reg, cores[0].reshape(-1), dense_limit, cg_maxiter)
+        g, obj = _local_solve(lefts[0], [feats[0]], rights[1], y, reg, cores[0].reshape(-1), boundary, solver)
         objectives.append(float(obj))
         if not np.isfinite(objectives[-1]):
             raise NumericalError("DMRG produced a non-finite solution when re-solving core 0", core=0,
                                  remedy="increase reg")
         cores[0] = g.reshape(cores[0].shape)
     return FTT(TensorTrain(cores), model.bases), np.asarray(objectives)
+
+
+@eqx.filter_jit
+def _start(model: FTT, x):
+    """Features of ``x``, the cores in canonical form with centre 0 and their right interfaces (one program)."""
+    feats = model.features(x)
+    cores = list(orthogonalize(model.tt, 0).cores)
+    return feats, cores, list(interfaces(TensorTrain(cores), feats)[1])
+
+
+@jax.jit
+def _merge(a, b):
+    """The flattened supercore ``W = A ×₃ B`` of two neighbouring cores."""
+    return jnp.einsum("aib,bjc->aijc", a, b).reshape(-1)
+
+
+_absorb = jax.jit(absorb)
 
 
 def _pad_ranks(tt: TensorTrain, ranks) -> TensorTrain:
@@ -268,8 +323,9 @@ class DMRGState(eqx.Module):
         bases: the model's bases.
         batched: whether the model is a batch of FTTs (vector-valued targets).
         loss: objective ``J = (1/2N)(‖y − f(x)‖² + λ‖A‖²)`` summed over outputs.
-        x, y: the training data.
+        x, y: the training data; with a mesh padded to a multiple of the device count and split over it.
         step: sweeps taken.
+        mask: with a mesh, 1 for the data rows of ``x`` and 0 for padding; else ``None``.
     """
 
     trains: tuple[TensorTrain, ...]
@@ -279,6 +335,7 @@ class DMRGState(eqx.Module):
     x: Float[Array, "N d"]
     y: Float[Array, "N *D"]
     step: Int[Array, ""]
+    mask: Float[Array, " N"] | None = None
 
     @property
     def model(self) -> FTT:
@@ -309,6 +366,16 @@ class DMRG(Solver):
             supercore coefficients).
         polish: after each sweep re-solve core 0 by a single-site ridge solve.
             ``truncation="coefficients", polish=False`` is the classical two-site sweep.
+        mesh: a :class:`jax.sharding.Mesh` (e.g. :func:`jaxtt.sharding.data_mesh`)
+            to fit data-parallel on: ``init`` splits the rows over ``axis``
+            (padding them to a multiple of its size with masked rows,
+            :func:`jaxtt.sharding.shard_rows`) and replicates the model; each
+            two-site solve, covariance and residual runs inside
+            ``jax.shard_map``, every device summing its rows and one ``psum``
+            completing the sums, so all devices choose the same ranks. The fit
+            equals the single-device fit up to the order of the floating-point
+            sums. ``None``: the default device.
+        axis: the mesh axis to split rows over.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -331,6 +398,8 @@ class DMRG(Solver):
     cg_maxiter: int = 200
     truncation: str = "function"
     polish: bool = True
+    mesh: Mesh | None = eqx.field(default=None, static=True)
+    axis: str = eqx.field(default="data", static=True)
 
     def __check_init__(self):
         check_real(self.eps, "eps", minimum=0.0)
@@ -341,13 +410,17 @@ class DMRG(Solver):
         check_int(self.cg_maxiter, "cg_maxiter", minimum=1)
         check_choice(self.truncation, "truncation", TRUNCATIONS)
         check_bool(self.polish, "polish")
+        if self.mesh is not None:
+            check_mesh(self.mesh, self.axis)
 
     def step_memory(self, model: FTT, n: int) -> int:
         """Estimated bytes of the largest arrays of one sweep at ranks up to ``max_rank`` (outputs are swept one
         at a time): every core's features and the interfaces (``N (m + 2r) d``), the feature covariances
         (``2 (r m)²``) and the two-site solve of ``p = r m² r`` unknowns: normal equations (``3 p²`` plus a
         chunk of design rows) up to ``dense_limit`` unknowns, matrix-free CGLS (chunks of up to ``r`` times
-        4096 rows of ``p``) above."""
+        4096 rows of ``p``) above (per device: the rows of one device with a ``mesh``)."""
+        if self.mesh is not None:
+            n = -(-n // check_mesh(self.mesh, self.axis))
         m = max(b.m for b in model.bases)
         r = max(self.max_rank or 0, *model.tt.ranks)
         p = r * m * m * r
@@ -370,13 +443,23 @@ class DMRG(Solver):
         trains = (tuple(jax.tree_util.tree_map(lambda c, j=j: c[j], model.tt) for j in range(model.tt.batch_shape[0]))
                   if batched else (model.tt,))
         loss = least_squares_loss(model.tt, model.features(x), y, self.reg)
-        return DMRGState(trains, model.bases, batched, loss, x, y, jnp.asarray(0))
+        mask = None
+        if self.mesh is not None:
+            (x, y), mask = shard_rows([x, y], self.mesh, self.axis)
+            trains, loss = replicate((trains, loss), self.mesh)
+        return DMRGState(trains, model.bases, batched, loss, x, y, jnp.asarray(0), mask)
 
     def step(self, state: DMRGState) -> DMRGState:
         """One two-site sweep per output (eager)."""
         targets = [state.y[:, j] for j in range(state.y.shape[1])] if state.batched else [state.y]
-        trains = tuple(_sweep(FTT(train, state.bases), state.x, target, self)[0].tt
+        trains = tuple(_sweep(FTT(train, state.bases), state.x, target, self, state.mask)[0].tt
                        for train, target in zip(state.trains, targets))
-        state = DMRGState(trains, state.bases, state.batched, state.loss, state.x, state.y, state.step + 1)
-        loss = least_squares_loss(state.model.tt, state.model.features(state.x), state.y, self.reg)
-        return eqx.tree_at(lambda s: s.loss, state, loss)
+        state = DMRGState(trains, state.bases, state.batched, state.loss, state.x, state.y, state.step + 1,
+                          state.mask)
+        return eqx.tree_at(lambda s: s.loss, state, _loss(state.model, state.x, state.y, self.reg, state.mask))
+
+
+@eqx.filter_jit
+def _loss(model: FTT, x, y, reg: float, mask):
+    """``J`` of ``model`` on the rows of ``x`` (``mask``: the data rows), as one compiled program."""
+    return least_squares_loss(model.tt, model.features(x), y, reg, mask)

@@ -18,10 +18,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int, PyTree
 
 from jaxtt._validation import check_instance, check_real
 from jaxtt.ftt.functional import FTT
+from jaxtt.sharding import check_mesh, replicate, shard_rows
 from jaxtt.solvers.fit import Solver
 from jaxtt.solvers.problem import check_training_data, least_squares_loss
 
@@ -36,8 +38,10 @@ class GradientDescentState(eqx.Module):
         loss: ``J`` of ``model`` (summed over outputs).
         opt_state: the optimizer state.
         features: the feature arrays ``φ_k(x_{:, k})`` of the training inputs.
-        y: the targets (output axes last).
+        y: the targets (output axes last); with a mesh the rows of ``features`` and ``y`` are padded to a
+            multiple of the device count and split over it.
         step: updates taken.
+        mask: with a mesh, 1 for the data rows and 0 for padding; else ``None``.
     """
 
     model: FTT
@@ -46,6 +50,7 @@ class GradientDescentState(eqx.Module):
     features: tuple[Array, ...]
     y: Float[Array, "N *D"]
     step: Int[Array, ""]
+    mask: Float[Array, " N"] | None = None
 
 
 class GradientDescent(Solver):
@@ -54,6 +59,15 @@ class GradientDescent(Solver):
     Args:
         optimizer: an ``optax.GradientTransformation``, e.g. ``optax.adam(1e-2)``.
         reg: ridge weight ``λ >= 0`` of the objective (absolute, as for :class:`~jaxtt.solvers.ALS`).
+        mesh: a :class:`jax.sharding.Mesh` (e.g. :func:`jaxtt.sharding.data_mesh`)
+            to fit data-parallel on: ``init`` splits the rows over ``axis``
+            (padding them to a multiple of its size with masked rows,
+            :func:`jaxtt.sharding.shard_rows`) and replicates the cores and the
+            optimizer state; XLA partitions the jitted update, each device
+            differentiating its rows' part of the loss and one all-reduce
+            summing the gradient. Equals the single-device fit up to the order
+            of the floating-point sums. ``None``: the default device.
+        axis: the mesh axis to split rows over.
 
     Examples:
         >>> import jax, jax.numpy as jnp, optax
@@ -71,24 +85,33 @@ class GradientDescent(Solver):
 
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     reg: float = 0.0
+    mesh: Mesh | None = eqx.field(default=None, static=True)
+    axis: str = eqx.field(default="data", static=True)
     remedy = "lower the learning rate (or use a closed-form solver such as ALS)"
 
     def __check_init__(self):
         check_instance(self.optimizer, "optimizer", optax.GradientTransformation)
         check_real(self.reg, "reg", minimum=0.0)
+        if self.mesh is not None:
+            check_mesh(self.mesh, self.axis)
 
     def init(self, model: FTT, x: Float[Array, "N d"], y: Float[Array, "N *D"]) -> GradientDescentState:
         """Features of the inputs, optimizer state and the starting loss."""
         x, y, _, _ = check_training_data(model, x, y)
         y = y.astype(model.tt.dtype)
+        mask = None
+        if self.mesh is not None:
+            (x, y), mask = shard_rows([x, y], self.mesh, self.axis)
+            model = replicate(model, self.mesh)
         features = tuple(model.features(x))
         return GradientDescentState(
             model=model,
-            loss=least_squares_loss(model.tt, features, y, self.reg),
+            loss=least_squares_loss(model.tt, features, y, self.reg, mask),
             opt_state=self.optimizer.init(model.tt),
             features=features,
             y=y,
             step=jnp.asarray(0),
+            mask=mask,
         )
 
     def step(self, state: GradientDescentState) -> GradientDescentState:
@@ -99,10 +122,11 @@ class GradientDescent(Solver):
 @eqx.filter_jit
 def _update(solver: GradientDescent, state: GradientDescentState) -> GradientDescentState:
     def objective(tt):
-        return least_squares_loss(tt, state.features, state.y, solver.reg)
+        return least_squares_loss(tt, state.features, state.y, solver.reg, state.mask)
 
     grads = jax.grad(objective)(state.model.tt)
     updates, opt_state = solver.optimizer.update(grads, state.opt_state, state.model.tt)
     tt = optax.apply_updates(state.model.tt, updates)
     model = FTT(tt, state.model.bases)
-    return GradientDescentState(model, objective(tt), opt_state, state.features, state.y, state.step + 1)
+    return GradientDescentState(model, objective(tt), opt_state, state.features, state.y, state.step + 1,
+                                state.mask)

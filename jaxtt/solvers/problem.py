@@ -61,6 +61,10 @@ class LeastSquares(eqx.Module):
             :class:`~jaxtt.tt.riemannian.Rank1Sum`).
         targets: ``(N,)`` finite values ``y_s``.
         reg: ridge weight ``λ >= 0``.
+        mask: optional ``(N,)`` row weights, 1 for data rows and 0 for padding
+            rows (:func:`jaxtt.sharding.shard_rows`), which then contribute
+            nothing; ``N`` in the normalisation becomes ``Σ_s mask_s``, the
+            number of data rows. ``None``: all rows are data.
 
     Examples:
         >>> import jax
@@ -76,8 +80,9 @@ class LeastSquares(eqx.Module):
     features: tuple[Array, ...]
     targets: Float[Array, " N"]
     reg: float = eqx.field(static=True)
+    mask: Float[Array, " N"] | None = None
 
-    def __init__(self, features, targets: Float[Array, " N"], reg: float = 0.0):
+    def __init__(self, features, targets: Float[Array, " N"], reg: float = 0.0, mask=None):
         targets = check_array(targets, "targets", ndim=1, floating=True)
         check_finite(targets, "targets")
         if targets.shape[0] < 1:
@@ -89,46 +94,61 @@ class LeastSquares(eqx.Module):
         self.features = terms.vectors
         self.targets = terms.coeffs
         self.reg = check_real(reg, "reg", minimum=0.0)
+        if mask is not None:
+            mask = check_array(mask, "mask", ndim=1, floating=True)
+            if mask.shape != self.targets.shape[-1:]:
+                raise ValueError(f"mask must have shape {self.targets.shape[-1:]} like targets, got {mask.shape}")
+        self.mask = mask
+
+    def _rows(self, values: Float[Array, " N"]) -> tuple[Float[Array, " N"], Float[Array, ""]]:
+        """``values`` with the padding rows zeroed, and the number ``N`` of data rows."""
+        if self.mask is None:
+            return values, jnp.asarray(values.shape[0], values.dtype)
+        return values * self.mask, jnp.sum(self.mask)
 
     def residuals(self, tt: TensorTrain) -> Float[Array, " N"]:
-        """``⟨X, Φ_s⟩ − y_s`` for all samples; cost ``O(N d n r²)`` (``O(N d r²)`` for indices)."""
+        """``⟨X, Φ_s⟩ − y_s`` for all samples (0 on padding rows); cost ``O(N d n r²)`` (``O(N d r²)`` for
+        indices)."""
         if all(f.ndim == 2 for f in self.features):
-            return contract_rank1(tt, self.features) - self.targets
+            return self._rows(contract_rank1(tt, self.features) - self.targets)[0]
         v = jnp.ones((self.targets.shape[0], 1), tt.dtype)
         for core, f in zip(tt.cores, self.features):
             v = absorb(v, core, f)
-        return v[:, 0] - self.targets
+        return self._rows(v[:, 0] - self.targets)[0]
 
     def __call__(self, tt: TensorTrain) -> Float[Array, ""]:
         res = self.residuals(tt)
-        value = 0.5 * jnp.mean(res * res)
-        return value + 0.5 * self.reg / res.shape[0] * tt_inner(tt, tt) if self.reg else value
+        n = self._rows(res)[1]
+        value = 0.5 * jnp.sum(res * res) / n
+        return value + 0.5 * self.reg / n * tt_inner(tt, tt) if self.reg else value
 
     def line_curvature(self, direction: TangentVector) -> Float[Array, ""]:
         """``φ''(0) = (1/N) (Σ_s ⟨η, Φ_s⟩² + λ ‖η‖²)`` for ``φ(t) = f(X + t η)``; ``O(N d n r²)``."""
-        q = rm.contract_rank1(direction, self.features)
-        return jnp.mean(q * q) + self.reg / q.shape[0] * rm.inner(direction, direction)
+        q, n = self._rows(rm.contract_rank1(direction, self.features))
+        return (jnp.sum(q * q) + self.reg * rm.inner(direction, direction)) / n
 
     def riemannian_value_and_grad(self, at: TangentVector) -> tuple[Float[Array, ""], TangentVector]:
         """``f(X)`` and ``P_X ∇f(X) = P_X (1/N) Σ_s r_s Φ_s`` at the point of ``at``; ``O(N d n r²)``."""
-        n = self.targets.shape[0]
-        values, grad = rm.project_rank1(at, self.features, lambda v: (v - self.targets) / n)
-        res = values - self.targets
+        n = self._rows(self.targets)[1]
+        values, grad = rm.project_rank1(at, self.features, lambda v: self._rows(v - self.targets)[0] / n)
+        res = self._rows(values - self.targets)[0]
         deltas = grad.deltas[:-1] + (grad.deltas[-1] + self.reg / n * at.left[-1],)  # X = U_1 ⋯ U_{d-1} U_d
-        value = 0.5 * jnp.mean(res * res) + 0.5 * self.reg / n * jnp.vdot(at.left[-1], at.left[-1])
+        value = 0.5 * jnp.sum(res * res) / n + 0.5 * self.reg / n * jnp.vdot(at.left[-1], at.left[-1])
         return value, TangentVector(at.left, at.right, deltas)
 
 
-def least_squares_loss(tt: TensorTrain, features, y: Float[Array, "N *batch"], reg: float) -> Float[Array, ""]:
+def least_squares_loss(tt: TensorTrain, features, y: Float[Array, "N *batch"], reg: float,
+                       mask: Float[Array, " N"] | None = None) -> Float[Array, ""]:
     """``J = (1/2N)(‖y − f(x)‖² + λ‖A‖²)`` of a (batch of) coefficient trains, summed over the batch.
 
     ``features`` are the ``d`` feature arrays ``(N, m_k)`` (:meth:`FTT.features`)
-    shared by the batch; ``y`` has the batch axes last, as the solvers take it.
+    shared by the batch; ``y`` has the batch axes last, as the solvers take it;
+    ``mask`` as in :class:`LeastSquares` (padding rows dropped).
     Cost ``O(N d m r²)`` per member; unvalidated, jit-able and differentiable.
     """
 
     def one(t, targets):
-        return LeastSquares(features, targets, reg)(t)
+        return LeastSquares(features, targets, reg, mask)(t)
 
     for _ in tt.batch_shape:
         one = jax.vmap(one, in_axes=(0, -1))

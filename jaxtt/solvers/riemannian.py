@@ -69,11 +69,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int
 
 from jaxtt._validation import check_choice, check_instance, check_int, check_real
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
+from jaxtt.sharding import check_mesh, replicate, shard_rows
 from jaxtt.solvers.fit import FitResult, Solver, check_untraced, run_steps
 from jaxtt.solvers.problem import LeastSquares, check_training_data
 from jaxtt.tt import TensorTrain, autodiff
@@ -183,6 +185,20 @@ class RGD(Solver):
             ``line_curvature``, else ``"quadratic"``); see the module docstring.
         step0: first trial step of the ``"quadratic"`` rule and the fallback of
             ``"newton"`` when ``φ''(0) <= 0``.
+        mesh: a :class:`jax.sharding.Mesh` (e.g. :func:`jaxtt.sharding.data_mesh`)
+            to fit data-parallel on: :meth:`init` splits the rows of the
+            features and targets over ``axis`` (padding them to a multiple of
+            its size with rows that the objective's ``mask`` drops,
+            :func:`jaxtt.sharding.shard_rows`) and replicates the train. The
+            loss, gradient and line-search values are sums over rows, so the
+            jitted step is partitioned by XLA with one all-reduce per sum
+            (the rows are never gathered). Equals the single-device fit up to
+            the order of the floating-point sums. ``None``: the default device.
+            (:meth:`init_objective` / :func:`fit_riemannian` take objectives
+            whose arrays are already placed, e.g. a
+            :class:`~jaxtt.solvers.LeastSquares` built from :func:`~jaxtt.sharding.shard_rows`
+            with its ``mask``.)
+        axis: the mesh axis to split rows over.
 
     Examples:
         >>> import jax
@@ -203,6 +219,8 @@ class RGD(Solver):
     max_backtracks: int = 30
     initial_step: str = "auto"
     step0: float = 1.0
+    mesh: Mesh | None = eqx.field(default=None, static=True)
+    axis: str = eqx.field(default="data", static=True)
 
     def __check_init__(self):
         check_real(self.reg, "reg", minimum=0.0)
@@ -211,6 +229,8 @@ class RGD(Solver):
         check_int(self.max_backtracks, "max_backtracks", minimum=0)
         check_choice(self.initial_step, "initial_step", {"auto", "newton", "quadratic"})
         check_real(self.step0, "step0", minimum=0.0, strict_minimum=True)
+        if self.mesh is not None:
+            check_mesh(self.mesh, self.axis)
 
     def init(self, model: FTT, x: Float[Array, "N d"], y: Float[Array, "N *D"]) -> RiemannianFitState:
         """Start fitting ``model`` to ``(x, y)`` on the :class:`~jaxtt.solvers.LeastSquares` objective.
@@ -223,7 +243,11 @@ class RGD(Solver):
             raise ValueError(f"model may carry at most one batch axis, got batch shape {model.tt.batch_shape}")
         y = y.astype(model.tt.dtype)
         batched = bool(model.tt.batch_shape)
-        objective = LeastSquares(model.features(x), y[:, 0] if batched else y, reg=self.reg)
+        mask = None
+        if self.mesh is not None:
+            (x, y), mask = shard_rows([x, y], self.mesh, self.axis)
+            model = replicate(model, self.mesh)
+        objective = LeastSquares(model.features(x), y[:, 0] if batched else y, reg=self.reg, mask=mask)
         if batched:
             objective = eqx.tree_at(lambda o: o.targets, objective, y.T)
         else:
