@@ -143,7 +143,7 @@ def _check_loss(loss, model, x0):
     if not jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array)):
         raise ValueError("model has no floating-point array leaves to train")
     try:
-        out = jax.eval_shape(loss, model, jax.random.key(0), x0[:2])
+        out = eqx.filter_eval_shape(loss, model, jax.random.key(0), x0[:2])
     except Exception as err:
         raise ValueError(f"loss(model, key, batch) failed on a batch of shape {x0[:2].shape}: {err}") from err
     if getattr(out, "shape", None) != ():
@@ -157,7 +157,7 @@ def _check_model(model, x0):
         raise ValueError("model has no floating-point array leaves to train")
     x = x0[:2]
     try:
-        out = jax.eval_shape(model, x, jnp.ones(x.shape[:1], jnp.int32))
+        out = eqx.filter_eval_shape(model, x, jnp.ones(x.shape[:1], jnp.int32))
     except Exception as err:
         raise ValueError(
             f"model(x, t) failed on a batch x of shape {x.shape} with t of shape {x.shape[:1]}: {err}. "

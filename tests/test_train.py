@@ -337,3 +337,17 @@ def test_bad_input_is_rejected_with_clear_errors(schedule, tiny, adam, tmp_path)
         call(checkpoint_path=tmp_path)
     with pytest.raises(ValueError, match="checkpoint_every"):
         call(checkpoint_every=0, checkpoint_path=tmp_path / "ckpt")
+
+
+def test_models_holding_functions_train_with_a_custom_loss():
+    """An eqx.nn.MLP holds its activation function as a leaf: the loss check must not refuse it."""
+    mlp = eqx.nn.MLP(2, 1, 8, 1, key=jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (256, 2))
+    rows = jnp.concatenate([x, (x[:, :1] - 0.5 * x[:, 1:])], axis=1)     # a linear target, which the MLP can fit
+
+    def loss(model, key, batch):
+        return jnp.mean((jax.vmap(model)(batch[:, :2])[:, 0] - batch[:, 2]) ** 2)
+
+    result = fit(mlp, rows, None, optax.adam(1e-2), steps=200, batch_size=64, key=jax.random.key(2), loss=loss,
+                 ema_decay=0.0, progress=False)
+    assert float(loss(result.model, None, rows)) < 0.2 * float(loss(mlp, None, rows))
