@@ -19,7 +19,9 @@ sweeps. The arms differ only in what the FTT sees:
 - ``log-SNR``: the normalised log-SNR as time (``time_variable="log_snr"``);
 - ``whitened``: inputs in the data's principal axes, each noised marginal at unit variance, noise predicted in
   those axes (:class:`jaxtt.ftt.Whitening`);
-- ``whitened + log-SNR``: both.
+- ``whitened + log-SNR``: both;
+- ``v-prediction`` / ``x0-prediction``: the FTT represents ``v`` or ``x0`` (``prediction=``), the model still
+  returns ``ε``.
 
 Writes ``benchmarks/results/bench_coordinates_{quick,full}.json``.
 """
@@ -44,8 +46,9 @@ from jaxtt.ftt import FTTDenoiser, Whitening  # noqa: E402
 from jaxtt.solvers import ALS, fit_denoiser  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ARMS = (("t/T", "step", False), ("log-SNR", "log_snr", False), ("whitened", "step", True),
-        ("whitened + log-SNR", "log_snr", True))
+ARMS = (("t/T", "step", False, "eps"), ("log-SNR", "log_snr", False, "eps"), ("whitened", "step", True, "eps"),
+        ("whitened + log-SNR", "log_snr", True, "eps"), ("v-prediction", "step", False, "v"),
+        ("x0-prediction", "step", False, "x0"))
 
 
 QUICK = ("swiss_roll", "gmm8", "manifold8", "digits_pca8")
@@ -63,10 +66,11 @@ def run(problems):
             train_pool, other = problem.x[: problem.x_test.shape[0]], problem.x_test
         else:
             train_pool, other = problem.x, bench_targets.held_out_like(problem, problem.x.shape[0], jax.random.key(99))
-        for arm, time_variable, whiten in ARMS:
+        for arm, time_variable, whiten, prediction in ARMS:
             start = time.perf_counter()
             model = FTTDenoiser(problem.dim, settings.T, rank=8, m=8, schedule=schedule, time_variable=time_variable,
-                                whitening=Whitening.fit(problem.x) if whiten else None, key=jax.random.key(1))
+                                whitening=Whitening.fit(problem.x) if whiten else None, prediction=prediction,
+                                key=jax.random.key(1))
             model, results = fit_denoiser(model, problem.x, schedule, jax.random.key(2), solver=ALS(cg_maxiter=8),
                                           steps=4, repeats=4, targets="empirical_bayes", progress=False)
             jax.block_until_ready(model)
