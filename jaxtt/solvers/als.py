@@ -57,7 +57,7 @@ from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
 from jaxtt.solvers._sparse import local_plan, normal_equations_local, squared_residual_local, supports_local
 from jaxtt.solvers.fit import Solver
-from jaxtt.solvers.problem import check_feasible_ranks, check_fit_data, check_training_data, least_squares_loss
+from jaxtt.solvers.problem import check_feasible_ranks, check_fit_data, check_training_data, model_loss
 from jaxtt.sharding import check_mesh, replicate, shard_rows
 from jaxtt.tt import TensorTrain, absorb, orthogonalize
 
@@ -451,7 +451,7 @@ class ALS(Solver):
         if plans is not None and all(p is None for p in plans):
             plans = None
         steps = len(sweep_order(model.ndim))
-        loss = least_squares_loss(model.tt, model.features(x), y, self.reg)
+        loss = model_loss(model, x, y, self.reg)
         objectives = jnp.zeros((*model.tt.batch_shape, steps), model.tt.dtype)
         mask = None
         if self.mesh is not None:

@@ -65,7 +65,7 @@ from jaxtt.ftt.functional import FTT
 from jaxtt.sharding import check_mesh, replicate, shard_rows
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual, sum_rows
 from jaxtt.solvers.fit import Solver
-from jaxtt.solvers.problem import check_fit_data, check_training_data, least_squares_loss
+from jaxtt.solvers.problem import check_fit_data, check_training_data, model_loss
 from jaxtt.tt import TensorTrain, absorb, interfaces, orthogonalize, truncation_rank
 
 __all__ = ["DMRG", "DMRGState", "dmrg_sweep"]
@@ -442,7 +442,7 @@ class DMRG(Solver):
         batched = bool(model.tt.batch_shape)
         trains = (tuple(jax.tree_util.tree_map(lambda c, j=j: c[j], model.tt) for j in range(model.tt.batch_shape[0]))
                   if batched else (model.tt,))
-        loss = least_squares_loss(model.tt, model.features(x), y, self.reg)
+        loss = model_loss(model, x, y, self.reg)
         mask = None
         if self.mesh is not None:
             (x, y), mask = shard_rows([x, y], self.mesh, self.axis)
@@ -456,10 +456,5 @@ class DMRG(Solver):
                        for train, target in zip(state.trains, targets))
         state = DMRGState(trains, state.bases, state.batched, state.loss, state.x, state.y, state.step + 1,
                           state.mask)
-        return eqx.tree_at(lambda s: s.loss, state, _loss(state.model, state.x, state.y, self.reg, state.mask))
+        return eqx.tree_at(lambda s: s.loss, state, model_loss(state.model, state.x, state.y, self.reg, state.mask))
 
-
-@eqx.filter_jit
-def _loss(model: FTT, x, y, reg: float, mask):
-    """``J`` of ``model`` on the rows of ``x`` (``mask``: the data rows), as one compiled program."""
-    return least_squares_loss(model.tt, model.features(x), y, reg, mask)

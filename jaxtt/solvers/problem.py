@@ -31,6 +31,7 @@ __all__ = [
     "check_training_data",
     "check_feasible_ranks",
     "least_squares_loss",
+    "model_loss",
     "relative_residual",
 ]
 
@@ -155,8 +156,20 @@ def least_squares_loss(tt: TensorTrain, features, y: Float[Array, "N *batch"], r
     return jnp.sum(one(tt, y))
 
 
+@eqx.filter_jit
+def model_loss(model: FTT, x, y, reg: float, mask=None) -> Float[Array, ""]:
+    """:func:`least_squares_loss` of ``model`` on the raw inputs ``x`` (features evaluated inside).
+
+    One compiled program per shape: evaluated op by op, the features, contractions and the ridge term would
+    each be compiled separately on first use, seconds of latency before a fit's first step.
+    """
+    return least_squares_loss(model.tt, model.features(x), y, reg, mask)
+
+
+@eqx.filter_jit
 def relative_residual(model: FTT, x, y) -> Float[Array, ""]:
-    """``‖y − f(x)‖ / ‖y‖`` over all samples and outputs (``y`` of shape ``(N, *batch)`` like ``f(x)``)."""
+    """``‖y − f(x)‖ / ‖y‖`` over all samples and outputs (``y`` of shape ``(N, *batch)`` like ``f(x)``); one
+    compiled program per shape, like :func:`model_loss`."""
     return jnp.linalg.norm(model(x) - y) / jnp.maximum(jnp.linalg.norm(y), jnp.finfo(y.dtype).tiny)
 
 
