@@ -23,7 +23,8 @@ sweeps. The arms differ only in what the FTT sees:
 - ``v-prediction`` / ``x0-prediction``: the FTT represents ``v`` or ``x0`` (``prediction=``), the model still
   returns ``ε``.
 
-Writes ``benchmarks/results/bench_coordinates_{quick,full}.json``.
+Writes ``benchmarks/results/bench_coordinates_{quick,full}.json`` (with ``--problems``/``--arms``, their names are
+appended to the file name).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ QUICK = ("swiss_roll", "gmm8", "manifold8", "digits_pca8")
 FULL = ("swiss_roll", "gmm8", "gmm16", "manifold8", "digits_pca8", "digits_pca16")
 
 
-def run(problems):
+def run(problems, arms=None):
     settings = study.settings_for(True)
     schedule = linear_schedule(settings.T)
     rows = []
@@ -67,6 +68,8 @@ def run(problems):
         else:
             train_pool, other = problem.x, bench_targets.held_out_like(problem, problem.x.shape[0], jax.random.key(99))
         for arm, time_variable, whiten, prediction in ARMS:
+            if arms and arm not in arms:
+                continue
             start = time.perf_counter()
             model = FTTDenoiser(problem.dim, settings.T, rank=8, m=8, schedule=schedule, time_variable=time_variable,
                                 whitening=Whitening.fit(problem.x) if whiten else None, prediction=prediction,
@@ -99,15 +102,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--problems", nargs="+", choices=FULL, help="run only these problems (default: all of the mode)")
+    parser.add_argument("--arms", nargs="+", choices=[a[0] for a in ARMS], help="run only these arms (default: all)")
     args = parser.parse_args(argv)
     load_start = os.getloadavg()[0]
     start = time.perf_counter()
-    rows = run(args.problems or (QUICK if args.quick else FULL))
+    rows = run(args.problems or (QUICK if args.quick else FULL), args.arms)
     mode = "quick" if args.quick else "full"
     if args.problems:
         mode += "_" + "_".join(args.problems)
+    if args.arms:
+        mode += "_" + "_".join(arm.replace("/", "").replace(" + ", "+").replace(" ", "") for arm in args.arms)
     command = " ".join(["benchmarks/bench_coordinates.py", *(["--quick"] if args.quick else []),
-                        *(["--problems", *args.problems] if args.problems else [])])
+                        *(["--problems", *args.problems] if args.problems else []),
+                        *(["--arms", *(f"'{a}'" for a in args.arms)] if args.arms else [])])
     path = RESULTS / f"bench_coordinates_{mode}.json"
     bench_targets.write_results(path, command, rows, load_start, start)
     bench_targets.print_rows(rows, [("problem", "problem", 10), ("arm", "arm", 22)])
