@@ -45,8 +45,9 @@ def goals(results: dict) -> dict:
             ratios["goal_met_warm"] = ratios["fd_over_nn"] <= 1.1 and ratios["warm_time_over_nn"] <= 0.1
             out[name] = ratios
     for arm in ("FTT", "NN"):
-        rows = {name: row for name, row in results.items()
-                if name.startswith((f"conditional latent {arm},", f"classifier-guided latent {arm},"))}
+        rows = {name: row for name, row in results.items()  # guided rows: w = 0 is the unguided reference
+                if name.startswith((f"conditional latent {arm},", f"classifier-guided latent {arm},"))
+                and not name.endswith(", w=0")}
         if not rows:
             continue
         # two readings of "no worse than unconditional sampling at w = 0": the unconditional model's FD, and the
