@@ -65,7 +65,8 @@ class UNet(eqx.Module):
     The 3x3 convolutions are :class:`jaxtt.nn.Conv3x3` (one matrix product over shifted copies of the image) and
     the 1x1 head is a matrix product over channels: the same functions as ``lax`` convolutions, but XLA on CPU
     runs ``lax`` convolutions inside the training loop of :func:`jaxtt.train.fit` many times slower (measured
-    on 8x8 digits, channels ``(16, 32)``, 2 CPU cores: about 0.4 s against 0.04 s per AdamW step at batch 64).
+    on 8x8 digits, channels ``(16, 32)``, 2 loaded CPU cores: about 0.2 s against 0.01 s per AdamW step at
+    batch 64, 0.6 s against 0.05 s at batch 128).
     Checkpoints of the earlier layout, whose 3x3 convolutions were ``eqx.nn.Conv2d`` with biases of shape
     ``(c, 1, 1)``, no longer load: :func:`jaxtt.checkpoint.load_checkpoint` refuses them naming every
     ``conv.bias`` path whose shape differs.
