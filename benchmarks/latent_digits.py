@@ -10,7 +10,8 @@ all sampled by DDIM with the same clipping. Rows: Fréchet distance of the class
 features to the training images', training seconds (compilation included), parameters, and for the
 conditional rows the classifier's accuracy on the generated digits (the requested class). Also reported: the
 two goals (latent FTT within 10 % of the latent NN's Fréchet distance in at most 1/10 of its training time;
->= 95 % accuracy with guidance at a Fréchet distance no worse than at w = 0).
+>= 95 % accuracy with guidance at a Fréchet distance no worse than unguided sampling, read both as the
+unconditional model's and as the conditional model's at w = 0).
 
 Writes ``benchmarks/results/latent_digits[_quick].json`` (with the machine load) and ``latent_digits[_quick].png``.
 """
@@ -44,14 +45,21 @@ def goals(results: dict) -> dict:
             ratios["goal_met_warm"] = ratios["fd_over_nn"] <= 1.1 and ratios["warm_time_over_nn"] <= 0.1
             out[name] = ratios
     for arm in ("FTT", "NN"):
-        rows = {name: row for name, row in results.items()
-                if name.startswith((f"conditional latent {arm},", f"classifier-guided latent {arm},"))}
+        rows = {name: row for name, row in results.items()  # guided rows: w = 0 is the unguided reference
+                if name.startswith((f"conditional latent {arm},", f"classifier-guided latent {arm},"))
+                and not name.endswith(", w=0")}
         if not rows:
             continue
-        base = rows.get(f"conditional latent {arm}, w=0", results[f"latent {arm}-DDPM"])
-        met = [name for name, row in rows.items()
-               if row["accuracy"] >= 0.95 and row["fd"] <= base["fd"]]
-        out[f"guidance_goal_met_{arm.lower()}"] = met
+        # two readings of "no worse than unconditional sampling at w = 0": the unconditional model's FD, and the
+        # conditional model's at w = 0 (unguided conditional sampling)
+        references = {"unconditional": results[f"latent {arm}-DDPM"]}
+        if f"conditional latent {arm}, w=0" in results:
+            references["conditional_w0"] = results[f"conditional latent {arm}, w=0"]
+        summary = out[f"guidance_{arm.lower()}"] = {}
+        for ref, base in references.items():
+            summary[f"fd_{ref}"] = base["fd"]
+            summary[f"met_vs_{ref}"] = [name for name, row in rows.items()
+                                        if row["accuracy"] >= 0.95 and row["fd"] <= base["fd"]]
     return out
 
 

@@ -46,8 +46,7 @@ class DigitsConfig:
         T: diffusion steps (linear schedule of Ho et al. 2020); ddim_steps: DDIM steps of every sampler.
         nn_width, nn_depth, nn_steps: the latent ResNet-MLP and its AdamW steps; batch_size: of every AdamW run.
         unet_channels, unet_steps, unet_batch_size: the pixel-space U-Net, its AdamW steps (0 leaves it out) and
-            batch size (small: ``lax`` convolutions inside the training loop are slow on CPU, about 1.5 s per
-            step of a (16, 32) U-Net at batch 256 on 2 cores).
+            batch size (the quick budget takes about the latent ResNet-MLP's training time).
         rank, m, sweeps, repeats, cg_steps, targets: the latent FTT (:func:`jaxtt.solvers.fit_denoiser`).
         fast_ftt: ``(rank, m, repeats, sweeps)`` of a second, cheaper unconditional latent FTT (None: none).
         label_dropout: fraction of rows with the null label (conditional models).
@@ -60,7 +59,7 @@ class DigitsConfig:
 
     Examples:
         >>> QUICK.latent, QUICK.scales, FULL.nn_steps
-        (8, (0.0, 1.0, 3.0), 20000)
+        (8, (0.0, 0.5, 1.0, 2.0, 3.0), 20000)
         >>> DigitsConfig(T=20)
         Traceback (most recent call last):
         ...
@@ -80,7 +79,7 @@ class DigitsConfig:
     nn_steps: int = 3000
     batch_size: int = 256
     unet_channels: tuple[int, ...] = (16, 32)
-    unet_steps: int = 200
+    unet_steps: int = 1000
     unet_batch_size: int = 64
     rank: int = 8
     m: int = 12
@@ -89,12 +88,12 @@ class DigitsConfig:
     cg_steps: int = 8
     targets: str = "empirical_bayes"
     label_dropout: float = 0.1
-    scales: tuple[float, ...] = (0.0, 1.0, 3.0)
+    scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
     samples: int = 1000
     conditional: bool = True
     fast_ftt: tuple[int, int, int, int] | None = (6, 8, 4, 2)
     noisy_classifier_steps: int = 2000
-    classifier_scales: tuple[float, ...] = (1.0, 3.0)
+    classifier_scales: tuple[float, ...] = (1.0, 2.0, 3.0)
 
     def __post_init__(self):
         def integer(name, minimum, maximum=None):
@@ -129,7 +128,7 @@ class DigitsConfig:
 
 
 QUICK = DigitsConfig()
-FULL = DigitsConfig(classifier_steps=1000, vae_steps=4000, nn_steps=20_000, unet_steps=2000, unet_batch_size=128,
+FULL = DigitsConfig(classifier_steps=1000, vae_steps=4000, nn_steps=20_000, unet_steps=8000, unet_batch_size=128,
                     m=16, sweeps=4, ddim_steps=100, samples=2000)
 
 

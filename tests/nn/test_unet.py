@@ -94,3 +94,46 @@ def test_bad_arguments(unet):
         unet(jnp.ones((2, 8, 8)), 1)
     with pytest.raises(ValueError, match=r"\(1, H, W\)"):
         unet(jnp.ones((8, 8)), 1)
+
+
+def test_matches_a_lax_convolution_reference(unet):
+    """The whole U-Net (im2col 3x3 convolutions, matrix-product head) against the same architecture written with
+    ``lax.conv_general_dilated`` and NumPy pooling, GroupNorm and upsampling, from the same weights."""
+    silu = lambda a: a / (1.0 + np.exp(-a))  # noqa: E731
+
+    def conv(x, weight, bias, padding):
+        out = jax.lax.conv_general_dilated(jnp.asarray(x)[None], weight, (1, 1), padding)[0]
+        return np.asarray(out) + np.asarray(bias).reshape(-1, 1, 1)
+
+    def block(b, x, t_emb):
+        shift = np.asarray(b.time_proj.weight) @ silu(t_emb) + np.asarray(b.time_proj.bias)
+        groups = b.norm.groups
+        return silu(np_groupnorm(b.norm, conv(x, b.conv.weight, b.conv.bias, "SAME"), groups) + shift[:, None, None])
+
+    x = np.asarray(jax.random.normal(jax.random.key(7), (1, 8, 8)))
+    t = 37.0
+    t_emb = np.asarray(unet.time_mlp(unet.embedding(jnp.asarray(t))))
+    h = block(unet.stem, x, t_emb)
+    skips = []
+    for b in unet.down:
+        skips.append(h)
+        c, height, width = h.shape
+        h = block(b, h.reshape(c, height // 2, 2, width // 2, 2).mean((2, 4)), t_emb)
+    h = block(unet.middle, h, t_emb)
+    for b, skip in zip(reversed(unet.up), reversed(skips)):
+        h = block(b, np.concatenate([h.repeat(2, axis=1).repeat(2, axis=2), skip]), t_emb)
+    expected = conv(h, unet.head.weight, unet.head.bias, "VALID")
+    np.testing.assert_allclose(eqx.filter_jit(unet)(jnp.asarray(x), t), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_checkpoint_of_the_conv2d_layout_is_refused(unet, tmp_path):
+    """Earlier U-Nets held eqx.nn.Conv2d 3x3 convolutions with (c, 1, 1) biases: loading one names those leaves."""
+    from jaxtt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    blocks = lambda m: [m.stem, *m.down, m.middle, *m.up]  # noqa: E731
+    old = eqx.tree_at(lambda m: [b.conv.bias for b in blocks(m)], unet,
+                      [b.conv.bias.reshape(-1, 1, 1) for b in blocks(unet)])
+    save_checkpoint(tmp_path / "old.ckpt", old)
+    with pytest.raises(CheckpointError, match=r"\.stem\.conv\.bias is float64\[2, 1, 1\] in the file but float64\[2\]"):
+        load_checkpoint(tmp_path / "old.ckpt", unet)
+    assert eqx.tree_equal(load_checkpoint(tmp_path / "old.ckpt", old)[0], old)
