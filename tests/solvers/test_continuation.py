@@ -48,7 +48,7 @@ def test_the_default_fit_restarts_coarse_to_fine_and_fits_what_plain_als_cannot_
     start = FTT(constant_init(bases, 2, dtype=jnp.float64, key=jax.random.key(1)), bases)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model, result = fit(start, x, y, ALS(), max_steps=10, validation=(x_val, y_val), progress=False)
+        model, result = fit(start, x, y, ALS(), max_steps=6, validation=(x_val, y_val), progress=False)
     messages = [str(w.message) for w in caught if issubclass(w.category, StalledFitWarning)]
     assert len(messages) == 1 and "restarted by coarse_to_fine from 3 functions per variable (levels 3, 5, 9" in messages[0]
     first = float(re.search(r"stopped \(\w+\) at training residual ([0-9.e+-]+)", messages[0]).group(1))
