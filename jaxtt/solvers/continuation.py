@@ -19,11 +19,12 @@ this way by itself when a fit ends explaining under 10 % of the variance of ``y`
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import warnings
 
 import jax.numpy as jnp
 
-from jaxtt._validation import check_int
+from jaxtt._validation import check_instance, check_int, check_sequence
 from jaxtt.basis.base import ScaledBasis
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers.als import ALS
@@ -51,8 +52,10 @@ def resize_bases(model: FTT, sizes) -> FTT:
         >>> [b.m for b in big.bases], bool(jnp.allclose(big(x), model(x)))
         ([9, 9], True)
     """
+    check_instance(model, "model", FTT)
     d = len(model.bases)
-    sizes = [sizes] * d if isinstance(sizes, int) else list(sizes)
+    sizes = [sizes] * d if isinstance(sizes, numbers.Integral) else list(check_sequence(sizes, "sizes",
+                                                                                        "basis sizes"))
     if len(sizes) != d:
         raise ValueError(f"sizes must give one basis size per variable ({d}), got {len(sizes)}")
     sizes = [check_int(m, "sizes", minimum=1) for m in sizes]
@@ -82,12 +85,14 @@ def coarse_levels(model: FTT, levels: tuple[int, ...] | None = None) -> tuple[in
         >>> coarse_levels(FTT(constant_init([BSpline(16)] * 3, 2, key=jax.random.key(0)), [BSpline(16)] * 3))
         ()
     """
+    check_instance(model, "model", FTT)
     if not all(isinstance(b, ScaledBasis) for b in model.bases):
         return ()
     top = max(b.m for b in model.bases)
     if levels is None:
         levels = tuple(2**j + 1 for j in range(1, 32) if 2**j + 1 < top)
-    levels = tuple(check_int(m, "levels", minimum=1) for m in levels)
+    levels = tuple(check_int(m, "levels", minimum=1) for m in check_sequence(levels, "levels", "basis sizes",
+                                                                              nonempty=False))
     if any(b <= a for a, b in zip(levels, levels[1:])) or (levels and levels[-1] >= top):
         raise ValueError(f"levels must increase and stay below the largest basis size {top}, got {levels}")
     shapes = [[min(m, b.m) for b in model.bases] for m in levels]
@@ -138,7 +143,8 @@ def coarse_to_fine(
         >>> [r.ranks[0] for r in results][:1], results[-1].train_residual[-1] < 1e-2
         ([(1, 2, 2, 1)], True)
     """
-    solver = ALS() if solver is None else solver
+    check_instance(model, "model", FTT)
+    solver = ALS() if solver is None else check_instance(solver, "solver", Solver)
     steps = check_int(steps, "steps", minimum=1)
     results = []
     current = model

@@ -224,6 +224,7 @@ def fit(
                  f"{max(b.m for b in model.bases)} basis functions", solver.memory_remedy)
     max_steps = check_int(max_steps, "max_steps", minimum=0)
     restart = check_bool(restart, "restart")
+    progress = check_bool(progress, "progress")
     tol = check_real(tol, "tol", minimum=0.0)
     if stagnation is not None:
         stagnation = check_real(stagnation, "stagnation", minimum=0.0)

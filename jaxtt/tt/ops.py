@@ -71,7 +71,9 @@ def scale(tt: TensorTrain, alpha) -> TensorTrain:
         True
     """
     check_single(check_instance(tt, "tt", TensorTrain), "tt", "scale")
-    alpha = jnp.asarray(alpha, tt.dtype)
+    if isinstance(alpha, str | bytes) or alpha is None:
+        raise TypeError(f"alpha must be a real scalar, got {type(alpha).__name__} {alpha!r}")
+    alpha = jnp.asarray(check_array(alpha, "alpha"), tt.dtype)
     if alpha.ndim != 0:
         raise ValueError(f"alpha must be a scalar, got shape {tuple(alpha.shape)}")
     return TensorTrain([tt.cores[0] * alpha, *tt.cores[1:]])
