@@ -423,6 +423,8 @@ def all_cases(folder: Path):
             valid = target.valid.get(arg, defaults.get(arg))
             if valid is inspect.Parameter.empty or valid is None:
                 valid = None
+                if kind in ARRAY_KINDS + ("shape", "domain"):
+                    continue  # the value families are built from a valid value
             for label, value, expect in families(kind, valid if valid is not None else 1, np, jnp, jax):
                 if valid is None and expect == "same":
                     continue  # no valid value to compare with
@@ -444,8 +446,9 @@ def _leaves(result):
     from jaxtt.train import TrainResult
 
     # histories hold wall times: compare their losses; a training run: its model
-    result = jax.tree_util.tree_map(lambda r: r.loss if isinstance(r, FitResult) else r.model, result,
-                                    is_leaf=lambda r: isinstance(r, FitResult | TrainResult))
+    result = jax.tree_util.tree_map(
+        lambda r: r.loss if isinstance(r, FitResult) else r.model if isinstance(r, TrainResult) else r, result,
+        is_leaf=lambda r: isinstance(r, FitResult | TrainResult))
     leaves = [leaf for leaf in jax.tree_util.tree_leaves(result) if isinstance(leaf, int | float | complex)
               or (hasattr(leaf, "dtype") and not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key))]
     return [np.asarray(leaf) for leaf in leaves]
@@ -465,6 +468,7 @@ def _same(result, reference) -> bool:
                                     for x, y in zip(a, b))
 
 
+ARRAY_KINDS = ("array", "array_nan_ok", "batch", "elementwise", "times", "points")
 #: families whose value conflicts with another argument: a message naming either argument is clear
 MISMATCHES = ("fewer columns", "more columns", "empty", "ndim+1", "ndim-1", "wrong length")
 #: how messages may name an argument besides its own name (a callable model is "model(x, t)" everywhere)
@@ -568,7 +572,10 @@ def worker(start: int, step: int, folder: Path) -> None:
         case = cases[i]
         print(json.dumps({"start": i}), flush=True)
         t0 = time.perf_counter()
-        outcome, message = run_case(case, references, folder)
+        try:
+            outcome, message = run_case(case, references, folder)
+        except Exception as err:  # noqa: BLE001 - a defect of the sweep itself: report it, go on
+            outcome, message = "sweep error", f"{type(err).__name__}: {err}"[:400]
         print(json.dumps({"i": i, "case": case.name, "target": case.target.name if case.target else "cli",
                           "expect": case.expect, "outcome": outcome, "message": message,
                           "seconds": round(time.perf_counter() - t0, 3)}), flush=True)
@@ -593,6 +600,8 @@ def sweep(step: int, timeout: float) -> dict:
                 last = time.monotonic()
                 if "total" in record:
                     total = record["total"]
+                    if start >= total:
+                        break
                 elif "start" in record:
                     current = record["start"]
                 else:
@@ -604,6 +613,9 @@ def sweep(step: int, timeout: float) -> dict:
                                     "outcome": "hang", "message": f"over {timeout:g} s", "seconds": timeout}
                 break
         proc.wait()
+        if total is None:
+            raise RuntimeError(f"the worker failed before listing the cases (status {proc.returncode}); run it with "
+                               f"--worker 0 --folder {folder} to see why")
         if current is None and proc.returncode == 0:
             break
         if current is not None and current not in results:  # the worker died on this case

@@ -406,8 +406,10 @@ def test_rank_one_scale_and_data_mesh_name_their_arguments():
     np.testing.assert_allclose(tt.full(tt.scale(a, np.float64(-2.0))), -2.0 * tt.full(a), rtol=1e-6)
     with pytest.raises(TypeError, match="devices must be a sequence of jax devices"):
         data_mesh(3)
-    with pytest.raises(TypeError, match=r"devices\[0\] must be a jax device"):
+    with pytest.raises(TypeError, match="devices must be a sequence of jax devices"):
         data_mesh("str")
+    with pytest.raises(TypeError, match=r"devices\[0\] must be a jax device"):
+        data_mesh(["cpu"])
     assert data_mesh(jax.devices()[:1]).shape == {"data": 1}
 
 
