@@ -403,6 +403,11 @@ def test_rank_one_scale_and_data_mesh_name_their_arguments():
     for alpha in ("0.1", None):
         with pytest.raises(TypeError, match="alpha must be a real scalar"):
             tt.scale(a, alpha)
+    for alpha in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="alpha must be finite"):
+            tt.scale(a, alpha)
+    traced = jax.jit(lambda s: tt.full(tt.scale(a, s)))(3.0)  # a traced alpha is not checked, and works
+    np.testing.assert_allclose(traced, 3.0 * tt.full(a), rtol=1e-6)
     np.testing.assert_allclose(tt.full(tt.scale(a, np.float64(-2.0))), -2.0 * tt.full(a), rtol=1e-6)
     with pytest.raises(TypeError, match="devices must be a sequence of jax devices"):
         data_mesh(3)
