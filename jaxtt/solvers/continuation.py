@@ -22,6 +22,7 @@ import dataclasses
 import numbers
 import warnings
 
+import equinox as eqx
 import jax.numpy as jnp
 
 from jaxtt._validation import check_instance, check_int, check_sequence
@@ -30,7 +31,6 @@ from jaxtt.ftt.functional import FTT
 from jaxtt.solvers.als import ALS
 from jaxtt.solvers.fit import FitResult, Solver, StalledFitWarning, fit
 from jaxtt.solvers.problem import feasible_ranks
-from jaxtt.tt import TensorTrain
 
 __all__ = ["coarse_levels", "coarse_to_fine", "resize_bases"]
 
@@ -65,7 +65,8 @@ def resize_bases(model: FTT, sizes) -> FTT:
                             "Legendre, Chebyshev or Fourier bases")
     cores = [jnp.pad(core[..., :m, :], [(0, 0)] * (core.ndim - 2) + [(0, max(0, m - core.shape[-2])), (0, 0)])
              for core, m in zip(model.tt.cores, sizes)]
-    return FTT(TensorTrain(cores), [dataclasses.replace(b, m=m) for b, m in zip(model.bases, sizes)])
+    train = eqx.tree_at(lambda t: t.cores, model.tt, tuple(cores))  # keeps the batch axes of a batch of FTTs
+    return FTT(train, [dataclasses.replace(b, m=m) for b, m in zip(model.bases, sizes)])
 
 
 def coarse_levels(model: FTT, levels: tuple[int, ...] | None = None) -> tuple[int, ...]:

@@ -91,8 +91,8 @@ class Solver(eqx.Module):
 
 
 class StalledFitWarning(UserWarning):
-    """A fit ended explaining less than 10 % of the variance of ``y`` (adjusted for the number of coefficients),
-    or stalled far (10×) above its ``tol``."""
+    """A fit ended explaining less than 10 % of the variance of ``y``, or stalled far (10×) above its ``tol``, or
+    :func:`fit` restarted it coarse to fine."""
 
 
 class FitResult(NamedTuple):
@@ -147,8 +147,8 @@ def fit(
     each (with the default ``0``: the loss stopped decreasing; ``None`` runs all
     ``max_steps``).
 
-    A fit that ends explaining less than 10 % of the variance of ``y`` (adjusted
-    for what its coefficients fit of noise, ``p/N`` on pure noise; the
+    A fit of a single FTT that ends explaining less than 10 % of the variance of
+    ``y`` (adjusted for what its coefficients fit of noise, ``p/N`` on pure noise; the
     swamp of targets without low-order ANOVA terms, e.g. ``sin(x_1 + … + x_6)``
     on ``[−π, π]^6``, whose projection onto the interfaces of a constant or
     random start is below the sampling noise) is restarted from ``model`` by
@@ -259,18 +259,21 @@ def fit(
                              remedy=f"{err.remedy}; first bring the inputs into the bases' domains ({outside})"
                              ) from None
     result = result._replace(status=status)
-    explained = _explained_variance(state.model, result, y)
-    if not _stopped_unexplained(result, explained, tol):
+    explained, adjusted = _explained_variance(state.model, result, y)
+    # a restart is tried for a single FTT (not a batch such as a denoiser's) on hierarchical bases
+    restarts = (restart and not state.model.tt.batch_shape and adjusted < 0.1
+                and _stopped_unexplained(result, adjusted, tol))
+    if not (restarts or _stopped_unexplained(result, explained, tol)):
         return state.model, result
     message = (f"{type(solver).__name__} stopped ({status}) at training residual {result.train_residual[-1]:.3g}, "
-               f"explaining {max(explained, 0.0):.1%} of the variance of y beyond what its coefficients fit of noise"
-               + (f" (tol {tol:g})" if tol > 0 else ""))
+               f"explaining {max(explained, 0.0):.1%} of the variance of y ({max(adjusted, 0.0):.1%} beyond what its "
+               "coefficients fit of noise)" + (f" (tol {tol:g})" if tol > 0 else ""))
     fitted = state.model
-    if restart and explained < 0.1:
+    if restarts:
         fitted, result, message = _restart_coarse_to_fine(model, x, y, solver, fitted, result, message,
                                                           max_steps=max_steps, tol=tol, stagnation=stagnation,
                                                           validation=validation, progress=progress)
-    if _stopped_unexplained(result, _explained_variance(fitted, result, y), tol):
+    if _stopped_unexplained(result, _explained_variance(fitted, result, y)[1], tol):
         message += ("; try jaxtt.solvers.coarse_to_fine (grows the bases from 3 functions per variable: escapes the "
                     "stall of targets without low-order terms), a larger rank, a basis suited to the data, or inputs "
                     "scaled to the bases' domain")
@@ -278,23 +281,23 @@ def fit(
     return fitted, result
 
 
-def _explained_variance(model: FTT, result: FitResult, y) -> float:
-    """The adjusted fraction of the variance of ``y`` that the fit's last model explains (Theil 1961),
-    ``1 − (1 − R²)(N − 1)/(N − p − 1)`` with ``R² = 1 − ‖y − f(x)‖² / ‖y − ȳ‖²`` and ``p`` the dimension
+def _explained_variance(model: FTT, result: FitResult, y) -> tuple[float, float]:
+    """The fraction ``R² = 1 − ‖y − f(x)‖² / ‖y − ȳ‖²`` of the variance of ``y`` that the fit's last model
+    explains, and its adjusted value ``1 − (1 − R²)(N − 1)/(N − p − 1)`` (Theil 1961) with ``p`` the dimension
     ``Σ_k r_{k−1} m_k r_k − Σ_k r_k²`` of the fixed-rank TT manifold (Holtz, Rohwedder, Schneider 2012): a fit to
-    pure noise explains about ``p/N`` by chance, which the adjustment removes. ``R²`` itself when ``N ≤ p + 1``."""
+    pure noise explains about ``p/N`` by chance, which the adjustment removes (``R²`` itself when ``N ≤ p + 1``)."""
     y = np.asarray(y)
     spread = max(float(np.sum((y - y.mean(axis=0)) ** 2)), np.finfo(np.float64).tiny)
     explained = 1.0 - (result.train_residual[-1] * np.linalg.norm(y)) ** 2 / spread
     ranks = model.tt.ranks
     p = sum(ranks[k] * b.m * ranks[k + 1] for k, b in enumerate(model.bases)) - sum(r * r for r in ranks[1:-1])
     n = y.shape[0]
-    return 1.0 - (1.0 - explained) * (n - 1) / (n - p - 1) if n > p + 1 else explained
+    return explained, (1.0 - (1.0 - explained) * (n - 1) / (n - p - 1) if n > p + 1 else explained)
 
 
 def _stopped_unexplained(result: FitResult, explained: float, tol: float) -> bool:
     """A fit that took steps and ended without reaching ``tol`` explaining under 10 % of the variance of ``y``,
-    or stalled more than 10× above ``tol``: what :class:`StalledFitWarning` reports."""
+    or stalled more than 10× above ``tol``."""
     far_above_tol = result.status == "stalled" and result.train_residual[-1] > 10 * tol > 0
     return result.status != "tol" and len(result.step) >= 2 and (explained < 0.1 or far_above_tol)
 

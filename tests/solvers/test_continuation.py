@@ -65,7 +65,7 @@ def test_restart_false_returns_the_stalled_fit_and_ordinary_fits_never_restart(m
     calls = []
     monkeypatch.setattr(continuation, "coarse_to_fine", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(
         AssertionError("coarse_to_fine called")))
-    x, y = sin_sum(0, 1000)
+    x, y = sin_sum(0, 4000)
     bases = [Legendre(6, domain=(-np.pi, np.pi))] * D
     start = FTT(constant_init(bases, 2, dtype=jnp.float64, key=jax.random.key(1)), bases)
     with pytest.warns(StalledFitWarning, match=r"try jaxtt.solvers.coarse_to_fine"):
@@ -93,3 +93,18 @@ def test_bad_arguments():
         coarse_to_fine(model, x, x[:, 0], levels=(5, 3))
     with pytest.raises(ValueError, match="one basis size per variable"):
         resize_bases(model, [3, 3, 3])
+
+
+def test_resize_keeps_a_batch_of_ftts_and_a_batch_never_restarts():
+    """A batch of FTTs (a denoiser's vector output) resizes member by member; fit does not restart a batch."""
+    bases = [Legendre(5)] * 2
+    keys = jax.random.split(jax.random.key(0), 3)
+    batch = FTT(jax.vmap(lambda k: constant_init(bases, 2, noise=0.5, dtype=jnp.float64, key=k))(keys), bases)
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (400, 2)))
+    big = resize_bases(batch, 8)
+    assert big.tt.batch_shape == (3,) and [b.m for b in big.bases] == [8, 8]
+    np.testing.assert_allclose(big(x), batch(x), rtol=1e-13, atol=1e-13)
+    noise = jax.random.normal(jax.random.key(1), (400, 3), jnp.float64)
+    with pytest.warns(StalledFitWarning, match="try jaxtt.solvers.coarse_to_fine"):
+        _, result = fit(batch, x, noise, ALS(), max_steps=2, progress=False)
+    assert not result.restarted
