@@ -74,6 +74,10 @@ def coarse_levels(model: FTT, levels: tuple[int, ...] | None = None) -> tuple[in
     ``2^j + 1`` below the largest basis size) without those too small for the model's ranks; ``()`` when the
     bases are not hierarchical.
 
+    Raises:
+        TypeError: ``model`` is not an FTT, or ``levels`` is not a sequence of ints.
+        ValueError: ``levels`` does not increase or reaches the largest basis size.
+
     Examples:
         >>> import jax
         >>> from jaxtt.basis import BSpline, Legendre
@@ -127,6 +131,9 @@ def coarse_to_fine(
         steps: solver steps on each coarse level (``>= 1``).
         max_steps, tol, stagnation: of the final fit on the full bases (see :func:`~jaxtt.solvers.fit`).
         validation, progress: as in :func:`~jaxtt.solvers.fit`, for every level.
+
+    Raises:
+        TypeError, ValueError: bad arguments, named (as in :func:`coarse_levels` and :func:`~jaxtt.solvers.fit`).
 
     Returns:
         ``(model, results)``: the fitted model on the full bases and one
