@@ -27,6 +27,7 @@ __all__ = [
     "check_choice",
     "check_bool",
     "check_instance",
+    "check_sequence",
     "check_key",
     "check_batch",
     "check_shape",
@@ -86,8 +87,16 @@ def check_real(
 def check_array(x, name: str, *, ndim: int | None = None, floating: bool = False):
     """Check that ``x`` is array-like with ``ndim`` dimensions; return it as a jax/numpy array.
 
-    Raises ``TypeError`` for non-numeric input (or integer input when ``floating``)
+    Raises ``TypeError`` for non-numeric or complex input (or integer input when ``floating``)
     and ``ValueError`` for a wrong number of dimensions.
+
+    Examples:
+        >>> check_array([1.0, 2.0], "x", ndim=1).tolist()
+        [1.0, 2.0]
+        >>> check_array(np.ones(2, np.complex64), "x")
+        Traceback (most recent call last):
+        ...
+        TypeError: x must be a real array, got dtype complex64
     """
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         try:
@@ -96,6 +105,8 @@ def check_array(x, name: str, *, ndim: int | None = None, floating: bool = False
             raise TypeError(f"{name} must be an array, got {type(x).__name__}") from err
     if not (np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)):
         raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be a real array, got dtype {x.dtype}")
     if floating and not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
     if ndim is not None and x.ndim != ndim:
@@ -149,6 +160,29 @@ def check_instance(value, name: str, cls: type):
     """
     if not isinstance(value, cls):
         raise TypeError(f"{name} must be a {cls.__qualname__}, got {type(value).__name__}")
+    return value
+
+
+def check_sequence(value, name: str, what: str, *, nonempty: bool = True) -> tuple:
+    """``value`` (a list, tuple or other non-string sequence) as a tuple, or a ``TypeError``/``ValueError`` naming
+    ``name`` and saying that it should hold ``what``.
+
+    Examples:
+        >>> check_sequence([1, 2], "sizes", "basis sizes")
+        (1, 2)
+        >>> check_sequence(3, "sizes", "basis sizes")
+        Traceback (most recent call last):
+        ...
+        TypeError: sizes must be a sequence of basis sizes, got int 3
+    """
+    try:
+        if isinstance(value, str | bytes):
+            raise TypeError
+        value = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of {what}, got {type(value).__name__} {value!r}"[:300]) from None
+    if nonempty and not value:
+        raise ValueError(f"{name} must hold at least one of {what}, got an empty sequence")
     return value
 
 

@@ -115,7 +115,9 @@ def save_checkpoint(path: str | os.PathLike, tree: PyTree, metadata: dict | None
     """
     import equinox as eqx
 
-    path = os.fspath(path)
+    path = _check_path(path)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict (or None), got {type(metadata).__name__}")
     meta = json.dumps({"metadata": {} if metadata is None else metadata, "leaves": _leaf_table(tree)}).encode()
     buffer = io.BytesIO()
     eqx.tree_serialise_leaves(buffer, tree)
@@ -187,7 +189,7 @@ def load_checkpoint(path: str | os.PathLike, like: PyTree) -> tuple[PyTree, dict
     """
     import equinox as eqx
 
-    path = os.fspath(path)
+    path = _check_path(path)
     version, header, data = _read(path)
     if version == 1:
         metadata = header
@@ -203,6 +205,18 @@ def load_checkpoint(path: str | os.PathLike, like: PyTree) -> tuple[PyTree, dict
     if leaves.tell() != n_data:
         raise CheckpointError(f"checkpoint file {path} holds more leaves than the expected pytree `like`")
     return tree, metadata
+
+
+def _check_path(path, name: str = "path") -> str:
+    """``path`` (a ``str`` or ``os.PathLike``) as a non-empty string, or a ``TypeError``/``ValueError`` naming
+    ``name``.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{name} must be a str or os.PathLike file name, got {type(path).__name__} {path!r}"[:300])
+    path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"{name} must be a non-empty file name, got {path!r}")
+    return path
 
 
 def _read(path: str) -> tuple[int, dict, bytes]:
@@ -246,6 +260,6 @@ def checkpoint_metadata(path: str | os.PathLike) -> dict:
         >>> checkpoint_metadata(path)
         {'rank': 4}
     """
-    path = os.fspath(path)
+    path = _check_path(path)
     version, header, _ = _read(path)
     return header if version == 1 else header["metadata"]

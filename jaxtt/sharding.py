@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxtt._validation import check_instance
+from jaxtt._validation import check_instance, check_sequence
 
 __all__ = ["check_mesh", "data_mesh", "replicate", "shard_rows"]
 
@@ -50,7 +50,11 @@ def data_mesh(devices=None, axis: str = "data") -> Mesh:
         (('data',), True)
     """
     check_instance(axis, "axis", str)
-    devices = jax.devices() if devices is None else list(devices)
+    devices = jax.devices() if devices is None else list(check_sequence(devices, "devices", "jax devices",
+                                                                            nonempty=False))
+    for k, device in enumerate(devices):
+        if not isinstance(device, jax.Device):
+            raise TypeError(f"devices[{k}] must be a jax device (from jax.devices()), got {type(device).__name__}")
     if not devices:
         raise ValueError("devices must hold at least one device")
     return Mesh(np.asarray(devices), (axis,))

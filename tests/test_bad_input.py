@@ -12,11 +12,25 @@ import pytest
 
 from jaxtt import tt
 from jaxtt.basis import BSpline, Indicator, Legendre
-from jaxtt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from jaxtt.diffusion import DDIM, ddim_sample, ddpm_loss, linear_schedule, log_likelihood, sample, vlb
-from jaxtt.ftt import FTTDenoiser, constant_init
+from jaxtt.checkpoint import CheckpointError, checkpoint_metadata, load_checkpoint, save_checkpoint
+from jaxtt.data import GaussianMixture, moons
+from jaxtt.diffusion import (
+    DDIM,
+    cosine_schedule,
+    ddim_sample,
+    ddpm_loss,
+    interpolant,
+    linear_schedule,
+    log_likelihood,
+    q_sample,
+    sample,
+    vlb,
+)
+from jaxtt.ftt import FTT, FTTDenoiser, constant_init
 from jaxtt.metrics import energy_distance, mmd, sliced_wasserstein
 from jaxtt.nn import ResNetMLP, UNet
+from jaxtt.sharding import data_mesh
+from jaxtt.solvers import ALS, coarse_to_fine, fit, resize_bases
 
 KEY = jax.random.key(0)
 
@@ -339,3 +353,130 @@ def test_training_refuses_a_read_only_checkpoint_before_it_trains(tmp_path):
     with pytest.raises(PermissionError, match="read-only"):
         fit(net, x0, linear_schedule(50), steps=5, batch_size=16, key=jax.random.key(2), checkpoint_path=path,
             progress=False)
+
+
+# --- cases found by benchmarks/bad_input_sweep.py --------------------------------------------------------------
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: save_checkpoint(3, {"w": jnp.ones(2)}), TypeError, "path must be a str or os.PathLike"),
+    (lambda: save_checkpoint("", {"w": jnp.ones(2)}), ValueError, "path must be a non-empty file name"),
+    (lambda: load_checkpoint(3, {"w": jnp.ones(2)}), TypeError, "path must be a str or os.PathLike"),
+    (lambda: checkpoint_metadata(None), TypeError, "path must be a str or os.PathLike"),
+])
+def test_checkpoint_paths_of_the_wrong_type_are_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("metadata", ["str", 3, [1, 2]])
+def test_checkpoint_metadata_must_be_a_dict(tmp_path, metadata):
+    with pytest.raises(TypeError, match="metadata must be a dict"):
+        save_checkpoint(tmp_path / "a.ckpt", {"w": jnp.ones(2)}, metadata)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+@pytest.mark.parametrize("bases, error, match", [
+    (None, TypeError, r"bases must be a sequence of jaxtt.basis.Basis"),
+    (3, TypeError, r"bases must be a sequence of jaxtt.basis.Basis"),
+    ("str", TypeError, r"bases must be a sequence of jaxtt.basis.Basis"),
+    ([Legendre(3), "x"], TypeError, r"bases\[1\] must be a jaxtt.basis.Basis"),
+])
+def test_ftt_and_constant_init_name_bad_bases(bases, error, match):
+    with pytest.raises(error, match=match):
+        constant_init(bases, 2, key=KEY)
+    with pytest.raises(error, match=match):
+        FTT(tt.random(KEY, (3, 3), 2), bases)
+
+
+def test_constant_init_refuses_ranks_that_cannot_fit_in_memory():
+    """Rank 10⁶ on three modes of 3 functions: 2.4·10¹³ bytes of cores, refused before any allocation."""
+    with pytest.raises(ValueError, match=r"ranks: the cores of ranks .* need .* GB.*lower the ranks"):
+        constant_init([Legendre(3)] * 3, 10**6, key=KEY)
+
+
+def test_rank_one_scale_and_data_mesh_name_their_arguments():
+    with pytest.raises(TypeError, match="vectors must be a sequence of 1-D arrays"):
+        tt.rank_one("str")
+    with pytest.raises(ValueError, match=r"vectors\[1\] must have 1 dimensions"):
+        tt.rank_one([jnp.ones(2), jnp.ones((2, 2))])
+    a = tt.random(KEY, (2, 3), 2)
+    for alpha in ("0.1", None):
+        with pytest.raises(TypeError, match="alpha must be a real scalar"):
+            tt.scale(a, alpha)
+    for alpha in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="alpha must be finite"):
+            tt.scale(a, alpha)
+    traced = jax.jit(lambda s: tt.full(tt.scale(a, s)))(3.0)  # a traced alpha is not checked, and works
+    np.testing.assert_allclose(traced, 3.0 * tt.full(a), rtol=1e-6)
+    np.testing.assert_allclose(tt.full(tt.scale(a, np.float64(-2.0))), -2.0 * tt.full(a), rtol=1e-6)
+    with pytest.raises(TypeError, match="devices must be a sequence of jax devices"):
+        data_mesh(3)
+    with pytest.raises(TypeError, match="devices must be a sequence of jax devices"):
+        data_mesh("str")
+    with pytest.raises(TypeError, match=r"devices\[0\] must be a jax device"):
+        data_mesh(["cpu"])
+    assert data_mesh(jax.devices()[:1]).shape == {"data": 1}
+
+
+@pytest.mark.parametrize("make", [
+    lambda: FTTDenoiser(2, 10, rank=2, m=3, key=KEY)(jnp.zeros((3, 2)), jnp.ones(3, jnp.complex64)),
+    lambda: q_sample(linear_schedule(10), jnp.zeros((3, 2)), jnp.ones(3, jnp.complex64), jnp.zeros((3, 2))),
+    lambda: GaussianMixture(jnp.ones(2, jnp.complex64), jnp.zeros((2, 2)), jnp.stack([jnp.eye(2)] * 2)),
+])
+def test_complex_arrays_are_refused_not_cast(make):
+    """JAX would drop the imaginary part (or fail in floor); the real-valued API refuses complex input."""
+    with pytest.raises(TypeError, match=r"(t|weights) must be a real array, got dtype complex64"):
+        make()
+
+
+@pytest.mark.parametrize("make", [
+    lambda dtype: linear_schedule(10, dtype=dtype),
+    lambda dtype: cosine_schedule(10, dtype=dtype),
+    lambda dtype: moons(KEY, 8, dtype=dtype),
+])
+@pytest.mark.parametrize("dtype", ["nope", jnp.int32])
+def test_schedules_and_toy_data_name_a_bad_dtype(make, dtype):
+    with pytest.raises(TypeError, match="dtype must be a floating dtype"):
+        make(dtype)
+
+
+def test_ddim_takes_numpy_integer_steps_and_names_a_bad_eta():
+    """np.int64 steps used to be traced and fail in a boolean conversion; now they equal the int."""
+    schedule, eps = linear_schedule(10), (lambda x, t: 0.1 * x)
+    np.testing.assert_array_equal(ddim_sample(eps, schedule, KEY, (4, 2), np.int64(5)),
+                                  ddim_sample(eps, schedule, KEY, (4, 2), 5))
+    assert DDIM(steps=np.int64(5)).steps == 5 and type(DDIM(steps=np.int64(5)).steps) is int
+    for eta in ("0.1", None, [0.5]):
+        with pytest.raises(TypeError, match="eta must be a real scalar"):
+            DDIM(steps=5, eta=eta)
+
+
+def test_interpolant_refuses_non_finite_s():
+    x0 = jnp.zeros((3, 2))
+    with pytest.raises(ValueError, match="s must be finite"):
+        interpolant(x0, x0 + 1, jnp.array([0.5, jnp.nan, 0.5]))
+    np.testing.assert_allclose(interpolant(x0, x0 + 1, jnp.array([0.0, 0.25, 1.0])),
+                               np.array([[0.0, 0.0], [0.25, 0.25], [1.0, 1.0]]))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m: resize_bases(None, 3), TypeError, "model must be a FTT"),
+    (lambda m: resize_bases(m, 2.5), TypeError, "sizes must be a sequence of basis sizes"),
+    (lambda m: resize_bases(m, None), TypeError, "sizes must be a sequence of basis sizes"),
+    (lambda m: coarse_to_fine(m, jnp.zeros((4, 2)), jnp.zeros(4), levels=3), TypeError,
+     "levels must be a sequence of basis sizes"),
+    (lambda m: fit(m, jnp.zeros((4, 2)), jnp.zeros(4), ALS(), max_steps=1, progress="yes"), TypeError,
+     "progress must be"),
+    (lambda m: fit(m, jnp.zeros((4, 2)), jnp.zeros(4), ALS(), max_steps=1, restart=None), TypeError,
+     "restart must be"),
+])
+def test_fit_and_coarse_to_fine_name_their_arguments(call, error, match):
+    bases = [Legendre(4)] * 2
+    with pytest.raises(error, match=match):
+        call(FTT(constant_init(bases, 2, key=KEY), bases))
+
+
+def test_resize_bases_takes_a_numpy_integer():
+    bases = [Legendre(4)] * 2
+    model = FTT(constant_init(bases, 2, noise=0.5, key=KEY), bases)
+    assert [b.m for b in resize_bases(model, np.int64(6)).bases] == [6, 6]

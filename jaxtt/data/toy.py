@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_choice, check_int, check_key, check_real
+from jaxtt._validation import check_choice, check_float_dtype, check_int, check_key, check_real
 
 __all__ = [
     "TOY_DATASETS",
@@ -43,8 +43,7 @@ _ROLL_START, _ROLL_END = 1.5 * math.pi, 4.5 * math.pi
 def _check_common(key, n, dtype) -> int:
     """Validate the arguments every generator shares; return ``n`` as an int."""
     check_key(key)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dtype must be a floating dtype, got {dtype!r}")
+    check_float_dtype(dtype)
     return check_int(n, "n", minimum=1)
 
 

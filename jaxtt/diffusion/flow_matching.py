@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_array, check_batch, check_int, check_key
+from jaxtt._validation import check_array, check_batch, check_finite, check_int, check_key
 from jaxtt.diffusion._checks import check_model, check_schedule
 from jaxtt.diffusion.parameterization import FlowVelocity, per_row, signal_and_noise_scales
 from jaxtt.diffusion.samplers import DDIM, AbstractSampler
@@ -76,6 +76,7 @@ def interpolant(x0: Float[Array, "N *event"], eps: Float[Array, "N *event"], s) 
     if eps.shape[0] != x0.shape[0]:
         raise ValueError(f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}")
     s = check_array(s, "s", floating=True)
+    check_finite(s, "s")
     if s.ndim > 1 or (s.ndim == 1 and s.shape[0] != x0.shape[0]):
         raise ValueError(f"s must be a scalar or have shape ({x0.shape[0]},), got {tuple(s.shape)}")
     return _interpolant(x0, eps, s)

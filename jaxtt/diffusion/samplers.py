@@ -116,6 +116,16 @@ def _as_grid(grid):
     return tuple(int(v) for v in check_grid(grid, np.iinfo(np.int32).max))
 
 
+def _as_static_int(value):
+    """NumPy and JAX integer scalars as a Python int, so that a sampler's step count stays static under jit."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if hasattr(value, "dtype") and getattr(value, "shape", None) == () and is_concrete(value) \
+            and np.issubdtype(value.dtype, np.integer):
+        return int(value)
+    return value
+
+
 def _check_steps_or_grid(steps, grid, spacing):
     if (steps is None) == (grid is None):
         raise ValueError("give exactly one of steps (with spacing) and timesteps")
@@ -307,7 +317,7 @@ class AbstractGridSampler(AbstractSampler):
     """A sampler on a grid of steps, given by ``steps`` (with a named ``spacing``) or by explicit ``timesteps``
     (:mod:`jaxtt.diffusion.timesteps`); exactly one of the two, unless the sampler defaults to every step."""
 
-    steps: int | None = None
+    steps: int | None = eqx.field(default=None, converter=_as_static_int)
     timesteps: tuple | None = eqx.field(default=None, converter=_as_grid)
     spacing: str = "linspace"
     every_step_by_default: ClassVar[bool] = False
@@ -454,6 +464,8 @@ def _check_eta(eta):
     if isinstance(eta, numbers.Real) and not isinstance(eta, bool):
         check_real(eta, "eta", minimum=0.0, maximum=1.0)
         return
+    if not hasattr(eta, "dtype"):  # None, strings, lists: not a scalar
+        raise TypeError(f"eta must be a real scalar in [0, 1], got {type(eta).__name__} {eta!r}")
     eta = jnp.asarray(eta)
     if eta.ndim != 0 or not jnp.issubdtype(eta.dtype, jnp.floating):
         raise TypeError(f"eta must be a real scalar, got {eta!r}")

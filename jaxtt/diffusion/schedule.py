@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Real
 
-from jaxtt._validation import check_array, check_finite, check_int, check_real, is_concrete
+from jaxtt._validation import check_array, check_finite, check_float_dtype, check_int, check_real, is_concrete
 
 __all__ = ["Schedule", "cosine_schedule", "linear_schedule", "schedule_from_betas"]
 
@@ -238,11 +238,7 @@ def schedule_from_betas(betas: Float[Array, " T"]) -> Schedule:
 
 
 def _float_dtype(dtype):
-    if dtype is None:
-        return _default_float()
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dtype must be a floating dtype, got {dtype!r}")
-    return dtype
+    return _default_float() if dtype is None else check_float_dtype(dtype)
 
 
 def linear_schedule(T: int, beta_start: float = 1e-4, beta_end: float = 2e-2, *, dtype=None) -> Schedule:

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_array, check_finite, check_key, check_real
+from jaxtt._validation import check_array, check_finite, check_key, check_real, check_sequence
 from jaxtt.basis import Basis, Indicator
-from jaxtt.tt import TensorTrain, absorb, contract_rank1, default_float, expand_ranks, interfaces
+from jaxtt.tt import TensorTrain, absorb, contract_rank1, default_float, interfaces, zeros
 
 __all__ = ["FTT", "constant_init"]
 
@@ -53,7 +53,7 @@ class FTT(eqx.Module):
     def __init__(self, tt: TensorTrain, bases: Sequence[Basis]):
         if not isinstance(tt, TensorTrain):
             raise TypeError(f"tt must be a TensorTrain, got {type(tt).__name__}")
-        bases = tuple(bases)
+        bases = check_sequence(bases, "bases", "jaxtt.basis.Basis objects, one per variable")
         if len(bases) != tt.ndim:
             raise ValueError(f"bases must hold one basis per mode: {tt.ndim} expected, got {len(bases)}")
         for k, (b, n) in enumerate(zip(bases, tt.shape)):
@@ -161,8 +161,12 @@ def constant_init(bases, ranks, *, noise: float = 1e-2, dtype=None, key: PRNGKey
     key = check_key(key)
     noise = check_real(noise, "noise", minimum=0.0)
     dtype = default_float(dtype)
+    bases = check_sequence(bases, "bases", "jaxtt.basis.Basis objects, one per variable")
+    for k, basis in enumerate(bases):
+        if not isinstance(basis, Basis):
+            raise TypeError(f"bases[{k}] must be a jaxtt.basis.Basis, got {type(basis).__name__}")
     shape = [b.m for b in bases]
-    ranks = expand_ranks(shape, ranks)
+    ranks = zeros(shape, ranks, dtype=dtype).ranks  # checks the ranks and that the cores fit in memory
     keys = jax.random.split(key, len(bases))
     cores = []
     for k, (basis, kk) in enumerate(zip(bases, keys)):

@@ -16,7 +16,7 @@ fixed rows ``(x_t, t, y)`` (flow matching, distillation, compression).
 """
 
 from jaxtt.solvers.als import ALS, ALSState, als_sweep, sweep_memory
-from jaxtt.solvers.continuation import coarse_to_fine, resize_bases
+from jaxtt.solvers.continuation import coarse_levels, coarse_to_fine, resize_bases
 from jaxtt.solvers.denoiser import fit_denoiser, fit_regression, regression_data
 from jaxtt.solvers.dmrg import DMRG, DMRGState, dmrg_sweep
 from jaxtt.solvers.fit import FitResult, Solver, StalledFitWarning, fit
@@ -45,6 +45,7 @@ __all__ = [
     "sweep_memory",
     "dmrg_sweep",
     "fit_denoiser",
+    "coarse_levels",
     "coarse_to_fine",
     "resize_bases",
     "fit_regression",

@@ -32,7 +32,7 @@ import numpy as np
 from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
-from jaxtt._validation import check_instance, check_int, check_memory, check_real, is_concrete
+from jaxtt._validation import check_bool, check_instance, check_int, check_memory, check_real, is_concrete
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers.problem import check_training_data, outside_domain, relative_residual
@@ -91,7 +91,8 @@ class Solver(eqx.Module):
 
 
 class StalledFitWarning(UserWarning):
-    """A fit ended explaining less than 10 % of the variance of ``y``, or stalled far (10×) above its ``tol``."""
+    """A fit ended explaining less than 10 % of the variance of ``y``, or stalled far (10×) above its ``tol``, or
+    :func:`fit` restarted it coarse to fine."""
 
 
 class FitResult(NamedTuple):
@@ -110,6 +111,9 @@ class FitResult(NamedTuple):
             reached ``tol``), ``"gtol"`` (:func:`~jaxtt.solvers.fit_riemannian`: the gradient
             norm reached ``gtol``) or ``"stalled"`` (two steps in a row without a relative
             decrease of the loss above ``stagnation``).
+        restarted: ``True`` when the returned model comes from :func:`fit`'s automatic coarse-to-fine
+            restart (``restart=True``); the other fields are then the history of the restart's final fit
+            on the full bases.
     """
 
     step: list[int]
@@ -119,6 +123,7 @@ class FitResult(NamedTuple):
     ranks: list[tuple[int, ...]]
     time: list[float]
     status: str
+    restarted: bool = False
 
 
 def fit(
@@ -132,6 +137,7 @@ def fit(
     stagnation: float | None = 0.0,
     validation: tuple[Array, Array] | None = None,
     progress: bool = True,
+    restart: bool = True,
 ) -> tuple[FTT, FitResult]:
     """Fit the functional TT ``model`` to samples ``(x, y)`` with ``solver``.
 
@@ -140,6 +146,18 @@ def fit(
     or when two consecutive steps lower the loss by at most ``stagnation · |J|``
     each (with the default ``0``: the loss stopped decreasing; ``None`` runs all
     ``max_steps``).
+
+    A fit of a single FTT that ends explaining less than 10 % of the variance of
+    ``y`` (adjusted for what its coefficients fit of noise, ``p/N`` on pure noise; the
+    swamp of targets without low-order ANOVA terms, e.g. ``sin(x_1 + … + x_6)``
+    on ``[−π, π]^6``, whose projection onto the interfaces of a constant or
+    random start is below the sampling noise) is restarted from ``model`` by
+    :func:`~jaxtt.solvers.coarse_to_fine` when the bases are hierarchical
+    (Legendre, Chebyshev, Fourier with more than 3 functions): the basis sizes
+    grow 3 → 5 → 9 → … as a nested-space continuation (Grasedyck & Krämer
+    2019). The better of the two fits (lower training residual) is returned,
+    with one :class:`StalledFitWarning` saying what happened. Fits that
+    explain more never pay for this.
 
     Vector-valued targets ``y`` of shape ``(N, D)`` are fitted by a batch of
     ``D`` FTTs (cores with a leading axis of size ``D``, e.g. ``denoiser.ftt``
@@ -158,9 +176,12 @@ def fit(
             stalled (``None``: never stop for stalling).
         validation: optional ``(x_val, y_val)`` whose residual is recorded.
         progress: show a progress bar.
+        restart: restart coarse to fine when the fit ends explaining under 10 %
+            of the variance (see above); ``False`` returns the stalled fit.
 
     Returns:
-        ``(model, result)``: the fitted FTT and its :class:`FitResult`.
+        ``(model, result)``: the fitted FTT and its :class:`FitResult`
+        (``result.restarted`` says whether the model comes from the restart).
 
     Raises:
         TypeError, ValueError: bad arguments, named.
@@ -179,6 +200,20 @@ def fit(
         >>> model, result = fit(model, x, y, ALS(), max_steps=10, tol=1e-4, progress=False)
         >>> result.train_residual[-1] < 1e-4, result.status
         (True, 'tol')
+
+        A target without low-order terms stalls from the constant start; the default call restarts:
+
+        >>> import warnings
+        >>> bases = [Legendre(6, domain=(-jnp.pi, jnp.pi))] * 6
+        >>> x = jax.random.uniform(jax.random.key(0), (2000, 6), minval=-jnp.pi, maxval=jnp.pi)
+        >>> start = FTT(constant_init(bases, 2, key=jax.random.key(1)), bases)
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     model, result = fit(start, x, jnp.sin(x.sum(1)), ALS(), max_steps=8, progress=False)
+        >>> "at training residual 0.9" in str(caught[-1].message)  # the first fit: nothing explained
+        True
+        >>> result.restarted, result.train_residual[-1] < 0.1, "restarted by coarse_to_fine" in str(caught[-1].message)
+        (True, True, True)
     """
     check_instance(solver, "solver", Solver)
     check_untraced(model, x, y)
@@ -190,6 +225,8 @@ def fit(
                  f"the arrays of one {type(solver).__name__} step at ranks {model.tt.ranks} with up to "
                  f"{max(b.m for b in model.bases)} basis functions", solver.memory_remedy)
     max_steps = check_int(max_steps, "max_steps", minimum=0)
+    restart = check_bool(restart, "restart")
+    progress = check_bool(progress, "progress")
     tol = check_real(tol, "tol", minimum=0.0)
     if stagnation is not None:
         stagnation = check_real(stagnation, "stagnation", minimum=0.0)
@@ -221,25 +258,71 @@ def fit(
         raise NumericalError(err.what, step=err.step, core=err.core,
                              remedy=f"{err.remedy}; first bring the inputs into the bases' domains ({outside})"
                              ) from None
-    _warn_if_unexplained(solver, result, status, y, tol)
-    return state.model, result._replace(status=status)
+    result = result._replace(status=status)
+    explained, adjusted = _explained_variance(state.model, result, y)
+    # a restart is tried for a single FTT (not a batch such as a denoiser's) on hierarchical bases
+    restarts = (restart and not state.model.tt.batch_shape and adjusted < 0.1
+                and _stopped_unexplained(result, adjusted, tol))
+    if not (restarts or _stopped_unexplained(result, explained, tol)):
+        return state.model, result
+    message = (f"{type(solver).__name__} stopped ({status}) at training residual {result.train_residual[-1]:.3g}, "
+               f"explaining {max(explained, 0.0):.1%} of the variance of y ({max(adjusted, 0.0):.1%} beyond what its "
+               "coefficients fit of noise)" + (f" (tol {tol:g})" if tol > 0 else ""))
+    fitted = state.model
+    if restarts:
+        fitted, result, message = _restart_coarse_to_fine(model, x, y, solver, fitted, result, message,
+                                                          max_steps=max_steps, tol=tol, stagnation=stagnation,
+                                                          validation=validation, progress=progress)
+    if _stopped_unexplained(result, _explained_variance(fitted, result, y)[1], tol):
+        message += ("; try jaxtt.solvers.coarse_to_fine (grows the bases from 3 functions per variable: escapes the "
+                    "stall of targets without low-order terms), a larger rank, a basis suited to the data, or inputs "
+                    "scaled to the bases' domain")
+    warnings.warn(message, StalledFitWarning, stacklevel=2)
+    return fitted, result
 
 
-def _warn_if_unexplained(solver, result: FitResult, status: str, y, tol: float) -> None:
-    """:class:`StalledFitWarning` when a fit that took steps explains under 10 % of the variance of ``y``, or
-    stalled more than 10× above ``tol``."""
-    residual, y = result.train_residual[-1], np.asarray(y)
+def _explained_variance(model: FTT, result: FitResult, y) -> tuple[float, float]:
+    """The fraction ``R² = 1 − ‖y − f(x)‖² / ‖y − ȳ‖²`` of the variance of ``y`` that the fit's last model
+    explains, and its adjusted value ``1 − (1 − R²)(N − 1)/(N − p − 1)`` (Theil 1961) with ``p`` the dimension
+    ``Σ_k r_{k−1} m_k r_k − Σ_k r_k²`` of the fixed-rank TT manifold (Holtz, Rohwedder, Schneider 2012): a fit to
+    pure noise explains about ``p/N`` by chance, which the adjustment removes (``R²`` itself when ``N ≤ p + 1``)."""
+    y = np.asarray(y)
     spread = max(float(np.sum((y - y.mean(axis=0)) ** 2)), np.finfo(np.float64).tiny)
-    explained = 1.0 - (residual * np.linalg.norm(y)) ** 2 / spread
-    far_above_tol = status == "stalled" and residual > 10 * tol > 0
-    if status == "tol" or len(result.step) < 2 or not (explained < 0.1 or far_above_tol):
-        return
-    warnings.warn(
-        f"{type(solver).__name__} stopped ({status}) at training residual {residual:.3g}, explaining "
-        f"{max(explained, 0.0):.1%} of the variance of y" + (f" (tol {tol:g})" if tol > 0 else "")
-        + "; try jaxtt.solvers.coarse_to_fine (grows the bases from 3 functions per variable: escapes the stall "
-        "of targets without low-order terms), a larger rank, a basis suited to the data, or inputs scaled to the "
-        "bases' domain", StalledFitWarning, stacklevel=3)
+    explained = 1.0 - (result.train_residual[-1] * np.linalg.norm(y)) ** 2 / spread
+    ranks = model.tt.ranks
+    p = sum(ranks[k] * b.m * ranks[k + 1] for k, b in enumerate(model.bases)) - sum(r * r for r in ranks[1:-1])
+    n = y.shape[0]
+    return explained, (1.0 - (1.0 - explained) * (n - 1) / (n - p - 1) if n > p + 1 else explained)
+
+
+def _stopped_unexplained(result: FitResult, explained: float, tol: float) -> bool:
+    """A fit that took steps and ended without reaching ``tol`` explaining under 10 % of the variance of ``y``,
+    or stalled more than 10× above ``tol``."""
+    far_above_tol = result.status == "stalled" and result.train_residual[-1] > 10 * tol > 0
+    return result.status != "tol" and len(result.step) >= 2 and (explained < 0.1 or far_above_tol)
+
+
+def _restart_coarse_to_fine(model, x, y, solver, fitted, result, message, **options):
+    """Refit from ``model`` by :func:`~jaxtt.solvers.coarse_to_fine` when its bases allow a coarse level; return
+    the better of the two fits and the warning message extended by what the restart did."""
+    # imported here: the continuation module builds on fit
+    from jaxtt.solvers.continuation import coarse_levels, coarse_to_fine
+
+    levels = coarse_levels(model)
+    if not levels:
+        return fitted, result, message
+    with warnings.catch_warnings():  # the first fit has already said what there is to say about the data
+        warnings.simplefilter("ignore")
+        try:
+            again, results = coarse_to_fine(model, x, y, solver, levels=levels, **options)
+        except NumericalError as err:
+            return fitted, result, message + f"; a coarse-to-fine restart failed ({err})"
+    residual = results[-1].train_residual[-1]
+    message += (f"; restarted by coarse_to_fine from {levels[0]} functions per variable (levels "
+                f"{', '.join(map(str, levels))}; restart=False turns this off): training residual {residual:.3g}")
+    if residual < result.train_residual[-1]:
+        return again, results[-1]._replace(restarted=True), message
+    return fitted, result, message + ", no better: the first fit is returned"
 
 
 def check_untraced(*trees) -> None:

@@ -9,7 +9,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_float_dtype, check_instance, check_int, check_key, check_memory, check_real
+from jaxtt._validation import (
+    check_array,
+    check_float_dtype,
+    check_instance,
+    check_int,
+    check_key,
+    check_memory,
+    check_real,
+    check_sequence,
+)
 from jaxtt.tt.core import TensorTrain
 
 __all__ = ["random", "zeros", "rank_one", "full", "expand_ranks", "feasible_ranks", "default_float"]
@@ -166,13 +175,10 @@ def rank_one(vectors: Sequence[Float[Array, " n"]]) -> TensorTrain:
         >>> tt.ranks, bool(jnp.allclose(full(tt), jnp.outer(a, b)))
         ((1, 1, 1), True)
     """
-    if not isinstance(vectors, Sequence) or len(vectors) == 0:
-        raise TypeError("vectors must be a non-empty sequence of 1-D arrays")
+    vectors = check_sequence(vectors, "vectors", "1-D arrays")
     cores = []
     for k, v in enumerate(vectors):
-        v = jnp.asarray(v)
-        if v.ndim != 1:
-            raise ValueError(f"vectors[{k}] must be 1-D, got shape {tuple(v.shape)}")
+        v = jnp.asarray(check_array(v, f"vectors[{k}]", ndim=1))
         cores.append(v[None, :, None])
     return TensorTrain(cores)
 

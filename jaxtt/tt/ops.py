@@ -20,7 +20,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, Int
 
-from jaxtt._validation import check_array, check_instance, is_concrete
+from jaxtt._validation import check_array, check_finite, check_instance, is_concrete
 from jaxtt.tt.core import TensorTrain, check_single
 
 __all__ = ["add", "scale", "inner", "norm", "hadamard", "get", "absorb", "contract_rank1", "interfaces"]
@@ -63,6 +63,9 @@ def add(a: TensorTrain, b: TensorTrain) -> TensorTrain:
 def scale(tt: TensorTrain, alpha) -> TensorTrain:
     """``α · A``, applied to the first core; ranks unchanged.
 
+    Raises:
+        TypeError: ``alpha`` is not a real scalar; ValueError: it is (when concrete) NaN or infinite.
+
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from jaxtt.tt import random, full
@@ -71,9 +74,12 @@ def scale(tt: TensorTrain, alpha) -> TensorTrain:
         True
     """
     check_single(check_instance(tt, "tt", TensorTrain), "tt", "scale")
-    alpha = jnp.asarray(alpha, tt.dtype)
+    if isinstance(alpha, str | bytes) or alpha is None:
+        raise TypeError(f"alpha must be a real scalar, got {type(alpha).__name__} {alpha!r}")
+    alpha = jnp.asarray(check_array(alpha, "alpha"), tt.dtype)
     if alpha.ndim != 0:
         raise ValueError(f"alpha must be a scalar, got shape {tuple(alpha.shape)}")
+    check_finite(alpha, "alpha")
     return TensorTrain([tt.cores[0] * alpha, *tt.cores[1:]])
 
 
