@@ -30,7 +30,7 @@ from jaxtt.ftt import FTT, FTTDenoiser, constant_init
 from jaxtt.metrics import energy_distance, mmd, sliced_wasserstein
 from jaxtt.nn import ResNetMLP, UNet
 from jaxtt.sharding import data_mesh
-from jaxtt.solvers import ALS, coarse_to_fine, fit, resize_bases
+from jaxtt.solvers import ALS, als_sweep, coarse_to_fine, fit, fit_regression, resize_bases, sweep_memory
 
 KEY = jax.random.key(0)
 
@@ -480,3 +480,41 @@ def test_resize_bases_takes_a_numpy_integer():
     bases = [Legendre(4)] * 2
     model = FTT(constant_init(bases, 2, noise=0.5, key=KEY), bases)
     assert [b.m for b in resize_bases(model, np.int64(6)).bases] == [6, 6]
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m, x, y: als_sweep(None, x, y), TypeError, "model must be a FTT"),
+    (lambda m, x, y: als_sweep(m, x, y, reg=-1.0), ValueError, "reg must be >= 0"),
+    (lambda m, x, y: als_sweep(m, x, y, reg=float("nan")), ValueError, "reg must be finite"),
+    (lambda m, x, y: als_sweep(m, x, y, reg="0.1"), TypeError, "reg must be a real number"),
+    (lambda m, x, y: als_sweep(m, x, y, reg=jnp.asarray(-1.0)), ValueError, "reg must be >= 0"),
+    (lambda m, x, y: als_sweep(m, x, y, chunk_size=0), ValueError, "chunk_size must be >= 1"),
+    (lambda m, x, y: als_sweep(m, x, y, chunk_size=True), TypeError, "chunk_size must be an integer"),
+    (lambda m, x, y: sweep_memory("model", 10), TypeError, "model must be a FTT"),
+    (lambda m, x, y: sweep_memory(m, 0), ValueError, "n must be >= 1"),
+    (lambda m, x, y: sweep_memory(m, 2.5), TypeError, "n must be an integer"),
+])
+def test_als_sweep_and_sweep_memory_name_their_arguments(call, error, match):
+    bases = [Legendre(3)] * 2
+    model = FTT(constant_init(bases, 2, key=KEY), bases)
+    x = jax.random.uniform(KEY, (20, 2), minval=-1, maxval=1)
+    with pytest.raises(error, match=match):
+        call(model, x, x[:, 0] * x[:, 1])
+
+
+def test_als_sweep_under_jit_takes_a_traced_reg():
+    bases = [Legendre(3)] * 2
+    model = FTT(constant_init(bases, 2, key=KEY), bases)
+    x = jax.random.uniform(KEY, (50, 2), minval=-1, maxval=1)
+    y = x[:, 0] * x[:, 1]
+    traced, _ = jax.jit(lambda reg: als_sweep(model, x, y, reg=reg))(jnp.asarray(1e-3))
+    concrete, _ = als_sweep(model, x, y, reg=1e-3)
+    np.testing.assert_allclose(traced(x), concrete(x), atol=1e-10)
+
+
+def test_fit_regression_names_x_t():
+    model = FTTDenoiser(2, 10, rank=2, m=3, key=KEY)
+    with pytest.raises(ValueError, match="x_t must have shape"):
+        fit_regression(model, jnp.zeros((4, 3)), jnp.ones(4, int), jnp.zeros((4, 3)))
+    with pytest.raises(ValueError, match="x_t must be finite"):
+        fit_regression(model, jnp.full((4, 2), jnp.nan), jnp.ones(4, int), jnp.zeros((4, 2)))

@@ -285,16 +285,16 @@ class FTTDenoiser(eqx.Module):
             y = from_data_and_noise(*to_data_and_noise(y, x_t, log_ab, "eps"), x_t, log_ab, self.prediction)
         return y if self.whitening is None else self.whitening.rotate(y)
 
-    def check_inputs(self, x, t, labels=None) -> tuple[Array, Array, Array | None]:
+    def check_inputs(self, x, t, labels=None, *, x_name: str = "x") -> tuple[Array, Array, Array | None]:
         """Validate a batch ``x (N, D)``, ``t (N,)`` and, for a conditional model, ``labels (N,)``; raise naming
-        the argument."""
-        x = check_array(x, "x", ndim=2, floating=True)
+        the argument (``x`` as ``x_name``)."""
+        x = check_array(x, x_name, ndim=2, floating=True)
         if x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (N, {self.dim}), got {tuple(x.shape)}")
-        check_finite(x, "x")
+            raise ValueError(f"{x_name} must have shape (N, {self.dim}), got {tuple(x.shape)}")
+        check_finite(x, x_name)
         t = check_array(t, "t", ndim=1)
         if t.shape[0] != x.shape[0]:
-            raise ValueError(f"t must have shape ({x.shape[0]},) to match x, got {tuple(t.shape)}")
+            raise ValueError(f"t must have shape ({x.shape[0]},) to match {x_name}, got {tuple(t.shape)}")
         t = check_time_steps(t, self.T, "t", unit_interval=False)
         if self.classes is None:
             if labels is not None:

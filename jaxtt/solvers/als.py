@@ -51,7 +51,7 @@ from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, Float, Int
 
-from jaxtt._validation import check_bool, check_int, check_real, is_concrete
+from jaxtt._validation import check_bool, check_instance, check_int, check_real, is_concrete
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
 from jaxtt.solvers._local import normal_equations, solve_cgls, solve_normal, squared_residual
@@ -103,7 +103,7 @@ def als_sweep(
     mask: Float[Array, " N"] | None = None,
     axis_name: str | None = None,
 ) -> tuple[FTT, Float[Array, " steps"]]:
-    """One ALS sweep; pure and jit-able (``reg`` and ``chunk_size`` static or traced).
+    """One ALS sweep; pure and jit-able (``reg`` static or traced; ``chunk_size`` and ``cg_maxiter`` static).
 
     Inside ``jax.shard_map`` with the rows split over the mesh axis ``axis_name``
     every sum over rows (Gram matrices, right-hand sides, CGLS products,
@@ -148,10 +148,17 @@ def als_sweep(
         ((4,), True)
 
     Raises:
-        ValueError: ``x`` or ``y`` of the wrong shape (checked also under ``jit``), or non-finite (checked
-            when concrete).
+        TypeError, ValueError: ``model`` not an FTT, ``chunk_size``/``cg_maxiter`` not integers ``>= 1``/``>= 0``,
+            ``reg`` not a finite real ``>= 0`` (checked when concrete), ``x`` or ``y`` of the wrong shape (checked
+            also under ``jit``) or non-finite (checked when concrete).
     """
+    check_instance(model, "model", FTT)
     x, y = check_fit_data(model, x, y)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    cg_maxiter = check_int(cg_maxiter, "cg_maxiter", minimum=0)
+    if is_concrete(reg):  # a traced reg (the compiled sweep's) is unchecked
+        check_real(reg.item() if isinstance(reg, jax.Array | np.ndarray) and reg.ndim == 0 else reg, "reg",
+                   minimum=0.0)
     dtype = model.tt.dtype
     cores = list(orthogonalize(model.tt, 0).cores)
     d = len(cores)
@@ -295,6 +302,10 @@ def sweep_memory(model: FTT, n: int, *, chunk_size: int = 4096, cg_maxiter: int 
         >>> sweep_memory(model, 200, cg_maxiter=8) < 2**30  # matrix-free CGLS can
         True
     """
+    check_instance(model, "model", FTT)
+    n = check_int(n, "n", minimum=1)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    cg_maxiter = check_int(cg_maxiter, "cg_maxiter", minimum=0)
     ranks, modes = model.tt.ranks, [b.m for b in model.bases]
     d, r, m = len(modes), max(ranks), max(modes)
     p = max(ranks[k] * modes[k] * ranks[k + 1] for k in range(d))

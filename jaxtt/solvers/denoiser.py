@@ -122,7 +122,7 @@ def fit_regression(
     check_instance(denoiser, "denoiser", FTTDenoiser)
     solver = ALS() if solver is None else check_instance(solver, "solver", Solver)
     steps = check_int(steps, "steps", minimum=1)
-    x_t, t, labels = denoiser.check_inputs(x_t, t, labels)
+    x_t, t, labels = denoiser.check_inputs(x_t, t, labels, x_name="x_t")
     y = check_array(y, "y", ndim=2, floating=True)
     if y.shape != x_t.shape:
         raise ValueError(f"y must have the shape of x_t {tuple(x_t.shape)}, got {tuple(y.shape)}")
@@ -137,7 +137,7 @@ def fit_regression(
         if not (isinstance(validation, tuple | list) and len(validation) == size):
             raise TypeError(f"validation must be a tuple {('(x_t, t, y)', '(x_t, t, y, labels)')[size - 3]} "
                             "of held-out rows")
-        x_v, t_v, l_v = denoiser.check_inputs(*validation[:2], *validation[3:])
+        x_v, t_v, l_v = denoiser.check_inputs(*validation[:2], *validation[3:], x_name="validation x_t")
         validation = regression_data(denoiser, x_v, t_v, jnp.asarray(validation[2], x_v.dtype), l_v)
     dtype = denoiser.ftt.tt.dtype
     rows = regression_data(denoiser, x_t.astype(dtype), t, y.astype(dtype), labels)
