@@ -24,6 +24,10 @@ from jaxtt.sharding import check_mesh, data_mesh, replicate, shard_rows
 from jaxtt.solvers import ALS, DMRG, RCG, RGD, GradientDescent, LeastSquares
 from jaxtt.tt import riemannian
 
+# The multi-device subprocess is a module fixture: keep its tests on one xdist worker (pyproject's
+# --dist loadgroup), or each worker that draws one of them runs the ~70 s subprocess again.
+pytestmark = pytest.mark.xdist_group("four_devices")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BODY = textwrap.dedent(

@@ -87,7 +87,7 @@ def test_constructor_errors(cls, kwargs, error, match):
 @pytest.mark.parametrize("basis", FAMILIES[:4], ids=repr)
 def test_input_errors_name_x(basis):
     bad = [
-        (np.array([0.5 + 1j]), TypeError, "x must be real"),
+        (np.array([0.5 + 1j]), TypeError, "x must be a real array"),
         (["a"], TypeError, "x must be a numeric array"),
         (np.array([0.5, np.nan]), ValueError, "x must be finite"),
         (np.array([np.inf]), ValueError, "x must be finite"),
