@@ -5,6 +5,7 @@ XLA's host-device count is fixed when jax is imported, so the multi-device check
 ``--xla_force_host_platform_device_count=4``; the rest of the suite keeps its single device.
 """
 
+import fcntl
 import json
 import os
 import subprocess
@@ -23,10 +24,6 @@ from jaxtt import tt
 from jaxtt.sharding import check_mesh, data_mesh, replicate, shard_rows
 from jaxtt.solvers import ALS, DMRG, RCG, RGD, GradientDescent, LeastSquares
 from jaxtt.tt import riemannian
-
-# The multi-device subprocess is a module fixture: keep its tests on one xdist worker (pyproject's
-# --dist loadgroup), or each worker that draws one of them runs the ~70 s subprocess again.
-pytestmark = pytest.mark.xdist_group("four_devices")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -227,8 +224,26 @@ SOLVERS = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def four_devices():
-    """The results of both scripts, run one after the other in one subprocess (one import of jax)."""
+def four_devices(tmp_path_factory):
+    """The results of both scripts, run one after the other in one subprocess (one import of jax).
+
+    Run once per test session: pytest-xdist workers share the parent of their temporary folders, so the first
+    worker that needs the results computes them under a file lock and the others read its file (the ~70 s
+    subprocess would otherwise run once per worker)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process: nothing to share
+        return _run_four_devices()
+    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, the workers' common parent
+    with open(shared / "four_devices.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = shared / "four_devices.json"
+        if cached.exists():
+            return json.loads(cached.read_text())
+        results = _run_four_devices()
+        cached.write_text(json.dumps(results))
+        return results
+
+
+def _run_four_devices():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu",
            "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = subprocess.run([sys.executable, "-c", BODY + SOLVERS], env=env, capture_output=True, text=True,
