@@ -195,8 +195,10 @@ def _check_output_dir(flag: str, path: str) -> None:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise _UsageError(f"argument {flag}: cannot create {path}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise _UsageError(f"argument {flag}: cannot write to {path}: {ancestor} is not writable")
+    try:  # a real probe: permission bits do not say what the file system allows (/proc, read-only mounts, root)
+        os.rmdir(tempfile.mkdtemp(prefix=".jaxtt-probe-", dir=ancestor))
+    except OSError as err:
+        raise _UsageError(f"argument {flag}: cannot write to {path}: {ancestor}: {err.strerror}") from None
 
 
 def _check_output_file(flag: str, path: str, suffixes: tuple[str, ...] | None = None) -> None:

@@ -2,6 +2,7 @@
 checked before any work, and `train`/`sample`/`evaluate` on a user's own points."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,13 @@ def test_demo_refuses_bad_options_before_creating_the_folder(tmp_path, capsys, o
 def test_demo_refuses_an_output_path_that_is_a_file(tmp_path, capsys):
     (tmp_path / "f").write_text("")
     assert "--out" in _usage_error(["demo", "--out", str(tmp_path / "f")], capsys)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
+def test_demo_refuses_a_folder_the_file_system_will_not_create(capsys):
+    """/proc looks writable to root by its permission bits but refuses new folders: probed, not guessed."""
+    assert "argument --out: cannot write to /proc/jaxtt-probe" in _usage_error(["demo", "--out", "/proc/jaxtt-probe"],
+                                                                                capsys)
 
 
 def test_user_errors_fail_fast_without_importing_jax(tmp_path):
