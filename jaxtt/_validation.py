@@ -10,12 +10,13 @@ always run because shapes are static.
 from __future__ import annotations
 
 import numbers
-import os
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxtt._sizes import host_memory_bytes
 
 __all__ = [
     "is_concrete",
@@ -343,12 +344,7 @@ def device_memory_bytes(device=None) -> int | None:
         stats = None
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"])
-    if device.platform == "cpu":
-        try:
-            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX systems
-            return None
-    return None
+    return host_memory_bytes() if device.platform == "cpu" else None
 
 
 def check_memory(nbytes: int, name: str, what: str, remedy: str, device=None) -> None:

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from jaxtt import __version__
+from jaxtt._sizes import als_sweep_bytes, host_memory_bytes, tt_ranks
 
 __all__ = ["main", "demo", "train", "sample", "evaluate", "digits"]
 
@@ -271,6 +272,7 @@ def _check_demo(args) -> None:
     _check_ftt_options(args)
     if args.ddim_steps > args.T:
         raise _UsageError(f"argument --ddim-steps: must be at most --T = {args.T}, got {args.ddim_steps}")
+    _check_fit_memory_early(args, 2, args.n * args.repeats)
     _check_output_dir("--out", args.out)
 
 
@@ -290,6 +292,7 @@ def _check_train(args) -> None:
     if not args.no_standardize and np.any(std == 0):
         raise _UsageError(f"argument data: column {int(np.argmin(std))} of {args.data} is constant; "
                           "it cannot be standardized (drop it, or pass --no-standardize)")
+    _check_fit_memory_early(args, x.shape[1], x.shape[0] * args.repeats)
     args.points = x
 
 
@@ -508,16 +511,28 @@ def _denoiser(hyper: dict, key):
 
 
 def _check_fit_memory(denoiser, rows: int, cg_steps: int) -> None:
-    """Refuse (as a usage error naming --rank/--m) an ALS fit whose sweep cannot fit in the device's memory."""
+    """Refuse an ALS fit of ``denoiser`` whose sweep cannot fit in the device's memory (after JAX is imported)."""
     from jaxtt._validation import device_memory_bytes
     from jaxtt.solvers import sweep_memory
 
-    needed, limit = sweep_memory(denoiser.ftt, rows, cg_maxiter=cg_steps), device_memory_bytes()
+    _refuse_fit_memory(sweep_memory(denoiser.ftt, rows, cg_maxiter=cg_steps), device_memory_bytes(),
+                       max(denoiser.ftt.tt.ranks), max(b.m for b in denoiser.ftt.bases), cg_steps)
+
+
+def _check_fit_memory_early(args, dim: int, rows: int) -> None:
+    """Refuse from the options alone, before JAX is imported, an ALS fit of a ``dim``-D denoiser whose sweep
+    cannot fit in this machine's memory: the same estimate with 4-byte entries (a lower bound)."""
+    modes = [args.m] * (dim + 1)  # the data cores and the time core
+    ranks = tt_ranks(modes, args.rank)
+    needed = als_sweep_bytes(ranks, modes, rows, batch=dim, itemsize=4, cg_maxiter=args.cg_steps)
+    _refuse_fit_memory(needed, host_memory_bytes(), max(ranks), args.m, args.cg_steps)
+
+
+def _refuse_fit_memory(needed: int, limit: int | None, rank: int, m: int, cg_steps: int) -> None:
     if limit is not None and needed > limit:
         remedy = "lower them" + ("" if cg_steps else ", or pass --cg-steps 8 (matrix-free local solves)")
-        raise _UsageError(f"argument --rank/--m: an ALS sweep at rank {max(denoiser.ftt.tt.ranks)} with "
-                          f"{max(b.m for b in denoiser.ftt.bases)} basis functions needs {needed / 1e9:.3g} GB, more than the {limit / 1e9:.3g} GB of memory "
-                          f"here; {remedy}")
+        raise _UsageError(f"argument --rank/--m: an ALS sweep at rank {rank} with {m} basis functions needs "
+                          f"{needed / 1e9:.3g} GB, more than the {limit / 1e9:.3g} GB of memory here; {remedy}")
 
 
 def train(args: argparse.Namespace) -> dict:

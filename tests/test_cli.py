@@ -1,6 +1,7 @@
 """The `jaxtt` command line: `demo` end to end at toy size (the table, the JSON results and the plot), options
 checked before any work, and `train`/`sample`/`evaluate` on a user's own points."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -79,7 +80,8 @@ def test_demo_refuses_a_folder_the_file_system_will_not_create(capsys):
 def test_user_errors_fail_fast_without_importing_jax(tmp_path):
     code = ("import sys\nfrom jaxtt.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
             "    print(e.code, 'jax' in sys.modules)\n")
-    for argv in (["demo", "--n", "100"], ["train", str(tmp_path / "none.npy"), "--out", str(tmp_path / "m")]):
+    for argv in (["demo", "--n", "100"], ["train", str(tmp_path / "none.npy"), "--out", str(tmp_path / "m")],
+                 ["demo", "--rank", "64", "--m", "64", "--cg-steps", "0", "--out", str(tmp_path / "o")]):
         run = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT,
                              env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
         assert run.stdout.split() == ["2", "False"], run.stdout + run.stderr
@@ -223,6 +225,26 @@ def test_a_fit_larger_than_memory_is_refused_before_the_folder(tmp_path, capsys)
     err = _usage_error(["demo", "--rank", "64", "--m", "64", "--cg-steps", "0", "--out", str(out)], capsys)
     assert "--rank/--m" in err and "GB" in err and "--cg-steps 8" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("basis, dim, cg_steps", [("legendre", 2, 0), ("bspline", 3, 8)])
+def test_the_early_memory_estimate_is_the_one_of_the_model_the_command_builds(basis, dim, cg_steps, monkeypatch):
+    """Before importing JAX the command estimates the sweep from its options; the estimate must be
+    :func:`sweep_memory` of the float32 denoiser it then builds, so the early refusal is exactly at the limit."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxtt.ftt import FTTDenoiser
+    from jaxtt.solvers import sweep_memory
+
+    args = argparse.Namespace(rank=6, m=5, basis=basis, cg_steps=cg_steps)
+    model = FTTDenoiser(dim, 50, rank=args.rank, m=args.m, basis=basis, dtype=jnp.float32, key=jax.random.key(0))
+    needed = sweep_memory(model.ftt, 1000, cg_maxiter=cg_steps)
+    monkeypatch.setattr(cli, "host_memory_bytes", lambda: needed)
+    cli._check_fit_memory_early(args, dim, 1000)
+    monkeypatch.setattr(cli, "host_memory_bytes", lambda: needed - 1)
+    with pytest.raises(cli._UsageError, match="--rank/--m"):
+        cli._check_fit_memory_early(args, dim, 1000)
 
 
 # --- digits -----------------------------------------------------------------------------------------------------

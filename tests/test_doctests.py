@@ -7,6 +7,7 @@ import pytest
 
 MODULES = [
     "jaxtt._validation",
+    "jaxtt._sizes",
     "jaxtt.errors",
     "jaxtt.checkpoint",
     "jaxtt.basis.base",

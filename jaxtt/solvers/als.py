@@ -51,6 +51,7 @@ from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, Float, Int
 
+from jaxtt._sizes import als_sweep_bytes
 from jaxtt._validation import check_bool, check_instance, check_int, check_real, is_concrete
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
@@ -306,13 +307,9 @@ def sweep_memory(model: FTT, n: int, *, chunk_size: int = 4096, cg_maxiter: int 
     n = check_int(n, "n", minimum=1)
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     cg_maxiter = check_int(cg_maxiter, "cg_maxiter", minimum=0)
-    ranks, modes = model.tt.ranks, [b.m for b in model.bases]
-    d, r, m = len(modes), max(ranks), max(modes)
-    p = max(ranks[k] * modes[k] * ranks[k + 1] for k in range(d))
-    chunk = max(1, min(chunk_size, n))
-    local = min(n, chunk * r) * p if cg_maxiter else 3 * p * p + chunk * p
     batch = int(np.prod(model.tt.batch_shape, dtype=np.int64))
-    return int(batch * (local + 2 * n * r * d + n * m * r) * np.dtype(model.tt.dtype).itemsize)
+    return als_sweep_bytes(model.tt.ranks, [b.m for b in model.bases], n, batch=batch,
+                           itemsize=np.dtype(model.tt.dtype).itemsize, chunk_size=chunk_size, cg_maxiter=cg_maxiter)
 
 
 def sweep_order(d: int) -> list[int]:

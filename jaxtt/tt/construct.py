@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from jaxtt._sizes import tt_ranks
 from jaxtt._validation import (
     check_array,
     check_float_dtype,
@@ -67,9 +67,7 @@ def feasible_ranks(shape: Sequence[int], rank: int) -> tuple[int, ...]:
     """
     shape = _check_shape(shape)
     rank = check_int(rank, "rank", minimum=1)
-    return (1,) + tuple(
-        min(rank, math.prod(shape[:k]), math.prod(shape[k:])) for k in range(1, len(shape))
-    ) + (1,)
+    return tt_ranks(shape, rank)
 
 
 def _check_shape(shape) -> tuple[int, ...]:
