@@ -372,8 +372,8 @@ def cli_cases(folder: Path):
             ["--ddim-steps", "500", "--T", "50"], ["--cg-steps", "-3"], ["--samples", "1"], ["--seed", "-1"],
             ["--dataset", "nope"], ["--basis", "nope"], ["--nn-width", "0"], ["--nn-steps", "0"],
             ["--batch-size", "0"], ["--repeats", "0"], ["--sweeps", "0"], ["--out", "/proc/jaxtt-sweep"],
-            ["--rank", "64", "--m", "64", "--basis", "bspline"], ["--m", "2", "--basis", "bspline"],
-            ["--unknown"]]
+            ["--rank", "64", "--m", "64", "--basis", "bspline"], ["--rank", "64", "--m", "64", "--cg-steps", "0"],
+            ["--m", "2", "--basis", "bspline"], ["--unknown"]]
     data_file = str(good)
     train = [[str(folder / "missing.npy"), "--out", str(folder / "m.ckpt")],
              [str(folder / "text.txt"), "--out", str(folder / "m.ckpt")],
@@ -383,7 +383,8 @@ def cli_cases(folder: Path):
              [data_file], [data_file, "--out", "/proc/jaxtt-sweep/m.ckpt"],
              [data_file, "--out", str(folder / "m.ckpt"), "--rank", "0"],
              [data_file, "--out", str(folder / "m.ckpt"), "--schedule", "nope"],
-             [data_file, "--out", str(folder / "m.ckpt"), "--sweeps", "-2"]]
+             [data_file, "--out", str(folder / "m.ckpt"), "--sweeps", "-2"],
+             [data_file, "--out", str(folder / "m.ckpt"), "--rank", "64", "--m", "64", "--cg-steps", "0"]]
     sample = [[str(folder / "missing.ckpt"), "--out", str(folder / "s.npy")],
               [str(folder / "notamodel.ckpt"), "--out", str(folder / "s.npy")],
               [str(folder / "notamodel.ckpt"), "--out", str(folder / "s.txt")],
