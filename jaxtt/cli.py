@@ -173,6 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--classifier-scales", type=float, nargs="+", default=None, help="classifier guidance weights")
     sizes.add_argument("--targets", choices=("sampled", "empirical_bayes"), default=None,
                        help="FTT regression targets")
+    sizes.add_argument("--prediction", choices=("eps", "x0", "v"), default=None,
+                       help="what the latent FTTs regress on (they return the noise either way)")
+    sizes.add_argument("--no-whiten", action="store_true", help="latent FTTs in the latents' own axes, not whitened")
     sizes.add_argument("--no-conditional", action="store_true", help="leave out the class-conditional models")
     sizes.add_argument("--no-fast-ftt", action="store_true", help="leave out the second, cheaper latent FTT")
     dig.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -350,6 +353,8 @@ def _check_digits(args) -> None:
         overrides["conditional"] = False
     if args.no_fast_ftt:
         overrides["fast_ftt"] = None
+    if args.no_whiten:
+        overrides["whiten"] = False
     try:
         args.config = dataclasses.replace(base, **overrides)
     except (TypeError, ValueError) as err:  # DigitsConfig names its field first: "ddim_steps must be ..."

@@ -48,6 +48,9 @@ class DigitsConfig:
         unet_channels, unet_steps, unet_batch_size: the pixel-space U-Net, its AdamW steps (0 leaves it out) and
             batch size (the quick budget takes about the latent ResNet-MLP's training time).
         rank, m, sweeps, repeats, cg_steps, targets: the latent FTT (:func:`jaxtt.solvers.fit_denoiser`).
+        whiten, prediction: the latent FTTs' coordinates and output: PCA whitening of every noised marginal
+            carried by the model (:class:`jaxtt.ftt.Whitening`) and the predicted quantity (``"eps"``, ``"x0"`` or
+            ``"v"``; the model still returns the noise).
         fast_ftt: ``(rank, m, repeats, sweeps)`` of a second, cheaper unconditional latent FTT (None: none).
         label_dropout: fraction of rows with the null label (conditional models).
         scales: classifier-free guidance weights ``w`` of the conditional models.
@@ -87,6 +90,8 @@ class DigitsConfig:
     repeats: int = 8
     cg_steps: int = 8
     targets: str = "empirical_bayes"
+    whiten: bool = True
+    prediction: str = "v"
     label_dropout: float = 0.1
     scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
     samples: int = 1000
@@ -119,6 +124,10 @@ class DigitsConfig:
         real("label_dropout", self.label_dropout, 0.0, 1.0)
         for w in self.scales + self.classifier_scales:
             real("scales[i]", w)
+        if not isinstance(self.whiten, bool):
+            raise TypeError(f"whiten must be a bool, got {type(self.whiten).__name__} {self.whiten!r}")
+        if self.prediction not in ("eps", "x0", "v"):
+            raise ValueError(f"prediction must be 'eps', 'x0' or 'v', got {self.prediction!r}")
         if self.targets not in ("sampled", "empirical_bayes"):
             raise ValueError(f"targets must be 'sampled' or 'empirical_bayes', got {self.targets!r}")
         if self.ddim_steps > self.T:
@@ -163,6 +172,15 @@ def conditional_ddpm_loss(model, key, batch, *, schedule, null_label: int, label
     return ddpm_loss(lambda x_t, t: model(x_t, t, y), schedule, k_loss, x)
 
 
+def _latent_ftt(config, z_train, schedule, key, *, rank: int, m: int, classes: int | None = None):
+    """An FTT denoiser of the latents in the configured coordinates (whitening) and parameterization."""
+    from jaxtt.ftt import FTTDenoiser, Whitening
+
+    coordinates = {"schedule": schedule, "prediction": config.prediction,
+                   "whitening": Whitening.fit(z_train) if config.whiten else None}
+    return FTTDenoiser(config.latent, config.T, rank=rank, m=m, classes=classes, key=key, **coordinates)
+
+
 def _timed(fn, *args, **kwargs):
     import jax
 
@@ -193,7 +211,6 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
 
     from jaxtt.data import digits_split
     from jaxtt.diffusion import DDIM, linear_schedule, sample
-    from jaxtt.ftt import FTTDenoiser
     from jaxtt.latent import LatentSpace
     from jaxtt.metrics import frechet_distance
     from jaxtt.nn import Batched, ResNetMLP, UNet, train_classifier, train_vae
@@ -272,7 +289,7 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
         variants[f"latent FTT-DDPM, r{rank} m{m} {repeats} draws {sweeps} sweeps"] = config.fast_ftt
     fitted_ftts = {}
     for name, (rank, m, repeats, sweeps) in variants.items():
-        start = FTTDenoiser(config.latent, config.T, rank=rank, m=m, key=next(keys))
+        start = _latent_ftt(config, z_train, schedule, next(keys), rank=rank, m=m)
         fit_ftt = functools.partial(fit_denoiser, start, z_train, schedule, next(keys), solver=solver, steps=sweeps,
                                     repeats=repeats, targets=config.targets, progress=progress)
         (fitted, _), seconds = _timed(fit_ftt)
@@ -318,7 +335,6 @@ def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_s
     import jax.numpy as jnp
 
     from jaxtt.diffusion import ClassifierFreeGuidance
-    from jaxtt.ftt import FTTDenoiser
     from jaxtt.nn import Batched, ResNetMLP
     from jaxtt.solvers import fit_denoiser
     from jaxtt.train import default_optimizer, fit, num_params
@@ -333,7 +349,7 @@ def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_s
     trained, nn_seconds = _timed(fit, net, rows, None, default_optimizer(config.nn_steps), steps=config.nn_steps,
                                  batch_size=min(config.batch_size, z_train.shape[0]), key=next(keys), loss=loss,
                                  progress=False)
-    ftt = FTTDenoiser(config.latent, config.T, rank=config.rank, m=config.m, classes=CLASSES, key=next(keys))
+    ftt = _latent_ftt(config, z_train, schedule, next(keys), rank=config.rank, m=config.m, classes=CLASSES)
     (ftt, _), ftt_seconds = _timed(fit_denoiser, ftt, z_train, schedule, next(keys), solver=solver,
                                    steps=config.sweeps, repeats=config.repeats, targets=config.targets,
                                    labels=y_train, label_dropout=config.label_dropout, progress=False)
