@@ -1,10 +1,11 @@
 """The FTT-vs-NN study (v2): closed-form functional tensor-train denoisers against the ResNet-MLP up to D = 16.
 
-Run (quick mode, ~20 minutes on a quiet 2-core CPU)::
+Run (quick mode: 7 problems, 45 minutes measured at load average 7-8 on a shared 2-core CPU)::
 
     .venv/bin/python benchmarks/study_ftt_vs_nn.py --quick
 
-or the full study (designed for <= 60 minutes there) without ``--quick``. Writes
+or the full study (11 problems, three rungs per variant, v1's swiss-roll optimizer and design comparison; not yet
+timed, expect two to three times the quick mode) without ``--quick``. Writes
 ``benchmarks/results/study_{quick,full}.json``, ``study_{quick,full}_*.png`` (time to quality per problem, sample
 scatter plots; in full mode also the swiss-roll design sweep and loss landscapes) and ``benchmarks/results/STUDY.md``
 (the summary tables of every study JSON present).
@@ -66,10 +67,12 @@ reported without a goal. Where no rung reaches, the closest rung (smallest worst
 metrics) is reported with its gaps.
 
 Cost: training wall time including compilation (the ALS solver compiles a sweep once per shape and configuration
-and reuses it, so a configuration whose shapes occurred earlier in the run is timed without compilation; the NN
-loop is compiled once per run); the empirical-Bayes targets and the whitening are computed inside the timed fit;
-the compilation is estimated and subtracted as "compute" time; parameter counts; FLOPs per eps evaluation, counted
-analytically (the reference) and by XLA's ``cost_analysis`` of the jitted model on a batch (per sample; XLA counts
+and reuses it, so a configuration whose shapes occurred earlier in the run is timed without compilation: the
+variants run in the order listed above, and the first one on a problem, ``sampled``, pays the compilation that
+later variants of the same shapes reuse; the NN loop is compiled once per run); the empirical-Bayes targets and
+the whitening are computed inside the timed fit; the compilation is estimated (the first sweep's excess over the
+median sweep, which misses the compilation outside the sweeps) and subtracted as "compute" time; parameter
+counts; FLOPs per eps evaluation, counted analytically (the reference) and by XLA's ``cost_analysis`` of the jitted model on a batch (per sample; XLA counts
 the body of a ``lax.scan`` once, so for FTTs whose interior cores are scanned, ``D >= 4`` here, its count is a
 lower bound); memory from XLA's ``memory_analysis`` of the compiled training program (one AdamW step at batch
 256, or one ALS sweep over all regression rows): arguments + outputs + temporaries - aliased bytes.
@@ -80,7 +83,9 @@ Landscape of Neural Nets", §4): each row of a weight matrix (a neuron) and each
 direction is rescaled to the norm of the corresponding weights; biases and LayerNorm parameters get zero
 directions.
 
-The machine is shared and timings are noisy: the load average is recorded at the start and the end.
+The machine is shared and timings are noisy: the load average is recorded at the start and the end. To see what
+compilation adds to one rung, ``--time-rung PROBLEM VARIANT RUNG`` (with ``--quick`` for the quick ladders) fits
+it twice in a fresh process and prints the cold and the warm wall time.
 """
 
 from __future__ import annotations
@@ -181,7 +186,7 @@ V2_PROBLEMS = ("swiss_roll", "gmm8", "gmm16", "gmm8rot", "manifold8", "digits_pc
 
 
 def settings_for(quick: bool) -> Settings:
-    """The budgets of ``--quick`` (designed for ~20 min on a quiet 2-core CPU) and of the full study (<= 60 min).
+    """The budgets of ``--quick`` and of the full study.
 
     The NN budget: on the swiss roll, 3000 AdamW steps at batch 256 leave the ResNet-MLP visibly under-trained
     (blurred spiral, MMD² 5e-3), 10,000 steps resolve it (MMD² 8e-4, SW 0.06) and 20,000 add little, so every NN
@@ -1273,15 +1278,33 @@ def print_table(result: dict):
     print(f"machine: {m['processor']}, {m['cpu_count']} cores, jax {m['jax']}; total {result['total_s']:.0f} s")
 
 
+def time_rung_cold(problem_name: str, variant: str, rung: int, quick: bool) -> dict:
+    """Fit one rung of one variant twice in this process: the first fit pays every compilation (as a user's
+    first fit does), the second reuses it (as later variants in a study run do)."""
+    s = settings_for(quick)
+    schedule = linear_schedule(s.T)
+    problem = make_problem(problem_name, s)
+    cfg = variant_config(variant, s.rungs[problem.dim][rung])
+    times = [train_ftt_closed_form(problem, schedule, cfg, jax.random.key(s.seed))[1]["train_s"] for _ in range(2)]
+    return {"problem": problem_name, "variant": variant, "rung": rung, "config": cfg, "cold_s": times[0],
+            "warm_s": times[1], "load": os.getloadavg()}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced budgets (~20 minutes)")
+    parser.add_argument("--quick", action="store_true", help="reduced budgets (7 problems, two rungs per variant)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="output directory")
+    parser.add_argument("--time-rung", nargs=3, metavar=("PROBLEM", "VARIANT", "RUNG"),
+                        help="only time one rung's fit cold (fresh process) and warm, print it and exit")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.time_rung:
+        name, variant, rung = args.time_rung
+        print(json.dumps(time_rung_cold(name, variant, int(rung), args.quick)))
+        return
     s = settings_for(args.quick)
     args.results.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
