@@ -17,6 +17,9 @@ whose minimiser is the conditional mean :math:`v^*(x, s) = \mathbb{E}[\epsilon -
 data. Because the target is fixed, the regression is exactly the kind a functional tensor train solves in
 closed form: :func:`flow_matching_triples` gives the rows ``(x_s, s, ε − x0)`` for
 :func:`jaxtt.solvers.fit_regression`; :func:`flow_matching_loss` is the same objective for gradient training.
+With ``targets="empirical_bayes"`` the rows carry the conditional mean of ``ε − x0`` under the empirical data
+distribution instead (:func:`jaxtt.diffusion.empirical_bayes_velocity`; Xu et al. 2023): the same minimiser,
+without the target noise a fit on a fixed set of rows keeps.
 
 Time variable of an FTT velocity: :class:`jaxtt.ftt.FTTDenoiser` with ``time="core"`` feeds the normalised time
 ``t/T`` to a basis on ``[0, 1]``; built with ``T = 1`` and called with the real ``s`` it is a functional TT of
