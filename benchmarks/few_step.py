@@ -24,7 +24,7 @@ at the same error); the flows' rows repeat each data point ``repeats`` times (th
 PD/CD/compression rows only ``distill_repeats`` times (their targets are functions of ``x_t``), and a
 warm-started distillation round takes ``distill_sweeps`` sweeps. ``--ftt-targets empirical_bayes`` fits the FTT
 flow to :math:`E[\epsilon - x_0 \mid x_s]` under the training set instead of the sampled ``ε − x0``
-(:func:`jaxtt.diffusion.empirical_bayes_velocity`). Networks: :func:`jaxtt.train.fit`
+(:func:`jaxtt.diffusion.targets.empirical_bayes_velocity`). Networks: :func:`jaxtt.train.fit`
 (AdamW, cosine decay) with the flow-matching or distillation ``loss``. Times are wall-clock seconds of the fit
 or training run, compilation included. Quality: unbiased MMD² (median-heuristic RBF) and sliced
 Wasserstein-2 of ``n_eval`` samples against a held-out data sample, next to the floor of two data samples.

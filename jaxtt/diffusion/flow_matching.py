@@ -18,7 +18,7 @@ data. Because the target is fixed, the regression is exactly the kind a function
 closed form: :func:`flow_matching_triples` gives the rows ``(x_s, s, ε − x0)`` for
 :func:`jaxtt.solvers.fit_regression`; :func:`flow_matching_loss` is the same objective for gradient training.
 With ``targets="empirical_bayes"`` the rows carry the conditional mean of ``ε − x0`` under the empirical data
-distribution instead (:func:`jaxtt.diffusion.empirical_bayes_velocity`; Xu et al. 2023): the same minimiser,
+distribution instead (:func:`jaxtt.diffusion.targets.empirical_bayes_velocity`; Xu et al. 2023): the same minimiser,
 without the target noise a fit on a fixed set of rows keeps.
 
 Time variable of an FTT velocity: :class:`jaxtt.ftt.FTTDenoiser` with ``time="core"`` feeds the normalised time
@@ -128,7 +128,7 @@ def flow_matching_triples(
 
     ``targets="empirical_bayes"`` replaces the sampled velocity by its conditional mean
     :math:`E[\epsilon - x_0 \mid x_s]` when :math:`x_0` is uniform on ``x0``
-    (:func:`jaxtt.diffusion.empirical_bayes_velocity`; the "stable target field" of Xu et al. 2023): the same
+    (:func:`jaxtt.diffusion.targets.empirical_bayes_velocity`; the "stable target field" of Xu et al. 2023): the same
     minimiser of the loss over all functions, without the conditional variance of :math:`\epsilon - x_0`
     that a closed-form fit on a fixed set of rows keeps. It costs ``O(N² · repeats · D)`` and holds only for
     the independent coupling (no ``eps``).

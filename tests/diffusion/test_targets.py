@@ -7,14 +7,8 @@ import numpy as np
 import pytest
 
 from jaxtt.data import GaussianMixture
-from jaxtt.diffusion import (
-    empirical_bayes_eps,
-    empirical_bayes_velocity,
-    flow_matching_triples,
-    linear_schedule,
-    q_sample,
-    training_triples,
-)
+from jaxtt.diffusion import empirical_bayes_eps, flow_matching_triples, linear_schedule, q_sample, training_triples
+from jaxtt.diffusion.targets import empirical_bayes_velocity
 from jaxtt.ftt import FTTDenoiser
 from jaxtt.solvers import fit_denoiser
 
