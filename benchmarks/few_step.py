@@ -1,7 +1,7 @@
 """Few-step generation solved in closed form: rectified flow, reflow, progressive and consistency distillation
 and compression, each with an FTT (closed-form TT-ALS fits) and a network (Adam) model, quality against NFE.
 
-    python benchmarks/few_step.py [--quick]
+    python benchmarks/few_step.py [--quick] [--problems swiss_roll gmm8] [--ftt-targets empirical_bayes]
 
 Problems: the swiss roll (2-D) and an 8-D Gaussian mixture (4 components, as in ``study_ftt_vs_nn.py``).
 Schedule: cosine, T = 1000 (so the flow's start ``s_T`` is 1 up to 1e-5). Methods, each for an FTT and a network:
@@ -19,7 +19,12 @@ Schedule: cosine, T = 1000 (so the flow's start ``s_T`` is 1 up to 1e-5). Method
 * ``compress``: the network RF teacher copied into FTT students of a few ranks by regression on its outputs
   (v targets at sampled ``(x_t, t)``); DDIM at each NFE. Parameter counts reported.
 
-FTT fits: :func:`jaxtt.solvers.fit_regression` with ``ALS(cg_maxiter=8)``; networks: :func:`jaxtt.train.fit`
+FTT fits: :func:`jaxtt.solvers.fit_regression` with ``ALS(cg_maxiter=8)`` in float32 (half the time of float64
+at the same error); the flows' rows repeat each data point ``repeats`` times (their targets are noisy), the
+PD/CD/compression rows only ``distill_repeats`` times (their targets are functions of ``x_t``), and a
+warm-started distillation round takes ``distill_sweeps`` sweeps. ``--ftt-targets empirical_bayes`` fits the FTT
+flow to :math:`E[\epsilon - x_0 \mid x_s]` under the training set instead of the sampled ``ε − x0``
+(:func:`jaxtt.diffusion.targets.empirical_bayes_velocity`). Networks: :func:`jaxtt.train.fit`
 (AdamW, cosine decay) with the flow-matching or distillation ``loss``. Times are wall-clock seconds of the fit
 or training run, compilation included. Quality: unbiased MMD² (median-heuristic RBF) and sliced
 Wasserstein-2 of ``n_eval`` samples against a held-out data sample, next to the floor of two data samples.
@@ -35,7 +40,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import equinox as eqx
 import jax
@@ -75,6 +80,7 @@ from jaxtt.train import fit as train_fit
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 T = 1000
 NFES = (1, 2, 4, 8, 100)
+PROBLEMS = ("swiss_roll", "gmm8")
 TEACHER_STEPS = 16
 
 
@@ -92,15 +98,20 @@ class Settings:
     cd_steps: int
     cd_iterations: int
     compress_ranks: tuple
+    distill_repeats: int  # rows per data point of the PD/CD/compression fits (their targets are noise-free)
+    distill_sweeps: int  # ALS sweeps of a warm-started distillation fit
+    ftt_dtype: str = "float32"
+    ftt_targets: str = "sampled"  # RF rows: "sampled" eps - x0 or "empirical_bayes" E[eps - x0 | x_s]
     seed: int = 0
 
 
-QUICK = Settings(n_train=4000, n_eval=1000, repeats=8, sweeps=4, ftt={"swiss_roll": (6, 10), "gmm8": (4, 6)},
+QUICK = Settings(n_train=4000, n_eval=1000, repeats=8, sweeps=4, ftt={"swiss_roll": (6, 10), "gmm8": (6, 8)},
                  nn_width=64, nn_depth=2, nn_steps=3000, student_steps=400, cd_steps=8, cd_iterations=8,
-                 compress_ranks=(2, 6))
-FULL = Settings(n_train=20000, n_eval=4000, repeats=16, sweeps=6, ftt={"swiss_roll": (8, 12), "gmm8": (6, 8)},
-                nn_width=128, nn_depth=3, nn_steps=20000, student_steps=3000, cd_steps=16, cd_iterations=16,
-                compress_ranks=(2, 4, 8))
+                 compress_ranks=(2, 6), distill_repeats=4, distill_sweeps=2)
+# FULL: 2x the data and evaluation samples, larger FTTs and networks, 2x the Adam steps and a 16-step CD grid
+FULL = Settings(n_train=8000, n_eval=2000, repeats=8, sweeps=4, ftt={"swiss_roll": (8, 12), "gmm8": (8, 8)},
+                nn_width=128, nn_depth=2, nn_steps=6000, student_steps=800, cd_steps=16, cd_iterations=8,
+                compress_ranks=(2, 4, 8), distill_repeats=2, distill_sweeps=2)
 
 
 class ScaledTime(eqx.Module):
@@ -166,13 +177,18 @@ class Run:
     # ------------------------------------------------------------------ models
     def ftt(self, T_model, rank=None, time_m=None, key="ftt"):
         return FTTDenoiser(self.dim, T_model, rank=rank or self.rank, m=self.m, time_m=time_m or self.m,
-                           domain=(-5.0, 5.0), key=self.k(key))
+                           domain=(-5.0, 5.0), dtype=self.s.ftt_dtype, key=self.k(key))
 
     def nn(self, key="nn"):
         return Batched(ResNetMLP(self.dim, self.s.nn_width, self.s.nn_depth, key=self.k(key), time_scale=float(T)))
 
-    def fit_ftt(self, model, rows):
-        return fit_regression(model, *rows, solver=ALS(cg_maxiter=8), steps=self.s.sweeps)[0]
+    def fit_ftt(self, model, rows, sweeps=None):
+        """Closed-form fit of ``model`` to rows ``(x, t, y)`` in the FTT's dtype (integer steps stay integers)."""
+        x, t, y = (a.astype(self.s.ftt_dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a for a in rows)
+        return fit_regression(model, x, t, y, solver=ALS(cg_maxiter=8), steps=sweeps or self.s.sweeps)[0]
+
+    def distill_rows(self):
+        return jnp.tile(self.x, (self.s.distill_repeats, 1))
 
     def train_nn(self, model, data, loss, steps, ema=0.999):
         out = train_fit(model, data, None, steps=steps, batch_size=256, key=self.k("train"), loss=loss,
@@ -206,7 +222,7 @@ class Run:
     # ------------------------------------------------------------------ methods
     def rectified_flow(self):
         s = self.s
-        rows = flow_matching_triples(self.k("rf rows"), self.x, s.repeats)
+        rows = flow_matching_triples(self.k("rf rows"), self.x, s.repeats, targets=s.ftt_targets)
         ftt, t_ftt = timed(lambda: self.fit_ftt(self.ftt(1), rows))
         self.info["train_time"]["RF ftt"] = t_ftt
         self.info["params"]["RF ftt"] = ftt.num_params
@@ -251,8 +267,9 @@ class Run:
                                                          prediction=prediction, target="x0")
 
                 if kind == "ftt":
-                    rows = rows_of(self.k(f"pd {len(g)}"), jnp.tile(self.x, (s.repeats, 1)))
-                    student, sec = timed(lambda: self.fit_ftt(student, rows))
+                    rows = rows_of(self.k(f"pd {len(g)}"), self.distill_rows())
+                    sweeps = s.distill_sweeps if times else s.sweeps  # the first round starts from scratch
+                    student, sec = timed(lambda: self.fit_ftt(student, rows, sweeps))
                 else:
                     student, sec = timed(lambda: self.train_nn(
                         student, self.x, lambda m, k, b: regression_loss(m, *rows_of(k, b)), s.student_steps,
@@ -278,9 +295,11 @@ class Run:
                     return consistency_distillation_rows(frozen, teacher, self.schedule, grid, key, batch)
 
                 if kind == "ftt":
-                    x_t, t, y = rows_of(self.k(f"cd {it}"), jnp.tile(self.x, (s.repeats, 1)))
+                    x_t, t, y = rows_of(self.k(f"cd {it}"), self.distill_rows())
                     cm = ConsistencyModel(network, self.schedule, self.sigma_data)
-                    network, sec = timed(lambda: self.fit_ftt(network, (x_t, t, cm.network_targets(x_t, t, y))))
+                    sweeps = s.distill_sweeps if times else s.sweeps  # the first fit starts from scratch
+                    network, sec = timed(lambda: self.fit_ftt(network, (x_t, t, cm.network_targets(x_t, t, y)),
+                                                              sweeps))
                 else:
                     def loss(m, k, b):
                         return regression_loss(ConsistencyModel(m, self.schedule, self.sigma_data), *rows_of(k, b))
@@ -296,7 +315,7 @@ class Run:
     def compression(self):
         s = self.s
         teacher = FlowVelocity(self.teachers["nn"], self.schedule)
-        rows = compression_rows(teacher, self.schedule, self.k("compress"), self.x, s.repeats, target="v")
+        rows = compression_rows(teacher, self.schedule, self.k("compress"), self.x, s.distill_repeats, target="v")
         nn_params = self.info["params"]["RF nn"]
         for rank in s.compress_ranks:
             student, sec = timed(lambda: self.fit_ftt(self.ftt(T, rank=rank, key=f"c{rank}"), rows))
@@ -369,15 +388,25 @@ def table(rows, info):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (minutes on a laptop CPU)")
+    parser.add_argument("--problems", nargs="+", choices=PROBLEMS, default=PROBLEMS,
+                        help="problems to run (a subset writes its own result files)")
+    parser.add_argument("--ftt-targets", choices=("sampled", "empirical_bayes"), default=None,
+                        help="targets of the FTT rectified flow's rows (default: the preset's)")
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
     s = QUICK if args.quick else FULL
+    if args.ftt_targets is not None:
+        s = replace(s, ftt_targets=args.ftt_targets)
     tag = "few_step_quick" if args.quick else "few_step"
+    if tuple(args.problems) != PROBLEMS:
+        tag += "_" + "_".join(args.problems)
+    if s.ftt_targets != "sampled":
+        tag += "_" + s.ftt_targets
     os.makedirs(RESULTS, exist_ok=True)
     load_start = os.getloadavg()
     started = time.perf_counter()
     rows, info = [], {}
-    for name in ("swiss_roll", "gmm8"):
+    for name in args.problems:
         print(f"== {name}", flush=True)
         run = Run(name, s, args.quick)
         run.rectified_flow()

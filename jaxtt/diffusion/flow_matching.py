@@ -17,6 +17,9 @@ whose minimiser is the conditional mean :math:`v^*(x, s) = \mathbb{E}[\epsilon -
 data. Because the target is fixed, the regression is exactly the kind a functional tensor train solves in
 closed form: :func:`flow_matching_triples` gives the rows ``(x_s, s, ε − x0)`` for
 :func:`jaxtt.solvers.fit_regression`; :func:`flow_matching_loss` is the same objective for gradient training.
+With ``targets="empirical_bayes"`` the rows carry the conditional mean of ``ε − x0`` under the empirical data
+distribution instead (:func:`jaxtt.diffusion.targets.empirical_bayes_velocity`; Xu et al. 2023): the same minimiser,
+without the target noise a fit on a fixed set of rows keeps.
 
 Time variable of an FTT velocity: :class:`jaxtt.ftt.FTTDenoiser` with ``time="core"`` feeds the normalised time
 ``t/T`` to a basis on ``[0, 1]``; built with ``T = 1`` and called with the real ``s`` it is a functional TT of
@@ -45,12 +48,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxtt._validation import check_array, check_batch, check_finite, check_int, check_key
+from jaxtt._validation import check_array, check_batch, check_choice, check_finite, check_int, check_key
 from jaxtt.diffusion._checks import check_model, check_schedule
 from jaxtt.diffusion.parameterization import FlowVelocity, per_row, signal_and_noise_scales
 from jaxtt.diffusion.samplers import DDIM, AbstractSampler
 from jaxtt.diffusion.sampling import sample
 from jaxtt.diffusion.schedule import Schedule
+from jaxtt.diffusion.targets import empirical_bayes_velocity
 
 __all__ = [
     "flow_matching_loss",
@@ -112,6 +116,7 @@ def flow_matching_triples(
     repeats: int = 1,
     *,
     eps: Float[Array, "N *event"] | None = None,
+    targets: str = "sampled",
 ) -> tuple[Float[Array, "M *event"], Float[Array, " M"], Float[Array, "M *event"]]:
     r"""Regression rows ``(x_s, s, ε − x0)`` of the flow-matching objective (module docstring).
 
@@ -121,14 +126,26 @@ def flow_matching_triples(
     pairs of :func:`reflow_pairs`). Least squares of :math:`v_\theta(x_s, s)` on these rows is the Monte Carlo
     flow-matching loss.
 
+    ``targets="empirical_bayes"`` replaces the sampled velocity by its conditional mean
+    :math:`E[\epsilon - x_0 \mid x_s]` when :math:`x_0` is uniform on ``x0``
+    (:func:`jaxtt.diffusion.targets.empirical_bayes_velocity`; the "stable target field" of Xu et al. 2023): the same
+    minimiser of the loss over all functions, without the conditional variance of :math:`\epsilon - x_0`
+    that a closed-form fit on a fixed set of rows keeps. It costs ``O(N² · repeats · D)`` and holds only for
+    the independent coupling (no ``eps``).
+
     Args:
         key: PRNG key of ``s`` (and of the noise when ``eps`` is None).
         x0: data ``(N, *event)``.
         repeats: rows per data point.
         eps: optional coupled noise, shape of ``x0``.
+        targets: ``"sampled"`` (``ε − x0``) or ``"empirical_bayes"`` (its conditional mean under ``x0``).
 
     Returns:
-        ``x_s`` ``(N·repeats, *event)``, ``s`` ``(N·repeats,)`` in ``x0``'s dtype, and the target ``ε − x0``.
+        ``x_s`` ``(N·repeats, *event)``, ``s`` ``(N·repeats,)`` in ``x0``'s dtype, and the target.
+
+    Raises:
+        ValueError: ``eps`` of another shape than ``x0``, ``repeats < 1``, an unknown ``targets``, or
+            ``targets="empirical_bayes"`` with a coupling ``eps``.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -136,11 +153,22 @@ def flow_matching_triples(
         >>> x_s, s, v = flow_matching_triples(jax.random.key(0), x0, 2)
         >>> x_s.shape, s.shape, bool(jnp.allclose(x_s, 1.0 + s[:, None] * v))
         ((6, 2), (6,), True)
+        >>> # one data point: x0 is known from x_s, and the conditional mean is the sampled velocity itself
+        >>> _, _, v_eb = flow_matching_triples(jax.random.key(0), x0[:1], 2, targets="empirical_bayes")
+        >>> bool(jnp.allclose(v_eb, flow_matching_triples(jax.random.key(0), x0[:1], 2)[2], atol=1e-5))
+        True
     """
     check_key(key)
     x0, eps = _check_pairs(x0, eps)
     repeats = check_int(repeats, "repeats", minimum=1)
-    return _triples(key, x0, eps, repeats)
+    check_choice(targets, "targets", ("sampled", "empirical_bayes"))
+    if targets == "empirical_bayes" and eps is not None:
+        raise ValueError("targets='empirical_bayes' is the conditional mean under the independent coupling; "
+                         "with a coupling eps (reflow pairs) use targets='sampled'")
+    x_s, s, velocity = _triples(key, x0, eps, repeats)
+    if targets == "empirical_bayes":
+        velocity = empirical_bayes_velocity(x_s, s, x0)
+    return x_s, s, velocity
 
 
 def flow_matching_loss(
