@@ -32,7 +32,7 @@ from jaxtt.diffusion.flow_matching import (
 from jaxtt.diffusion.forward import eps_to_score, predict_x0, q_sample, score_to_eps, training_triples
 from jaxtt.diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
 from jaxtt.diffusion.langevin import langevin_sample
-from jaxtt.diffusion.targets import empirical_bayes_eps
+from jaxtt.diffusion.targets import empirical_bayes_eps, empirical_bayes_velocity
 from jaxtt.diffusion.losses import ddpm_loss, loss_weights
 from jaxtt.diffusion.ode import LogLikelihood, log_likelihood, ode_encode, ode_sample
 from jaxtt.diffusion.parameterization import PREDICTIONS, FlowVelocity, convert_prediction
@@ -80,6 +80,7 @@ __all__ = [
     "ddim_timesteps",
     "ddpm_loss",
     "empirical_bayes_eps",
+    "empirical_bayes_velocity",
     "ddpm_sample",
     "eps_to_score",
     "flow_matching_loss",
