@@ -1108,36 +1108,10 @@ def summary_markdown_v1(result: dict) -> str:
                   f"+5 %): NN MMD² {fmt(nn_q['mmd_clip'])}, SW {fmt(nn_q['sw_clip'])}; {text}."]
     lines += ["", "All problems: the NN against the FTT-ALS default of each dimension; `floor` is a second data "
               "sample against the test sample (and, for the mixtures, the exact eps*):", "",
-              "| problem | D | arm | config | params | FLOPs/eval analytic (XLA) | train memory (XLA) | train s "
-              f"| compute s | {QUALITY_HEADER} |", "|---" * 20 + "|"]
-    for name, p in result["problems"].items():
-        fl, exact = p["floor"], "-" if p["optimal_val_loss"] is None else "0"
-        lines.append(f"| {name} | {p['dim']} | floor | data vs data | | | | | | {fmt(fl['mmd'])} | {fmt(fl['sw'])} "
-                     f"| | | | | {exact} | | {fmt(p['optimal_val_loss'], '.4f')} | {exact} |")
-        for r in result["runs"]:
-            if r["problem"] != name or r["arm"] not in ("NN", "FTT-ALS"):
-                continue
-            cost = r.get("cost", {})
-            mem = cost.get("train_memory_bytes")
-            flops = f"{fmt(cost.get('flops_analytic'), '.0f')} ({fmt(cost.get('flops_xla'), '.0f')})" if cost else "-"
-            mem = "-" if mem is None else f"{mem / 2**20:.1f} MiB"
-            lines.append(
-                f"| {name} | {p['dim']} | {r['arm']} | {describe(r)} | {r.get('params', '-')} | "
-                f"{flops} | {mem} | "
-                f"{fmt(r['train_s'], '.1f')} | {fmt(r['compute_s'], '.1f')} | {quality_cells(r['quality'])} |")
+              *runs_table(result, ("NN", "FTT-ALS"))]
+    design = [r for r in result["runs"] if r["problem"] == "swiss_roll" and r["arm"] != "FTT-ALS ladder"]
     lines += ["", "Swiss roll: FTT optimizers and design choices (NN for reference; ladder rungs in the JSON):", "",
-              f"| arm | config | params | train s | compute s | {QUALITY_HEADER} |", "|---" * 15 + "|"]
-    for r in result["runs"]:
-        if r["problem"] == "swiss_roll" and r["arm"] != "FTT-ALS ladder":
-            lines.append(f"| {r['arm']} | {describe(r)} | {r.get('params', '-')} | {fmt(r['train_s'], '.1f')} | "
-                         f"{fmt(r['compute_s'], '.1f')} | {quality_cells(r['quality'])} |")
-    lands = result["landscapes"]
-    if lands:
-        lines += ["", "Loss landscapes (L_simple on a filter-normalised random plane through the trained weights): "
-                  + "; ".join(f"{k}: L = {v['centre']:.4f} at the trained point, mean relative rise "
-                              f"{v['relative_rise_at_half_span']:.3g} at distance 0.5" for k, v in lands.items())]
-    if result["notes"]:
-        lines += ["", "Notes: " + "; ".join(result["notes"])]
+              *design_table(design), *closing_lines(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -1207,14 +1181,25 @@ def summary_markdown(result: dict) -> str:
             "- | - | - |"))
     lines += ["", "All runs (`floor`: a second data sample against the test sample and, for the mixtures, the exact "
               "eps*; FLOPs and memory on the cost problems for the NN and the largest EB rung):", "",
-              "| problem | D | arm | config | params | FLOPs/eval analytic (XLA) | train memory (XLA) | train s "
-              f"| compute s | {QUALITY_HEADER} |", "|---" * 20 + "|"]
+              *runs_table(result, ("NN", "FTT"))]
+    others = [r for r in result["runs"] if r["arm"] not in ("NN", "FTT")]
+    if others:
+        lines += ["", "Swiss roll: v1's FTT optimizers and design choices (Cholesky ALS unless CGLS is named):", "",
+                  *design_table(others)]
+    lines += closing_lines(result)
+    return "\n".join(lines) + "\n"
+
+
+def runs_table(result: dict, arms: tuple[str, ...]) -> list[str]:
+    """Markdown rows of every run of ``arms`` per problem, after the problem's data-vs-data floor."""
+    lines = ["| problem | D | arm | config | params | FLOPs/eval analytic (XLA) | train memory (XLA) | train s "
+             f"| compute s | {QUALITY_HEADER} |", "|---" * 20 + "|"]
     for name, p in result["problems"].items():
         fl, exact = p["floor"], "-" if p["optimal_val_loss"] is None else "0"
         lines.append(f"| {name} | {p['dim']} | floor | data vs data | | | | | | {fmt(fl['mmd'])} | {fmt(fl['sw'])} "
                      f"| | | | | {exact} | | {fmt(p['optimal_val_loss'], '.4f')} | {exact} |")
         for r in result["runs"]:
-            if r["problem"] != name or r["arm"] not in ("NN", "FTT"):
+            if r["problem"] != name or r["arm"] not in arms:
                 continue
             cost = r.get("cost") or {}
             mem = cost.get("train_memory_bytes")
@@ -1223,21 +1208,25 @@ def summary_markdown(result: dict) -> str:
             lines.append(
                 f"| {name} | {p['dim']} | {r['arm']} | {describe(r)} | {r.get('params', '-')} | {flops} | {mem} | "
                 f"{fmt(r['train_s'], '.1f')} | {fmt(r['compute_s'], '.1f')} | {quality_cells(r['quality'])} |")
-    others = [r for r in result["runs"] if r["arm"] not in ("NN", "FTT")]
-    if others:
-        lines += ["", "Swiss roll: v1's FTT optimizers and design choices (Cholesky ALS unless CGLS is named):", "",
-                  f"| arm | config | params | train s | compute s | {QUALITY_HEADER} |", "|---" * 15 + "|"]
-        for r in others:
-            lines.append(f"| {r['arm']} | {describe(r)} | {r.get('params', '-')} | {fmt(r['train_s'], '.1f')} | "
-                         f"{fmt(r['compute_s'], '.1f')} | {quality_cells(r['quality'])} |")
-    lands = result["landscapes"]
+    return lines
+
+
+def design_table(runs: list[dict]) -> list[str]:
+    lines = [f"| arm | config | params | train s | compute s | {QUALITY_HEADER} |", "|---" * 15 + "|"]
+    return lines + [f"| {r['arm']} | {describe(r)} | {r.get('params', '-')} | {fmt(r['train_s'], '.1f')} | "
+                    f"{fmt(r['compute_s'], '.1f')} | {quality_cells(r['quality'])} |" for r in runs]
+
+
+def closing_lines(result: dict) -> list[str]:
+    """The loss landscapes and the notes of a study, when it has them."""
+    lines, lands = [], result["landscapes"]
     if lands:
         lines += ["", "Loss landscapes (L_simple on a filter-normalised random plane through the trained weights): "
                   + "; ".join(f"{k}: L = {v['centre']:.4f} at the trained point, mean relative rise "
                               f"{v['relative_rise_at_half_span']:.3g} at distance 0.5" for k, v in lands.items())]
     if result["notes"]:
         lines += ["", "Notes: " + "; ".join(result["notes"])]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_study_md(results_dir: Path):
