@@ -6,8 +6,9 @@
   ``demo_samples.png`` (data | FTT | NN) and ``demo_results.json``. Both arms get the budget the FTT-vs-NN
   study (``benchmarks/study_ftt_vs_nn.py``) measured as enough on the swiss roll with 10,000 points: the
   ResNet-MLP 10,000 AdamW steps (3000 leave it visibly under-trained), the FTT its best measured
-  configuration, rank 8 with 16 Legendre functions per variable, 8 noise draws per point and 3 ALS sweeps of
-  8 CGLS steps per core.
+  configuration: rank 8 with 16 Legendre functions per variable, predicting the velocity ``v`` (Salimans & Ho
+  2022) regressed on empirical-Bayes targets (the posterior mean of the noise under the training points,
+  Xu et al. 2023), 4 noise draws per point and 3 ALS sweeps of 8 CGLS steps per core.
 * ``jaxtt train DATA --out MODEL`` fits an FTT denoiser to the points in ``DATA`` (``.npy`` or ``.csv``, one
   point per row). The data are standardized per coordinate first; the mean and standard deviation are stored
   in the model file, so ``sample`` returns points in the data's own coordinates.
@@ -95,7 +96,12 @@ def _add_ftt_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rank", type=_positive, default=8, help="FTT rank")
     p.add_argument("--m", type=_positive, default=16, help="basis functions per variable")
     p.add_argument("--sweeps", type=_positive, default=3, help="ALS sweeps")
-    p.add_argument("--repeats", type=_positive, default=8, help="noise draws per data point for ALS")
+    p.add_argument("--repeats", type=_positive, default=4, help="noise draws per data point for ALS")
+    p.add_argument("--targets", default="empirical_bayes", choices=("empirical_bayes", "sampled"),
+                   help="regression targets: the posterior mean of the noise under the training points "
+                        "(O(N² repeats D) work) or the drawn noise itself")
+    p.add_argument("--prediction", default="v", choices=("v", "eps", "x0"),
+                   help="what the FTT represents (it returns the noise prediction either way)")
     p.add_argument("--cg-steps", type=_count, default=8,
                    help="Kronecker-preconditioned CGLS steps per ALS core solve (0: exact Cholesky solves)")
 
@@ -381,20 +387,21 @@ def demo(args: argparse.Namespace) -> dict:
     from jaxtt.train import fit, num_params
 
     keys = jax.random.split(jax.random.key(args.seed), 8)
-    ftt = FTTDenoiser(2, args.T, rank=args.rank, m=args.m, basis=args.basis, key=keys[2])
+    schedule = linear_schedule(args.T)
+    ftt = FTTDenoiser(2, args.T, rank=args.rank, m=args.m, basis=args.basis, key=keys[2],
+                      **_parameterization(args.prediction, schedule))
     _check_fit_memory(ftt, args.n * args.repeats, args.cg_steps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
     data = toy_dataset(args.dataset, keys[0], args.n)
     reference = toy_dataset(args.dataset, keys[1], args.samples)
-    schedule = linear_schedule(args.T)
 
     print(f"jaxtt demo: {args.dataset}, N={args.n}, T={args.T}, jax {jax.__version__} on "
           f"{jax.default_backend()} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
     start = time.perf_counter()
     ftt, _ = fit_denoiser(ftt, data, schedule, keys[3], solver=ALS(cg_maxiter=args.cg_steps), steps=args.sweeps,
-                          repeats=args.repeats, progress=progress)
+                          repeats=args.repeats, targets=args.targets, progress=progress)
     jax.block_until_ready(ftt)
     ftt_time = time.perf_counter() - start
 
@@ -506,13 +513,19 @@ def _schedule(kind: str, T: int):
     return (linear_schedule if kind == "linear" else cosine_schedule)(T)
 
 
-def _denoiser(hyper: dict, key):
-    """The FTT denoiser described by the stored hyperparameters (its cores from ``key``)."""
+def _parameterization(prediction: str, schedule) -> dict:
+    """The denoiser options of a parameterization: all but ``eps`` need the schedule to return the noise."""
+    return {"prediction": prediction, "schedule": None if prediction == "eps" else schedule}
+
+
+def _denoiser(hyper: dict, schedule, key):
+    """The FTT denoiser described by the stored hyperparameters (its cores from ``key``); model files written
+    before the parameterization was stored hold noise-predicting models."""
     from jaxtt.ftt import FTTDenoiser
 
     return FTTDenoiser(hyper["dim"], hyper["T"], rank=hyper["rank"], m=hyper["m"], basis=hyper["basis"],
                        domain=tuple(hyper["domain"]), time=hyper["time"], output=hyper["output"],
-                       dtype=hyper["dtype"], key=key)
+                       dtype=hyper["dtype"], key=key, **_parameterization(hyper.get("prediction", "eps"), schedule))
 
 
 def _check_fit_memory(denoiser, rows: int, cg_steps: int) -> None:
@@ -555,13 +568,14 @@ def train(args: argparse.Namespace) -> dict:
     keys = jax.random.split(jax.random.key(args.seed), 2)
     hyper = {"dim": int(x.shape[1]), "T": args.T, "rank": args.rank, "m": args.m, "basis": args.basis,
              "domain": [-4.0, 4.0], "time": "core", "output": "independent",
-             "dtype": str(jax.dtypes.canonicalize_dtype(np.float64))}
-    model = _denoiser(hyper, keys[0])
+             "dtype": str(jax.dtypes.canonicalize_dtype(np.float64)), "prediction": args.prediction}
+    schedule = _schedule(args.schedule, args.T)
+    model = _denoiser(hyper, schedule, keys[0])
     _check_fit_memory(model, x.shape[0] * args.repeats, args.cg_steps)
     start = time.perf_counter()
-    model, results = fit_denoiser(model, z.astype(hyper["dtype"]), _schedule(args.schedule, args.T), keys[1],
+    model, results = fit_denoiser(model, z.astype(hyper["dtype"]), schedule, keys[1],
                                   solver=ALS(cg_maxiter=args.cg_steps), steps=args.sweeps, repeats=args.repeats,
-                                  progress=not args.no_progress)
+                                  targets=args.targets, progress=not args.no_progress)
     seconds = time.perf_counter() - start
     loss = float(results[-1].loss[-1])
     meta = {"format": _MODEL_FORMAT, "jaxtt_version": __version__, "hyperparameters": hyper,
@@ -569,7 +583,7 @@ def train(args: argparse.Namespace) -> dict:
             "standardize": {"mean": mean.tolist(), "std": std.tolist()},
             "x0_range": [float(z.min()), float(z.max())],
             "fit": {"data": os.path.abspath(args.data), "points": int(x.shape[0]), "sweeps": args.sweeps,
-                    "repeats": args.repeats, "cg_steps": args.cg_steps, "seed": args.seed,
+                    "repeats": args.repeats, "targets": args.targets, "cg_steps": args.cg_steps, "seed": args.seed,
                     "seconds": seconds, "final_loss": loss}}
     save_checkpoint(args.out, model, meta)
     print(f"jaxtt train: {x.shape[0]} points in {x.shape[1]}-D, FTT rank {args.rank}, m {args.m} "
@@ -593,13 +607,14 @@ def sample(args: argparse.Namespace):
     from jaxtt.diffusion import DDIM, DDPM, timesteps
     from jaxtt.diffusion import sample as run_sampler
 
-    model, _ = load_checkpoint(args.model, _denoiser(hyper, jax.random.key(0)))
     T = hyper["T"]
+    schedule = _schedule(meta["schedule"]["kind"], T)
+    model, _ = load_checkpoint(args.model, _denoiser(hyper, schedule, jax.random.key(0)))
     sampler = DDIM(steps=args.steps, eta=args.eta) if args.sampler == "ddim" else (
         DDPM() if args.steps == T else DDPM(timesteps=timesteps(T, args.steps)))
     low, high = meta["x0_range"]
     clip = None if args.no_clip else (low - 0.05 * (high - low), high + 0.05 * (high - low))
-    result = run_sampler(model, _schedule(meta["schedule"]["kind"], T), sampler, jax.random.key(args.seed),
+    result = run_sampler(model, schedule, sampler, jax.random.key(args.seed),
                          (args.n, hyper["dim"]), clip_x0=clip)
     x = np.asarray(result.samples, np.float64) * np.asarray(meta["standardize"]["std"]) \
         + np.asarray(meta["standardize"]["mean"])

@@ -132,6 +132,22 @@ def test_train_standardizes_and_stores_the_model_and_its_scaling(trained):
     assert not list(folder.glob(".*.tmp"))
 
 
+def test_train_stores_the_parameterization_and_old_model_files_load_as_noise_predictors(trained):
+    import jax
+
+    from jaxtt.checkpoint import load_checkpoint
+    from jaxtt.diffusion import linear_schedule
+
+    folder, _ = trained
+    meta = checkpoint_metadata(folder / "model.ckpt")
+    hyper, schedule = meta["hyperparameters"], linear_schedule(20)
+    assert hyper["prediction"] == "v" and meta["fit"]["targets"] == "empirical_bayes"  # the defaults
+    model, _ = load_checkpoint(folder / "model.ckpt", cli._denoiser(hyper, schedule, jax.random.key(0)))
+    assert model.prediction == "v"
+    old = {k: v for k, v in hyper.items() if k != "prediction"}  # files written before it was stored
+    assert cli._denoiser(old, schedule, jax.random.key(0)).prediction == "eps"
+
+
 @pytest.mark.parametrize("sampler, suffix", [("ddim", ".npy"), ("ddpm", ".csv")])
 def test_sample_returns_points_in_data_coordinates(trained, capsys, sampler, suffix):
     folder, x = trained
