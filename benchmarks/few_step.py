@@ -2,6 +2,7 @@
 and compression, each with an FTT (closed-form TT-ALS fits) and a network (Adam) model, quality against NFE.
 
     python benchmarks/few_step.py [--quick] [--problems swiss_roll gmm8 digits] [--ftt-targets empirical_bayes]
+    python benchmarks/few_step.py --quick --study [reflow pd far] [--seeds 10]
 
 Problems: the swiss roll (2-D), an 8-D Gaussian mixture (4 components, as in ``study_ftt_vs_nn.py``) and the
 8-D VAE latents of scikit-learn's digits (``digits``): the feature classifier, the VAE and the standardized
@@ -41,7 +42,14 @@ flow to :math:`E[\epsilon - x_0 \mid x_s]` under the training set instead of the
 or training run, compilation included. Quality: unbiased MMD² (median-heuristic RBF) and sliced
 Wasserstein-2 of ``n_eval`` samples against a held-out data sample, next to the floor of two data samples.
 
-Writes ``benchmarks/results/few_step[_quick].json`` and one PNG of samples per problem (columns: NFE).
+Writes ``benchmarks/results/few_step[_quick].json`` and one PNG of samples per problem (columns: NFE; digits:
+decoded samples).
+
+``--study [reflow pd far] [--seeds K]`` runs, instead of the table, the swiss-roll checks behind the goal: the
+teacher's 100-step quality over ``K`` sampler keys (the noise of a 1000-sample MMD²), reflow students that differ
+in sweeps, pairs, rank, basis size or basis, PD students of two sizes (each as the paired difference to the
+teacher over the same keys), and the share of far-out samples of the full-mode FTT flows per NFE with the SW
+without them; it writes ``benchmarks/results/few_step_study[_quick].json`` (parts not rerun keep their results).
 """
 
 from __future__ import annotations
