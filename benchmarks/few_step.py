@@ -336,35 +336,37 @@ class Run:
             self.info["train_time"][f"reflow {kind}"] = t_pairs + t_fit
             self.eval_flow("reflow", kind, model, t_pairs + t_fit)
 
-    def progressive(self):
+    def pd_rounds(self, kind, flow, student):
+        """Progressive distillation of ``flow`` from 16 Euler steps down to 1: yields ``(grid, student, seconds)``
+        per round (an FTT student is one closed-form fit per round, a network a short Adam run)."""
         s = self.s
+        grid = tuple(int(t) for t in flow_timesteps(self.schedule, TEACHER_STEPS))
+        teacher, prediction, first = FlowVelocity(flow, self.schedule), "eps", True
+        while len(grid) > 1:
+            g = student_grid(grid)
+
+            def rows_of(key, batch, teacher=teacher, grid=grid, prediction=prediction):
+                return progressive_distillation_rows(teacher, self.schedule, grid, key, batch,
+                                                     prediction=prediction, target="x0")
+
+            if kind == "ftt":
+                rows = rows_of(self.k(f"pd {len(g)}"), self.distill_rows())
+                sweeps = s.sweeps if first else s.distill_sweeps  # the first round starts from scratch
+                student, sec = timed(lambda: self.fit_ftt(student, rows, sweeps))
+            else:
+                student, sec = timed(lambda: self.train_nn(
+                    student, self.x, lambda m, k, b: regression_loss(m, *rows_of(k, b)), s.student_steps,
+                    ema=0.99))
+            yield g, student, sec
+            teacher, prediction, grid, first = student, "x0", g, False
+
+    def progressive(self):
         for kind, flow in self.teachers.items():
-            grid = tuple(int(t) for t in flow_timesteps(self.schedule, TEACHER_STEPS))
-            teacher, prediction = FlowVelocity(flow, self.schedule), "eps"
             student = self.ftt(T, key="pd") if kind == "ftt" else self.nn("pd")
-            total = 0.0
             times = []
-            while True:
-                g = student_grid(grid)
-
-                def rows_of(key, batch, teacher=teacher, grid=grid, prediction=prediction):
-                    return progressive_distillation_rows(teacher, self.schedule, grid, key, batch,
-                                                         prediction=prediction, target="x0")
-
-                if kind == "ftt":
-                    rows = rows_of(self.k(f"pd {len(g)}"), self.distill_rows())
-                    sweeps = s.distill_sweeps if times else s.sweeps  # the first round starts from scratch
-                    student, sec = timed(lambda: self.fit_ftt(student, rows, sweeps))
-                else:
-                    student, sec = timed(lambda: self.train_nn(
-                        student, self.x, lambda m, k, b: regression_loss(m, *rows_of(k, b)), s.student_steps,
-                        ema=0.99))
-                total += sec
+            for g, student, sec in self.pd_rounds(kind, flow, student):
                 times.append(sec)
-                self.record("PD", kind, len(g), self.draw(student, DDIM(timesteps=g), prediction="x0"), total)
-                teacher, prediction, grid = student, "x0", g
-                if len(g) == 1:
-                    break
+                self.record("PD", kind, len(g), self.draw(student, DDIM(timesteps=g), prediction="x0"), sum(times))
             self.info["train_time"][f"PD {kind} rounds"] = times
 
     def consistency(self):
@@ -562,27 +564,20 @@ def study(quick: bool, parts=("reflow", "pd", "far"), seeds: int = 5, out: dict 
         variant("fresh r8 m32, 16000 pairs", warm=False, rank=8, m=32, n_pairs=4 * s.n_train)
 
     if "pd" in parts:  # progressive distillation 16 -> 1 with students of two sizes
-        grid0 = tuple(int(t) for t in flow_timesteps(run.schedule, TEACHER_STEPS))
         for name, (rank, m) in {"PD student r6 m10": (run.rank, run.m), "PD student r8 m32": (8, 32)}.items():
-            model, prediction, grid, total = FlowVelocity(teacher, run.schedule), "eps", grid0, 0.0
-            student = run.ftt(T, rank=rank, m=m, key="pd")
-            first = True
-            while len(grid) > 1:
-                rows = progressive_distillation_rows(model, run.schedule, grid, run.k(f"pd {len(grid) // 2}"),
-                                                     run.distill_rows(), prediction=prediction, target="x0")
-                student, sec = timed(lambda: run.fit_ftt(student, rows, s.sweeps if first else s.distill_sweeps))
-                total, first = total + sec, False
-                model, prediction, grid = student, "x0", student_grid(grid)
-            qs = per_key(student, DDIM(timesteps=grid), prediction="x0")
-            report("pd", name, {"nfe1": summary(qs), "fit_s": total, "params": student.num_params})
+            rounds = list(run.pd_rounds("ftt", teacher, run.ftt(T, rank=rank, m=m, key="pd")))
+            grid, student, _ = rounds[-1]
+            report("pd", name, {"nfe1": summary(per_key(student, DDIM(timesteps=grid), prediction="x0")),
+                                "fit_s": sum(r[2] for r in rounds), "params": student.num_params})
 
     if "far" in parts:  # full-mode FTT flows: share of far-out samples per NFE, and the SW without them
         full = Run("swiss_roll", FULL, False)
         coupler = Heun(timesteps=flow_timesteps(full.schedule, 32))
         flows = {"RF": full.fit_ftt(full.ftt(1), flow_matching_triples(full.k("rf rows"), full.x, FULL.repeats))}
         eps, x0 = reflow_pairs(flows["RF"], full.schedule, coupler, full.k("pairs ftt"), FULL.n_train, full.dim)
-        flows["reflow (warm)"] = full.fit_ftt(flows["RF"], flow_matching_triples(full.k("reflow rows"), x0,
-                                                                                 FULL.repeats, eps=eps))
+        # the reflow FTT warm-started from the 1-RF, as in the full table's run
+        flows["reflow"] = full.fit_ftt(flows["RF"], flow_matching_triples(full.k("reflow rows"), x0, FULL.repeats,
+                                                                          eps=eps))
         out["full_far"] = {}
         for name, flow in flows.items():
             for nfe in NFES:
@@ -595,6 +590,7 @@ def study(quick: bool, parts=("reflow", "pd", "far"), seeds: int = 5, out: dict 
                 out["full_far"][f"{name} NFE {nfe}"] = r
                 print(f"full {name:14s} NFE {nfe:3d}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items()), flush=True)
     return out
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
