@@ -1,15 +1,28 @@
 """Few-step generation solved in closed form: rectified flow, reflow, progressive and consistency distillation
 and compression, each with an FTT (closed-form TT-ALS fits) and a network (Adam) model, quality against NFE.
 
-    python benchmarks/few_step.py [--quick] [--problems swiss_roll gmm8] [--ftt-targets empirical_bayes]
+    python benchmarks/few_step.py [--quick] [--problems swiss_roll gmm8 digits] [--ftt-targets empirical_bayes]
+    python benchmarks/few_step.py --quick --study [reflow pd far] [--seeds 10]
 
-Problems: the swiss roll (2-D) and an 8-D Gaussian mixture (4 components, as in ``study_ftt_vs_nn.py``).
+Problems: the swiss roll (2-D), an 8-D Gaussian mixture (4 components, as in ``study_ftt_vs_nn.py``) and the
+8-D VAE latents of scikit-learn's digits (``digits``): the feature classifier, the VAE and the standardized
+training latents of :func:`jaxtt.latent_digits.run` rebuilt exactly (its ``QUICK``/``FULL`` configuration, the
+same keys in the same order, in float32 as there), the 1,497 training latents as data and the 300 validation
+latents as the held-out sample. Its quality columns add the Fréchet distance (:func:`jaxtt.metrics.frechet_distance`)
+of the classifier's penultimate features of the decoded samples against the training images' (the scale of
+``benchmarks/latent_digits.py``'s table, whose latent NN-DDPM and validation rows the table quotes), and every
+digits sampler clips the predicted data to the latent box of that benchmark. The flow FTT's whitening
+(:class:`jaxtt.ftt.Whitening`) belongs to DDPM marginals, not to the interpolant's, so the FTTs see the
+standardized latents.
 Schedule: cosine, T = 1000 (so the flow's start ``s_T`` is 1 up to 1e-5). Methods, each for an FTT and a network:
 
 * ``RF``: 1-rectified flow fitted by flow matching (Liu et al. 2022; Lipman et al. 2022); Euler on evenly
   spaced times (``DDIM`` on ``FlowVelocity`` at ``flow_timesteps``); its 100-step samples are the teacher
   reference of every other method.
-* ``reflow``: one reflow round on pairs coupled by the RF (Heun, 32 steps); straightness reported.
+* ``reflow``: one reflow round on pairs coupled by the RF (Heun, 32 steps); straightness reported. The FTT
+  student warm-starts from the 1-RF, except on the swiss roll (``reflow_ftt``): there a fresh rank-8, m-32 FTT,
+  which ``--study reflow`` found closer to the teacher at 1 NFE (the 1-step map of noise onto the spiral needs
+  the resolution; more sweeps or pairs did not help).
 * ``PD``: progressive distillation of the RF from 16 Euler steps to 8, 4, 2, 1 (Salimans & Ho 2022; x0 targets);
   the student of the round with ``k`` steps is evaluated at NFE ``k``.
 * ``CD``: consistency distillation of the RF on an evenly spaced grid of ``K`` Euler steps (8 quick, 16 full;
@@ -29,7 +42,14 @@ flow to :math:`E[\epsilon - x_0 \mid x_s]` under the training set instead of the
 or training run, compilation included. Quality: unbiased MMD² (median-heuristic RBF) and sliced
 Wasserstein-2 of ``n_eval`` samples against a held-out data sample, next to the floor of two data samples.
 
-Writes ``benchmarks/results/few_step[_quick].json`` and one PNG of samples per problem (columns: NFE).
+Writes ``benchmarks/results/few_step[_quick].json`` and one PNG of samples per problem (columns: NFE; digits:
+decoded samples).
+
+``--study [reflow pd far] [--seeds K]`` runs, instead of the table, the swiss-roll checks behind the goal: the
+teacher's 100-step quality over ``K`` sampler keys (the noise of a 1000-sample MMD²), reflow students that differ
+in sweeps, pairs, rank, basis size or basis, PD students of two sizes (each as the paired difference to the
+teacher over the same keys), and the share of far-out samples of the full-mode FTT flows per NFE with the SW
+without them; it writes ``benchmarks/results/few_step_study[_quick].json`` (parts not rerun keep their results).
 """
 
 from __future__ import annotations
@@ -80,7 +100,7 @@ from jaxtt.train import fit as train_fit
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 T = 1000
 NFES = (1, 2, 4, 8, 100)
-PROBLEMS = ("swiss_roll", "gmm8")
+PROBLEMS = ("swiss_roll", "gmm8", "digits")
 TEACHER_STEPS = 16
 
 
@@ -100,18 +120,21 @@ class Settings:
     compress_ranks: tuple
     distill_repeats: int  # rows per data point of the PD/CD/compression fits (their targets are noise-free)
     distill_sweeps: int  # ALS sweeps of a warm-started distillation fit
+    reflow_ftt: dict  # problem -> (rank, m) of a fresh reflow FTT; other problems warm-start from the 1-RF
     ftt_dtype: str = "float32"
     ftt_targets: str = "sampled"  # RF rows: "sampled" eps - x0 or "empirical_bayes" E[eps - x0 | x_s]
     seed: int = 0
 
 
-QUICK = Settings(n_train=4000, n_eval=1000, repeats=8, sweeps=4, ftt={"swiss_roll": (6, 10), "gmm8": (6, 8)},
+QUICK = Settings(n_train=4000, n_eval=1000, repeats=8, sweeps=4,
+                 ftt={"swiss_roll": (6, 10), "gmm8": (6, 8), "digits": (6, 8)},
                  nn_width=64, nn_depth=2, nn_steps=3000, student_steps=400, cd_steps=8, cd_iterations=8,
-                 compress_ranks=(2, 6), distill_repeats=4, distill_sweeps=2)
+                 compress_ranks=(2, 6), distill_repeats=4, distill_sweeps=2, reflow_ftt={"swiss_roll": (8, 32)})
 # FULL: 2x the data and evaluation samples, larger FTTs and networks, 2x the Adam steps and a 16-step CD grid
-FULL = Settings(n_train=8000, n_eval=2000, repeats=8, sweeps=4, ftt={"swiss_roll": (8, 12), "gmm8": (8, 8)},
+FULL = Settings(n_train=8000, n_eval=2000, repeats=8, sweeps=4,
+                ftt={"swiss_roll": (8, 12), "gmm8": (8, 8), "digits": (8, 8)},
                 nn_width=128, nn_depth=2, nn_steps=6000, student_steps=800, cd_steps=16, cd_iterations=8,
-                compress_ranks=(2, 4, 8), distill_repeats=2, distill_sweeps=2)
+                compress_ranks=(2, 4, 8), distill_repeats=2, distill_sweeps=2, reflow_ftt={"swiss_roll": (8, 32)})
 
 
 class ScaledTime(eqx.Module):
@@ -131,7 +154,59 @@ def random_mixture(key, dim: int, k: int) -> GaussianMixture:
     return GaussianMixture(weights, means, a @ jnp.swapaxes(a, 1, 2) + 0.05 * jnp.eye(dim))
 
 
-def make_data(name, s: Settings):
+@dataclass
+class Digits:
+    """The digits latents and the Fréchet-distance scorer of ``benchmarks/latent_digits.py`` (float32, as there)."""
+
+    z_train: jax.Array
+    z_val: jax.Array
+    fd: object  # latents -> Fréchet distance of their decoded images
+    decode: object  # latents -> flat 8x8 images
+    clip: tuple
+    scale: dict  # reference Fréchet distances
+
+
+def prepare_digits(quick: bool) -> Digits:
+    """Rebuild the classifier, VAE and latents of :func:`jaxtt.latent_digits.run` (same configuration, keys and
+    order; call before enabling float64, as that run is float32)."""
+    from jaxtt.data import digits_split
+    from jaxtt.latent import LatentSpace
+    from jaxtt.latent_digits import FULL as DIGITS_FULL
+    from jaxtt.latent_digits import QUICK as DIGITS_QUICK
+    from jaxtt.metrics import frechet_distance
+    from jaxtt.nn import train_classifier, train_vae
+
+    config = DIGITS_QUICK if quick else DIGITS_FULL
+    keys = jax.random.split(jax.random.key(config.seed), 32)
+    x_train, y_train, x_val, _ = digits_split(config.validation, config.seed)
+    classifier = train_classifier(x_train, y_train, key=keys[0], steps=config.classifier_steps)
+    featurize = jax.jit(jax.vmap(classifier.features))
+    train_features = featurize(x_train)
+    vae, _ = train_vae(x_train, key=keys[2], latent=config.latent, beta=config.beta, steps=config.vae_steps)
+    space = LatentSpace(vae, x_train)
+    z_train, z_val = space.encode(x_train), space.encode(x_val)
+    low, high = float(z_train.min()), float(z_train.max())
+
+    def fd(z):
+        images = space.decode(jnp.asarray(z, jnp.float32))
+        return float(frechet_distance(featurize(images), train_features))
+
+    scale = {"validation set": float(frechet_distance(featurize(x_val), train_features)),
+             "VAE reconstructions (validation)": fd(z_val)}
+    path = os.path.join(RESULTS, f"latent_digits{'_quick' if quick else ''}.json")
+    if os.path.exists(path):
+        with open(path) as fh:
+            table = json.load(fh)["results"]
+        scale |= {f"{k} (latent_digits table)": table[k]["fd"] for k in
+                  ("latent NN-DDPM", "latent FTT-DDPM", "VAE reconstructions (validation)") if k in table}
+    return Digits(z_train, z_val, fd, lambda z: space.decode(jnp.asarray(z, jnp.float32)),
+                  (low - 0.05 * (high - low), high + 0.05 * (high - low)), scale)
+
+
+def make_data(name, s: Settings, digits: Digits | None = None):
+    if name == "digits":  # training latents, validation latents, a training subset of the validation's size
+        z = digits.z_train.astype(jnp.float64)
+        return z, digits.z_val.astype(jnp.float64), z[: digits.z_val.shape[0]]
     key = jax.random.fold_in(jax.random.key(s.seed), sum(map(ord, name)))
     k_mix, k_train, k_ref, k_floor = jax.random.split(key, 4)
     if name == "swiss_roll":
@@ -158,9 +233,11 @@ def x0_of(model, schedule, prediction):
 
 
 class Run:
-    def __init__(self, name, s: Settings, quick: bool):
+    def __init__(self, name, s: Settings, quick: bool, digits: Digits | None = None):
         self.name, self.s, self.quick = name, s, quick
-        self.x, self.ref, floor = make_data(name, s)
+        self.digits = digits if name == "digits" else None
+        self.clip = None if self.digits is None else self.digits.clip
+        self.x, self.ref, floor = make_data(name, s, digits)
         self.dim = self.x.shape[1]
         self.schedule = cosine_schedule(T, dtype=jnp.float64)
         self.key = jax.random.key(s.seed + 1)
@@ -169,14 +246,16 @@ class Run:
         self.rows = []  # one dict per (method, model, nfe)
         self.info = {"floor": quality(floor, self.ref, jax.random.key(7)), "train_time": {}, "params": {},
                      "straightness": {}}
+        if self.digits is not None:
+            self.info["fd_scale"] = self.digits.scale
         self.samples = {}
 
     def k(self, tag):
         return jax.random.fold_in(self.key, sum(map(ord, tag)))
 
     # ------------------------------------------------------------------ models
-    def ftt(self, T_model, rank=None, time_m=None, key="ftt"):
-        return FTTDenoiser(self.dim, T_model, rank=rank or self.rank, m=self.m, time_m=time_m or self.m,
+    def ftt(self, T_model, rank=None, m=None, key="ftt"):
+        return FTTDenoiser(self.dim, T_model, rank=rank or self.rank, m=m or self.m, time_m=m or self.m,
                            domain=(-5.0, 5.0), dtype=self.s.ftt_dtype, key=self.k(key))
 
     def nn(self, key="nn"):
@@ -200,15 +279,18 @@ class Run:
         samples = np.asarray(samples)
         ok = bool(np.all(np.isfinite(samples)))
         q = quality(jnp.asarray(samples), self.ref, jax.random.key(11)) if ok else {"mmd2": None, "sw": None}
+        if self.digits is not None:
+            q["fd"] = self.digits.fd(samples) if ok else None
         self.rows.append({"problem": self.name, "method": method, "model": kind, "nfe": nfe, **q,
                           "train_time": seconds})
         self.samples[(method, kind, nfe)] = samples[:1000]
         print(f"  {self.name:10s} {method:9s} {kind:4s} NFE {nfe:4d}  MMD² {q['mmd2'] if ok else float('nan'):9.5f}"
-              f"  SW {q['sw'] if ok else float('nan'):7.4f}", flush=True)
+              f"  SW {q['sw'] if ok else float('nan'):7.4f}" + (f"  FD {q['fd']:7.2f}" if ok and "fd" in q else ""),
+              flush=True)
 
     def draw(self, model, sampler, prediction="eps"):
         return sample(model, self.schedule, sampler, jax.random.key(99), (self.s.n_eval, self.dim),
-                      prediction=prediction).samples
+                      prediction=prediction, clip_x0=self.clip).samples
 
     def eval_flow(self, method, kind, velocity, seconds):
         model = FlowVelocity(velocity, self.schedule)
@@ -243,7 +325,10 @@ class Run:
                                                             s.n_train, self.dim))
             if kind == "ftt":
                 rows = flow_matching_triples(self.k("reflow rows"), x0, s.repeats, eps=eps)
-                model, t_fit = timed(lambda: self.fit_ftt(flow, rows))  # warm start from the 1-RF
+                rank, m = s.reflow_ftt.get(self.name, (None, None))
+                start = flow if rank is None else self.ftt(1, rank=rank, m=m, key="reflow")  # else warm from the 1-RF
+                model, t_fit = timed(lambda: self.fit_ftt(start, rows))
+                self.info["params"]["reflow ftt"] = model.num_params
             else:
                 pairs = jnp.stack([x0, eps], axis=1)
                 model, t_fit = timed(lambda: self.train_nn(
@@ -251,35 +336,37 @@ class Run:
             self.info["train_time"][f"reflow {kind}"] = t_pairs + t_fit
             self.eval_flow("reflow", kind, model, t_pairs + t_fit)
 
-    def progressive(self):
+    def pd_rounds(self, kind, flow, student):
+        """Progressive distillation of ``flow`` from 16 Euler steps down to 1: yields ``(grid, student, seconds)``
+        per round (an FTT student is one closed-form fit per round, a network a short Adam run)."""
         s = self.s
+        grid = tuple(int(t) for t in flow_timesteps(self.schedule, TEACHER_STEPS))
+        teacher, prediction, first = FlowVelocity(flow, self.schedule), "eps", True
+        while len(grid) > 1:
+            g = student_grid(grid)
+
+            def rows_of(key, batch, teacher=teacher, grid=grid, prediction=prediction):
+                return progressive_distillation_rows(teacher, self.schedule, grid, key, batch,
+                                                     prediction=prediction, target="x0")
+
+            if kind == "ftt":
+                rows = rows_of(self.k(f"pd {len(g)}"), self.distill_rows())
+                sweeps = s.sweeps if first else s.distill_sweeps  # the first round starts from scratch
+                student, sec = timed(lambda: self.fit_ftt(student, rows, sweeps))
+            else:
+                student, sec = timed(lambda: self.train_nn(
+                    student, self.x, lambda m, k, b: regression_loss(m, *rows_of(k, b)), s.student_steps,
+                    ema=0.99))
+            yield g, student, sec
+            teacher, prediction, grid, first = student, "x0", g, False
+
+    def progressive(self):
         for kind, flow in self.teachers.items():
-            grid = tuple(int(t) for t in flow_timesteps(self.schedule, TEACHER_STEPS))
-            teacher, prediction = FlowVelocity(flow, self.schedule), "eps"
             student = self.ftt(T, key="pd") if kind == "ftt" else self.nn("pd")
-            total = 0.0
             times = []
-            while True:
-                g = student_grid(grid)
-
-                def rows_of(key, batch, teacher=teacher, grid=grid, prediction=prediction):
-                    return progressive_distillation_rows(teacher, self.schedule, grid, key, batch,
-                                                         prediction=prediction, target="x0")
-
-                if kind == "ftt":
-                    rows = rows_of(self.k(f"pd {len(g)}"), self.distill_rows())
-                    sweeps = s.distill_sweeps if times else s.sweeps  # the first round starts from scratch
-                    student, sec = timed(lambda: self.fit_ftt(student, rows, sweeps))
-                else:
-                    student, sec = timed(lambda: self.train_nn(
-                        student, self.x, lambda m, k, b: regression_loss(m, *rows_of(k, b)), s.student_steps,
-                        ema=0.99))
-                total += sec
+            for g, student, sec in self.pd_rounds(kind, flow, student):
                 times.append(sec)
-                self.record("PD", kind, len(g), self.draw(student, DDIM(timesteps=g), prediction="x0"), total)
-                teacher, prediction, grid = student, "x0", g
-                if len(g) == 1:
-                    break
+                self.record("PD", kind, len(g), self.draw(student, DDIM(timesteps=g), prediction="x0"), sum(times))
             self.info["train_time"][f"PD {kind} rounds"] = times
 
     def consistency(self):
@@ -342,19 +429,25 @@ def plot(run: Run, path):
     for i, (method, kind) in enumerate(keys):
         for j, nfe in enumerate(NFES):
             ax = axes[i, j]
-            ax.scatter(ref[:, 0], ref[:, 1], s=1, c="0.85")
             x = run.samples.get((method, kind, nfe))
-            if x is not None and np.all(np.isfinite(x)):
-                ax.scatter(x[:, 0], x[:, 1], s=1, c="C0" if kind == "ftt" else "C1")
-            ax.set_xlim(-3, 3)
-            ax.set_ylim(-3, 3)
+            finite = x is not None and np.all(np.isfinite(x))
+            if run.digits is not None:  # a 4x4 mosaic of decoded samples
+                if finite:
+                    tiles = np.asarray(run.digits.decode(x[:16])).reshape(4, 4, 8, 8)
+                    ax.imshow(tiles.transpose(0, 2, 1, 3).reshape(32, 32), cmap="gray_r", vmin=-1, vmax=1)
+            else:
+                ax.scatter(ref[:, 0], ref[:, 1], s=1, c="0.85")
+                if finite:
+                    ax.scatter(x[:, 0], x[:, 1], s=1, c="C0" if kind == "ftt" else "C1")
+                ax.set_xlim(-3, 3)
+                ax.set_ylim(-3, 3)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(f"NFE {nfe}")
             if j == 0:
                 ax.set_ylabel(f"{method} {kind}", fontsize=8)
-    fig.suptitle(f"{run.name}: samples per NFE (grey: data; dims 0, 1)")
+    fig.suptitle(f"{run.name}: samples per NFE " + ("(decoded)" if run.digits is not None else "(grey: data; dims 0, 1)"))
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -364,8 +457,13 @@ def table(rows, info):
     lines = []
     for problem in dict.fromkeys(r["problem"] for r in rows):
         floor = info[problem]["floor"]
+        with_fd = "fd_scale" in info[problem]
+        width = 25 if with_fd else 17
         lines.append(f"\n{problem}: data floor MMD² {floor['mmd2']:.5f}, SW {floor['sw']:.4f}")
-        lines.append(f"{'method':12s} {'model':5s} " + " ".join(f"{'NFE ' + str(n):>17s}" for n in NFES)
+        if with_fd:
+            lines.append("Fréchet distance for scale: " + ", ".join(f"{k} {v:.2f}"
+                                                                   for k, v in info[problem]["fd_scale"].items()))
+        lines.append(f"{'method':12s} {'model':5s} " + " ".join(f"{'NFE ' + str(n):>{width}s}" for n in NFES)
                      + f" {'time s':>8s}")
         for method, kind in dict.fromkeys((r["method"], r["model"]) for r in rows if r["problem"] == problem):
             cells = []
@@ -374,15 +472,124 @@ def table(rows, info):
                 r = next((r for r in rows if (r["problem"], r["method"], r["model"], r["nfe"])
                           == (problem, method, kind, nfe)), None)
                 if r is None:
-                    cells.append(f"{'-':>17s}")
+                    cells.append(f"{'-':>{width}s}")
                 elif r["mmd2"] is None:
-                    cells.append(f"{'non-finite':>17s}")
+                    cells.append(f"{'non-finite':>{width}s}")
                 else:
-                    cells.append(f"{r['mmd2']:8.4f}/{r['sw']:7.3f} ".rjust(17))
+                    fd = f"/{r['fd']:7.2f}" if with_fd else ""
+                    cells.append(f"{r['mmd2']:8.4f}/{r['sw']:7.3f}{fd} ".rjust(width))
                     time_s = max(time_s or 0.0, r["train_time"] or 0.0)  # rounds: the time of all of them
             lines.append(f"{method:12s} {kind:5s} " + " ".join(cells) + f" {time_s or 0:8.1f}")
-    lines.append("(cells: MMD² / SW; time: wall seconds of the fits or training, all rounds/iterations together)")
+    lines.append("(cells: MMD² / SW [/ Fréchet distance of the decoded digits]; time: wall seconds of the fits or "
+                 "training, all rounds/iterations together)")
     return "\n".join(lines)
+
+
+def far_share(samples, data, factor=1.5):
+    """Share of samples farther from the origin than ``factor`` times the data's largest norm."""
+    limit = factor * float(jnp.max(jnp.linalg.norm(data, axis=1)))
+    return float(jnp.mean(jnp.linalg.norm(samples, axis=1) > limit)), limit
+
+
+def study(quick: bool, parts=("reflow", "pd", "far"), seeds: int = 5, out: dict | None = None) -> dict:
+    """Swiss roll: the 1-step goal's noise, reflow- and PD-student variants, and why full-mode FTT flows' SW grows.
+
+    Every quality is measured for ``seeds`` sampler keys against the fixed held-out sample; the keys are shared
+    by all models, so differences between models are paired. Per variant: the per-key values, their mean, and
+    the mean and standard deviation over keys of the difference to the 100-step teacher.
+    """
+    s = QUICK if quick else FULL
+    run = Run("swiss_roll", s, quick)
+    keys = [jax.random.key(100 + i) for i in range(seeds)]
+    out = dict(out or {}) | {"settings": asdict(s), "seeds": seeds}
+
+    def per_key(model, sampler, prediction="eps"):
+        return [quality(sample(model, run.schedule, sampler, k, (s.n_eval, run.dim), prediction=prediction).samples,
+                        run.ref, jax.random.key(11)) for k in keys]
+
+    def flow_quality(velocity, nfe):
+        return per_key(FlowVelocity(velocity, run.schedule), DDIM(timesteps=flow_timesteps(run.schedule, nfe)))
+
+    def summary(qs):
+        r = {"per_key": qs}
+        for metric in ("mmd2", "sw"):
+            values, ref = np.array([q[metric] for q in qs]), np.array([q[metric] for q in teacher_q])
+            r[metric] = float(values.mean())
+            r[f"{metric}_minus_teacher"] = (float((values - ref).mean()), float((values - ref).std()))
+            r[f"{metric}_ratio"] = float(values.mean() / ref.mean())
+        return r
+
+    rows = flow_matching_triples(run.k("rf rows"), run.x, s.repeats)
+    teacher, sec = timed(lambda: run.fit_ftt(run.ftt(1), rows))
+    teacher_q = flow_quality(teacher, 100)
+    out["teacher"] = summary(teacher_q) | {"fit_s": sec}
+    print(f"teacher 100 NFE: MMD² {out['teacher']['mmd2']:.5f} SW {out['teacher']['sw']:.4f} "
+          f"(per key {[round(q['mmd2'], 5) for q in teacher_q]})", flush=True)
+
+    def report(group, name, r):
+        out.setdefault(group, {})[name] = r
+        print(f"{name:30s} " + "  ".join(
+            f"NFE {n}: MMD² {r[f'nfe{n}']['mmd2']:.5f} ({r[f'nfe{n}']['mmd2_ratio']:.2f}x, diff "
+            f"{r[f'nfe{n}']['mmd2_minus_teacher'][0]:+.5f}±{r[f'nfe{n}']['mmd2_minus_teacher'][1]:.5f}) "
+            f"SW {r[f'nfe{n}']['sw']:.4f} ({r[f'nfe{n}']['sw_ratio']:.2f}x)" for n in (1, 2)
+            if f"nfe{n}" in r) + f"  fit {r['fit_s']:.1f} s", flush=True)
+
+    if "reflow" in parts:
+        coupler = Heun(timesteps=flow_timesteps(run.schedule, 32))
+        pairs = {}
+
+        def variant(name, n_pairs=s.n_train, rank=None, m=None, basis="legendre", sweeps=None, warm=True):
+            if n_pairs not in pairs:
+                pairs[n_pairs] = reflow_pairs(teacher, run.schedule, coupler, run.k("pairs ftt"), n_pairs, run.dim)
+            eps, x0 = pairs[n_pairs]
+            rows = flow_matching_triples(run.k("reflow rows"), x0, s.repeats, eps=eps)
+            start = teacher if warm else FTTDenoiser(run.dim, 1, rank=rank or run.rank, m=m or run.m, basis=basis,
+                                                     domain=(-5.0, 5.0), dtype=s.ftt_dtype, key=run.k("ftt"))
+            model, seconds = timed(lambda: run.fit_ftt(start, rows, sweeps))
+            report("reflow", name, {"nfe1": summary(flow_quality(model, 1)), "nfe2": summary(flow_quality(model, 2)),
+                                    "fit_s": seconds, "params": model.num_params})
+
+        # the coupling's own samples (Heun, 32 steps): no reflow student can beat them
+        eps, x0 = pairs.setdefault(s.n_train, reflow_pairs(teacher, run.schedule, coupler, run.k("pairs ftt"),
+                                                           s.n_train, run.dim))
+        out["coupling_samples"] = quality(x0[: s.n_eval], run.ref, jax.random.key(11))
+        print(f"coupling samples: {out['coupling_samples']}", flush=True)
+        variant("baseline (warm, 4000 pairs)")
+        variant("8 sweeps", sweeps=2 * s.sweeps)
+        variant("16000 pairs", n_pairs=4 * s.n_train)
+        variant("fresh r6 m10", warm=False)
+        variant("fresh r6 m24", warm=False, m=24)
+        variant("fresh r6 m24 bspline", warm=False, m=24, basis="bspline")
+        variant("fresh r8 m32", warm=False, rank=8, m=32)
+        variant("fresh r8 m32, 16000 pairs", warm=False, rank=8, m=32, n_pairs=4 * s.n_train)
+
+    if "pd" in parts:  # progressive distillation 16 -> 1 with students of two sizes
+        for name, (rank, m) in {"PD student r6 m10": (run.rank, run.m), "PD student r8 m32": (8, 32)}.items():
+            rounds = list(run.pd_rounds("ftt", teacher, run.ftt(T, rank=rank, m=m, key="pd")))
+            grid, student, _ = rounds[-1]
+            report("pd", name, {"nfe1": summary(per_key(student, DDIM(timesteps=grid), prediction="x0")),
+                                "fit_s": sum(r[2] for r in rounds), "params": student.num_params})
+
+    if "far" in parts:  # full-mode FTT flows: share of far-out samples per NFE, and the SW without them
+        full = Run("swiss_roll", FULL, False)
+        coupler = Heun(timesteps=flow_timesteps(full.schedule, 32))
+        flows = {"RF": full.fit_ftt(full.ftt(1), flow_matching_triples(full.k("rf rows"), full.x, FULL.repeats))}
+        eps, x0 = reflow_pairs(flows["RF"], full.schedule, coupler, full.k("pairs ftt"), FULL.n_train, full.dim)
+        # the reflow FTT warm-started from the 1-RF, as in the full table's run
+        flows["reflow"] = full.fit_ftt(flows["RF"], flow_matching_triples(full.k("reflow rows"), x0, FULL.repeats,
+                                                                          eps=eps))
+        out["full_far"] = {}
+        for name, flow in flows.items():
+            for nfe in NFES:
+                x = full.draw(FlowVelocity(flow, full.schedule), DDIM(timesteps=flow_timesteps(full.schedule, nfe)))
+                share, limit = far_share(x, full.x)
+                inside = x[jnp.linalg.norm(x, axis=1) <= limit]
+                r = {"far_share": share, "limit": limit, "max_norm": float(jnp.max(jnp.linalg.norm(x, axis=1))),
+                     **quality(x, full.ref, jax.random.key(11)),
+                     "sw_without_far": float(sliced_wasserstein(jax.random.key(11), inside, full.ref))}
+                out["full_far"][f"{name} NFE {nfe}"] = r
+                print(f"full {name:14s} NFE {nfe:3d}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items()), flush=True)
+    return out
 
 
 def main():
@@ -392,7 +599,26 @@ def main():
                         help="problems to run (a subset writes its own result files)")
     parser.add_argument("--ftt-targets", choices=("sampled", "empirical_bayes"), default=None,
                         help="targets of the FTT rectified flow's rows (default: the preset's)")
+    parser.add_argument("--study", nargs="*", choices=("reflow", "pd", "far"), default=None,
+                        help="instead of the table: swiss-roll reflow/PD-student variants and full-mode far-out "
+                             "samples (the parts named, all by default; added to an earlier study's JSON)")
+    parser.add_argument("--seeds", type=int, default=5, help="sampler keys per variant of --study")
     args = parser.parse_args()
+    if args.study is not None:
+        jax.config.update("jax_enable_x64", True)
+        path = os.path.join(RESULTS, f"few_step_study{'_quick' if args.quick else ''}.json")
+        earlier = {}
+        if os.path.exists(path):  # the parts not rerun keep their earlier results
+            with open(path) as fh:
+                earlier = {k: v for k, v in json.load(fh).items() if k in ("reflow", "pd", "full_far")}
+        load_start = os.getloadavg()
+        out = study(args.quick, tuple(args.study) or ("reflow", "pd", "far"), args.seeds, earlier)
+        out["load"] = [load_start, os.getloadavg()]
+        with open(path, "w") as fh:
+            json.dump(out, fh, indent=1)
+        print(f"wrote {path}")
+        return
+    digits = prepare_digits(args.quick) if "digits" in args.problems else None  # float32, as latent_digits
     jax.config.update("jax_enable_x64", True)
     s = QUICK if args.quick else FULL
     if args.ftt_targets is not None:
@@ -408,7 +634,7 @@ def main():
     rows, info = [], {}
     for name in args.problems:
         print(f"== {name}", flush=True)
-        run = Run(name, s, args.quick)
+        run = Run(name, s, args.quick, digits)
         run.rectified_flow()
         run.reflow()
         run.progressive()
