@@ -54,6 +54,8 @@ class DigitsConfig:
         fast_ftt: ``(rank, m, repeats, sweeps)`` of a second, cheaper unconditional latent FTT (None: none).
         label_dropout: fraction of rows with the null label: the conditional NN's label dropout, and the
             conditional FTT's with ``null_rows="dropout"``.
+        conditional_rank, conditional_sweeps: rank and ALS sweeps of the conditional latent FTT (its label core
+            multiplies the functions the TT must carry; the other settings as the unconditional FTT's).
         null_rows: how the conditional FTT fits its null label (:func:`jaxtt.solvers.fit_denoiser`):
             ``"duplicate"`` (every regression row also once with the null label) or ``"dropout"``.
         scales: classifier-free guidance weights ``w`` of the conditional models.
@@ -100,6 +102,8 @@ class DigitsConfig:
     prediction: str = "v"
     label_dropout: float = 0.1
     null_rows: str = "duplicate"
+    conditional_rank: int = 16
+    conditional_sweeps: int = 8
     scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
     guidance_interval: tuple[float, float] | None = (0.1, 0.7)
     samples: int = 1000
@@ -124,7 +128,8 @@ class DigitsConfig:
         for name in ("seed", "cg_steps", "unet_steps", "noisy_classifier_steps"):
             integer(name, 0)
         for name in ("classifier_steps", "vae_steps", "latent", "T", "ddim_steps", "nn_width", "nn_depth",
-                     "nn_steps", "batch_size", "unet_batch_size", "rank", "m", "sweeps", "repeats"):
+                     "nn_steps", "batch_size", "unet_batch_size", "rank", "m", "sweeps", "repeats", "conditional_rank",
+                     "conditional_sweeps"):
             integer(name, 1)
         integer("validation", 10, 1787)
         integer("samples", 2 * CLASSES)
@@ -369,9 +374,10 @@ def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_s
     trained, nn_seconds = _timed(fit, net, rows, None, default_optimizer(config.nn_steps), steps=config.nn_steps,
                                  batch_size=min(config.batch_size, z_train.shape[0]), key=next(keys), loss=loss,
                                  progress=False)
-    ftt = _latent_ftt(config, z_train, schedule, next(keys), rank=config.rank, m=config.m, classes=CLASSES)
+    ftt = _latent_ftt(config, z_train, schedule, next(keys), rank=config.conditional_rank, m=config.m,
+                      classes=CLASSES)
     (ftt, _), ftt_seconds = _timed(fit_denoiser, ftt, z_train, schedule, next(keys), solver=solver,
-                                   steps=config.sweeps, repeats=config.repeats, targets=config.targets,
+                                   steps=config.conditional_sweeps, repeats=config.repeats, targets=config.targets,
                                    labels=y_train, null_rows=config.null_rows, progress=False,
                                    label_dropout=config.label_dropout if config.null_rows == "dropout" else 0.0)
     arms = {"NN": (trained.ema_model, nn_seconds, num_params(trained.ema_model)),
