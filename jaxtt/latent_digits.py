@@ -60,8 +60,9 @@ class DigitsConfig:
             ``"duplicate"`` (every regression row also once with the null label) or ``"dropout"``.
         scales: classifier-free guidance weights ``w`` of the conditional models.
         guidance_interval: ``(low, high)``, fractions of ``T``: the conditional models are also sampled with
-            each nonzero weight applied only on the steps ``low·T < t <= high·T`` (:class:`jaxtt.diffusion.guidance.GuidanceInterval`,
-            Kynkäänniemi et al. 2024); ``None``: constant guidance only.
+            each nonzero weight applied only on the steps ``low·T < t <= high·T``
+            (:class:`jaxtt.diffusion.guidance.GuidanceInterval`, Kynkäänniemi et al. 2024); ``None``: constant
+            guidance only.
         samples: generated images per model (the conditional models draw ``samples // 10`` of each class).
         conditional: also train the class-conditional latent models.
         noisy_classifier_steps: AdamW steps of the latent classifier of noised latents for classifier guidance

@@ -206,7 +206,8 @@ def fit_denoiser(
 
             the expectation of label dropout with rate 1/2 without its sampling noise, and the null slice is
             fitted on as many rows as all classes together (with ``targets="empirical_bayes"``, ``ε*(∅)`` is the
-            posterior mean over all of ``x0``, ``ε*(y)`` over class ``y``).
+            posterior mean over all of ``x0``, ``ε*(y)`` over class ``y``; with ``"sampled"`` both are the drawn
+            noise). The ridge is then ``reg·2·N·repeats``.
         progress: show progress bars.
 
     Returns:
