@@ -8,7 +8,9 @@ Rebuilds the feature classifier, the VAE and the training latents of ``benchmark
 configuration, seed and key order as :func:`jaxtt.latent_digits.run`), so every Fréchet distance here is on the
 scale of that benchmark's table. Then fits class-conditional FTT denoisers (the label as one more FTT variable
 on an indicator basis with a null value, Ho & Salimans 2022) that differ from the benchmark's in one respect
-each — the null label fitted on duplicated rows instead of 10 % label dropout, the rank — and samples each
+each — the null label fitted on duplicated rows instead of 10 % label dropout, the rank, sweeps, noise draws —
+next to the empirical-Bayes targets themselves as a model (the optimal denoiser of the empirical class
+distributions, the ceiling of any fit), and samples each
 (``samples // 10`` per class) with classifier-free guidance at several weights ``w``, constant or only on a
 limited interval of steps (Kynkäänniemi et al. 2024). Per variant: fit seconds (compilation included), and on
 fresh held-out triples the relative error of the conditional slices and of the null slice against the
