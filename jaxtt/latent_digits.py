@@ -52,8 +52,17 @@ class DigitsConfig:
             carried by the model (:class:`jaxtt.ftt.Whitening`) and the predicted quantity (``"eps"``, ``"x0"`` or
             ``"v"``; the model still returns the noise).
         fast_ftt: ``(rank, m, repeats, sweeps)`` of a second, cheaper unconditional latent FTT (None: none).
-        label_dropout: fraction of rows with the null label (conditional models).
+        label_dropout: fraction of rows with the null label: the conditional NN's label dropout, and the
+            conditional FTT's with ``null_rows="dropout"``.
+        conditional_rank, conditional_sweeps: rank and ALS sweeps of the conditional latent FTT (its label core
+            multiplies the functions the TT must carry; the other settings as the unconditional FTT's).
+        null_rows: how the conditional FTT fits its null label (:func:`jaxtt.solvers.fit_denoiser`):
+            ``"duplicate"`` (every regression row also once with the null label) or ``"dropout"``.
         scales: classifier-free guidance weights ``w`` of the conditional models.
+        guidance_interval: ``(low, high)``, fractions of ``T``: the conditional models are also sampled with
+            each nonzero weight applied only on the steps ``low·T < t <= high·T``
+            (:class:`jaxtt.diffusion.guidance.GuidanceInterval`, Kynkäänniemi et al. 2024); ``None``: constant
+            guidance only.
         samples: generated images per model (the conditional models draw ``samples // 10`` of each class).
         conditional: also train the class-conditional latent models.
         noisy_classifier_steps: AdamW steps of the latent classifier of noised latents for classifier guidance
@@ -93,7 +102,11 @@ class DigitsConfig:
     whiten: bool = True
     prediction: str = "v"
     label_dropout: float = 0.1
+    null_rows: str = "duplicate"
+    conditional_rank: int = 16
+    conditional_sweeps: int = 8
     scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
+    guidance_interval: tuple[float, float] | None = (0.1, 0.7)
     samples: int = 1000
     conditional: bool = True
     fast_ftt: tuple[int, int, int, int] | None = (6, 8, 4, 2)
@@ -116,7 +129,8 @@ class DigitsConfig:
         for name in ("seed", "cg_steps", "unet_steps", "noisy_classifier_steps"):
             integer(name, 0)
         for name in ("classifier_steps", "vae_steps", "latent", "T", "ddim_steps", "nn_width", "nn_depth",
-                     "nn_steps", "batch_size", "unet_batch_size", "rank", "m", "sweeps", "repeats"):
+                     "nn_steps", "batch_size", "unet_batch_size", "rank", "m", "sweeps", "repeats", "conditional_rank",
+                     "conditional_sweeps"):
             integer(name, 1)
         integer("validation", 10, 1787)
         integer("samples", 2 * CLASSES)
@@ -128,8 +142,19 @@ class DigitsConfig:
             raise TypeError(f"whiten must be a bool, got {type(self.whiten).__name__} {self.whiten!r}")
         if self.prediction not in ("eps", "x0", "v"):
             raise ValueError(f"prediction must be 'eps', 'x0' or 'v', got {self.prediction!r}")
+        if self.null_rows not in ("duplicate", "dropout"):
+            raise ValueError(f"null_rows must be 'duplicate' or 'dropout', got {self.null_rows!r}")
         if self.targets not in ("sampled", "empirical_bayes"):
             raise ValueError(f"targets must be 'sampled' or 'empirical_bayes', got {self.targets!r}")
+        if self.guidance_interval is not None:
+            if len(self.guidance_interval) != 2:
+                raise ValueError(f"guidance_interval must be (low, high) or None, got {self.guidance_interval!r}")
+            low, high = self.guidance_interval
+            real("guidance_interval[0]", low, 0.0, 1.0)
+            real("guidance_interval[1]", high, 0.0, 1.0)
+            if not round(low * self.T) < round(high * self.T):
+                raise ValueError(f"guidance_interval must satisfy low < high (fractions of T = {self.T}), "
+                                 f"got {self.guidance_interval!r}")
         if self.ddim_steps > self.T:
             raise ValueError(f"ddim_steps must be at most T = {self.T}, got {self.ddim_steps}")
         if len(self.unet_channels) < 2:
@@ -335,6 +360,7 @@ def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_s
     import jax.numpy as jnp
 
     from jaxtt.diffusion import ClassifierFreeGuidance
+    from jaxtt.diffusion.guidance import GuidanceInterval
     from jaxtt.nn import Batched, ResNetMLP
     from jaxtt.solvers import fit_denoiser
     from jaxtt.train import default_optimizer, fit, num_params
@@ -349,17 +375,23 @@ def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_s
     trained, nn_seconds = _timed(fit, net, rows, None, default_optimizer(config.nn_steps), steps=config.nn_steps,
                                  batch_size=min(config.batch_size, z_train.shape[0]), key=next(keys), loss=loss,
                                  progress=False)
-    ftt = _latent_ftt(config, z_train, schedule, next(keys), rank=config.rank, m=config.m, classes=CLASSES)
+    ftt = _latent_ftt(config, z_train, schedule, next(keys), rank=config.conditional_rank, m=config.m,
+                      classes=CLASSES)
     (ftt, _), ftt_seconds = _timed(fit_denoiser, ftt, z_train, schedule, next(keys), solver=solver,
-                                   steps=config.sweeps, repeats=config.repeats, targets=config.targets,
-                                   labels=y_train, label_dropout=config.label_dropout, progress=False)
+                                   steps=config.conditional_sweeps, repeats=config.repeats, targets=config.targets,
+                                   labels=y_train, null_rows=config.null_rows, progress=False,
+                                   label_dropout=config.label_dropout if config.null_rows == "dropout" else 0.0)
     arms = {"NN": (trained.ema_model, nn_seconds, num_params(trained.ema_model)),
             "FTT": (ftt, ftt_seconds, ftt.num_params)}
     for arm, (model, seconds, params) in arms.items():
         key = next(keys)  # the same x_T for every scale
-        for w in config.scales:
+        scales = {f"w={w:g}": w for w in config.scales}
+        if config.guidance_interval is not None:
+            low, high = (round(f * config.T) for f in config.guidance_interval)
+            scales |= {f"w={w:g} on {low}<t<={high}": GuidanceInterval(w, low, high) for w in config.scales if w}
+        for name, w in scales.items():
             guided = ClassifierFreeGuidance(model, label=labels, null_label=CLASSES, scale=w)
-            record(f"conditional latent {arm}, w={w:g}", latent_samples(guided, key, labels.shape[0]), seconds,
+            record(f"conditional latent {arm}, {name}", latent_samples(guided, key, labels.shape[0]), seconds,
                    params, labels)
 
 

@@ -100,3 +100,9 @@ def test_config_checks():
         DigitsConfig(nn_steps=1.5)
     with pytest.raises(ValueError, match="label_dropout"):
         DigitsConfig(label_dropout=2.0)
+    with pytest.raises(ValueError, match="null_rows must be 'duplicate' or 'dropout'"):
+        DigitsConfig(null_rows="twice")
+    with pytest.raises(ValueError, match="guidance_interval must satisfy low < high"):
+        DigitsConfig(guidance_interval=(0.7, 0.1))
+    with pytest.raises(ValueError, match=r"guidance_interval\[1\] must be a number in \[0.0, 1.0\]"):
+        DigitsConfig(guidance_interval=(0.1, 7.5))

@@ -160,6 +160,7 @@ def fit_denoiser(
     reg: float | None = 1e-6,
     labels=None,
     label_dropout: float = 0.0,
+    null_rows: str = "dropout",
     progress: bool = True,
 ) -> tuple[FTTDenoiser, list[FitResult]]:
     """Fit an :class:`~jaxtt.ftt.FTTDenoiser` to data ``x0`` with ``solver`` (default :class:`~jaxtt.solvers.ALS`).
@@ -195,8 +196,18 @@ def fit_denoiser(
             every regression row carries the label of its data point.
         label_dropout: fraction of the regression rows (drawn afresh per draw) whose label is replaced by the
             null label ``K``: label dropout, which fits the unconditional model in the same TT for
-            classifier-free guidance (Ho & Salimans 2022). In a closed-form fit this is just duplicated rows
-            with the null label.
+            classifier-free guidance (Ho & Salimans 2022). Only with ``null_rows="dropout"``.
+        null_rows: how a conditional model's null label is fitted. ``"dropout"``: label dropout as above, the
+            null slice sees ``label_dropout`` of the rows. ``"duplicate"``: every regression row appears twice,
+            once with its label and once with the null label ``K`` (``2·N·repeats`` rows), so the least-squares
+            loss is the sum of the conditional and the unconditional loss on the same triples,
+
+                Σ_s ‖ε*_s(y_s) − ε_θ(x_{t,s}, t_s, y_s)‖² + ‖ε*_s(∅) − ε_θ(x_{t,s}, t_s, ∅)‖²,
+
+            the expectation of label dropout with rate 1/2 without its sampling noise, and the null slice is
+            fitted on as many rows as all classes together (with ``targets="empirical_bayes"``, ``ε*(∅)`` is the
+            posterior mean over all of ``x0``, ``ε*(y)`` over class ``y``; with ``"sampled"`` both are the drawn
+            noise). The ridge is then ``reg·2·N·repeats``.
         progress: show progress bars.
 
     Returns:
@@ -234,9 +245,13 @@ def fit_denoiser(
     check_finite(x0, "x0")
     x0 = jnp.asarray(x0, denoiser.ftt.tt.dtype)
     label_dropout = check_real(label_dropout, "label_dropout", minimum=0.0, maximum=1.0)
+    check_choice(null_rows, "null_rows", ("dropout", "duplicate"))
+    if null_rows == "duplicate" and label_dropout:
+        raise ValueError(f"label_dropout must be 0 with null_rows='duplicate' (every row is also a null row), "
+                         f"got {label_dropout}")
     if denoiser.classes is None:
-        if labels is not None or label_dropout:
-            raise ValueError("labels/label_dropout were given but the denoiser is unconditional; "
+        if labels is not None or label_dropout or null_rows != "dropout":
+            raise ValueError("labels/label_dropout/null_rows were given but the denoiser is unconditional; "
                              "build it with classes=K")
     elif labels is None:
         raise ValueError(f"labels are required: the denoiser is conditional on {denoiser.classes} classes")
@@ -246,7 +261,11 @@ def fit_denoiser(
     for key_round in jax.random.split(key, draws):
         x_t, t, eps = training_triples(key_round, x0, schedule, repeats)
         rows = None
-        if labels is not None:
+        if labels is not None and null_rows == "duplicate":
+            x_t, t, eps = (jnp.concatenate([a, a]) for a in (x_t, t, eps))
+            null = jnp.full(labels.shape[0] * repeats, denoiser.null_label, labels.dtype)
+            rows = jnp.concatenate([jnp.tile(labels, repeats), null])
+        elif labels is not None:
             dropped = jax.random.bernoulli(jax.random.fold_in(key_round, 1), label_dropout, (x_t.shape[0],))
             rows = jnp.where(dropped, denoiser.null_label, jnp.tile(labels, repeats))
         if targets == "empirical_bayes":
