@@ -359,8 +359,7 @@ def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_s
     """Train the class-conditional latent NN and FTT and record their guided samples at every scale."""
     import jax.numpy as jnp
 
-    from jaxtt.diffusion import ClassifierFreeGuidance
-    from jaxtt.diffusion.guidance import GuidanceInterval
+    from jaxtt.diffusion import ClassifierFreeGuidance, GuidanceInterval
     from jaxtt.nn import Batched, ResNetMLP
     from jaxtt.solvers import fit_denoiser
     from jaxtt.train import default_optimizer, fit, num_params

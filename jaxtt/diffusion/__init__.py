@@ -30,7 +30,7 @@ from jaxtt.diffusion.flow_matching import (
     straightness,
 )
 from jaxtt.diffusion.forward import eps_to_score, predict_x0, q_sample, score_to_eps, training_triples
-from jaxtt.diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
+from jaxtt.diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance, GuidanceInterval
 from jaxtt.diffusion.langevin import langevin_sample
 from jaxtt.diffusion.targets import empirical_bayes_eps, empirical_bayes_velocity
 from jaxtt.diffusion.losses import ddpm_loss, loss_weights
@@ -65,6 +65,7 @@ __all__ = [
     "DPMSolver",
     "EulerMaruyama",
     "FlowVelocity",
+    "GuidanceInterval",
     "Heun",
     "Langevin",
     "LogLikelihood",

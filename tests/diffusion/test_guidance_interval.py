@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxtt.diffusion import DDIM, ClassifierFreeGuidance, linear_schedule, sample
-from jaxtt.diffusion.guidance import GuidanceInterval
+from jaxtt.diffusion import GuidanceInterval
 
 
 def conditional(x, t, y):
