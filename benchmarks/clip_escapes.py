@@ -93,7 +93,8 @@ def run_config(cfg: dict, x_train, held_out, schedule, key, radius: float, box) 
     model = FTTDenoiser(2, T, rank=cfg["rank"], m=cfg["m"], basis="legendre", time=cfg["time"], dtype=jnp.float32,
                         key=k_init)
     (model, _), fit_s = timed(lambda: fit_denoiser(model, x_train, schedule, k_fit, solver=ALS(),
-                                                   steps=cfg["sweeps"], repeats=cfg["repeats"], progress=False))
+                                                   steps=cfg["sweeps"], repeats=cfg["repeats"], targets="sampled",
+                                                   progress=False))
     shape = (N_SAMPLES, 2)
     samplers = {
         "DDIM-50": lambda clip: ddim_sample(model, schedule, k_sample, shape, DDIM_STEPS, clip_x0=clip),

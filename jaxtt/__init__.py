@@ -33,8 +33,8 @@ A first fit and sample::
 
     x0 = toy_dataset("swiss_roll", jax.random.key(0), 5000)   # standardized 2-D points
     schedule = linear_schedule(1000)
-    model = FTTDenoiser(2, 1000, rank=8, m=16, key=jax.random.key(1))
-    model, _ = fit_denoiser(model, x0, schedule, jax.random.key(2), solver=ALS(cg_maxiter=8))
+    model = FTTDenoiser(2, 1000, rank=8, m=16, schedule=schedule, prediction="v", key=jax.random.key(1))
+    model, _ = fit_denoiser(model, x0, schedule, jax.random.key(2), solver=ALS(cg_maxiter=8), repeats=4)
     x = sample(model, schedule, DDIM(steps=100), jax.random.key(3), (2000, 2)).samples
 
 From the shell: ``jaxtt demo``, ``jaxtt train``, ``jaxtt sample``, ``jaxtt evaluate``, ``jaxtt digits``
