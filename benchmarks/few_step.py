@@ -167,40 +167,26 @@ class Digits:
 
 
 def prepare_digits(quick: bool) -> Digits:
-    """Rebuild the classifier, VAE and latents of :func:`jaxtt.latent_digits.run` (same configuration, keys and
-    order; call before enabling float64, as that run is float32)."""
-    from jaxtt.data import digits_split
-    from jaxtt.latent import LatentSpace
+    """The classifier, VAE and latents of :func:`jaxtt.latent_digits.run` (:func:`jaxtt.latent_digits.prepare`; call
+    before enabling float64, as that run is float32)."""
     from jaxtt.latent_digits import FULL as DIGITS_FULL
     from jaxtt.latent_digits import QUICK as DIGITS_QUICK
-    from jaxtt.metrics import frechet_distance
-    from jaxtt.nn import train_classifier, train_vae
+    from jaxtt.latent_digits import prepare
 
-    config = DIGITS_QUICK if quick else DIGITS_FULL
-    keys = jax.random.split(jax.random.key(config.seed), 32)
-    x_train, y_train, x_val, _ = digits_split(config.validation, config.seed)
-    classifier = train_classifier(x_train, y_train, key=keys[0], steps=config.classifier_steps)
-    featurize = jax.jit(jax.vmap(classifier.features))
-    train_features = featurize(x_train)
-    vae, _ = train_vae(x_train, key=keys[2], latent=config.latent, beta=config.beta, steps=config.vae_steps)
-    space = LatentSpace(vae, x_train)
-    z_train, z_val = space.encode(x_train), space.encode(x_val)
-    low, high = float(z_train.min()), float(z_train.max())
+    setup = prepare(DIGITS_QUICK if quick else DIGITS_FULL)
 
-    def fd(z):
-        images = space.decode(jnp.asarray(z, jnp.float32))
-        return float(frechet_distance(featurize(images), train_features))
+    def decode(z):
+        return setup.space.decode(jnp.asarray(z, jnp.float32))
 
-    scale = {"validation set": float(frechet_distance(featurize(x_val), train_features)),
-             "VAE reconstructions (validation)": fd(z_val)}
+    scale = {"validation set": setup.frechet(setup.x_val), "VAE reconstructions (validation)": setup.frechet(
+        decode(setup.z_val))}
     path = os.path.join(RESULTS, f"latent_digits{'_quick' if quick else ''}.json")
     if os.path.exists(path):
         with open(path) as fh:
             table = json.load(fh)["results"]
         scale |= {f"{k} (latent_digits table)": table[k]["fd"] for k in
                   ("latent NN-DDPM", "latent FTT-DDPM", "VAE reconstructions (validation)") if k in table}
-    return Digits(z_train, z_val, fd, lambda z: space.decode(jnp.asarray(z, jnp.float32)),
-                  (low - 0.05 * (high - low), high + 0.05 * (high - low)), scale)
+    return Digits(setup.z_train, setup.z_val, lambda z: setup.frechet(decode(z)), decode, setup.clip, scale)
 
 
 def make_data(name, s: Settings, digits: Digits | None = None):

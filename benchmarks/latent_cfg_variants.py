@@ -33,14 +33,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from jaxtt.data import digits_split
 from jaxtt.diffusion import DDIM, ClassifierFreeGuidance, empirical_bayes_eps, linear_schedule, sample, \
     training_triples
 from jaxtt.ftt import FTTDenoiser, Whitening
-from jaxtt.latent import LatentSpace
-from jaxtt.latent_digits import CLASSES, FULL, QUICK
-from jaxtt.metrics import frechet_distance
-from jaxtt.nn import train_classifier, train_vae
+from jaxtt.latent_digits import CLASSES, FULL, QUICK, prepare
 from jaxtt.solvers import ALS, fit_denoiser
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -112,27 +108,16 @@ def main(argv=None):
     out = RESULTS / f"latent_cfg_variants{tag}.json"
     load_start, wall = os.getloadavg(), time.perf_counter()
 
-    # the classifier, VAE and latents of jaxtt.latent_digits.run (same keys in the same order)
-    keys = jax.random.split(jax.random.key(config.seed), 32)
-    x_train, y_train, _, _ = digits_split(config.validation, config.seed)
-    classifier = train_classifier(x_train, y_train, key=keys[0], steps=config.classifier_steps)
-    featurize = jax.jit(jax.vmap(classifier.features))
-    predict = jax.jit(lambda x: jnp.argmax(jax.vmap(classifier)(x), axis=1))
-    train_features = featurize(x_train)
-    vae, _ = train_vae(x_train, key=keys[2], latent=config.latent, beta=config.beta, steps=config.vae_steps)
-    space = LatentSpace(vae, x_train)
-    z_train = space.encode(x_train)
-    low, high = float(z_train.min()), float(z_train.max())
-    clip = (low - 0.05 * (high - low), high + 0.05 * (high - low))
+    setup = prepare(config)  # the classifier, VAE and latents of jaxtt.latent_digits.run
+    z_train, y_train, clip = setup.z_train, setup.y_train, setup.clip
     schedule, sampler = linear_schedule(config.T), DDIM(steps=config.ddim_steps)
     labels = jnp.repeat(jnp.arange(CLASSES), config.samples // CLASSES)
     print(f"latents: {z_train.shape}, setup {time.perf_counter() - wall:.0f} s", flush=True)
 
     def score(guided, key):
         z = sample(guided, schedule, sampler, key, (labels.shape[0], config.latent), clip_x0=clip).samples
-        x = space.decode(z)
-        return {"fd": float(frechet_distance(featurize(x), train_features)),
-                "accuracy": float(jnp.mean(predict(x) == labels))}
+        x = setup.space.decode(z)
+        return {"fd": setup.frechet(x), "accuracy": float(jnp.mean(setup.predict(x) == labels))}
 
     rows = {}
     for i, (name, v) in enumerate(variants(config).items()):

@@ -35,13 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxtt.data import digits_split
 from jaxtt.diffusion import DDIM, linear_schedule, sample
 from jaxtt.ftt import FTTDenoiser, Whitening
-from jaxtt.latent import LatentSpace
-from jaxtt.latent_digits import FULL, QUICK
-from jaxtt.metrics import frechet_distance, mmd
-from jaxtt.nn import train_classifier, train_vae
+from jaxtt.latent_digits import FULL, QUICK, prepare
+from jaxtt.metrics import mmd
 from jaxtt.solvers import ALS, fit_denoiser
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -91,17 +88,9 @@ def main(argv=None):
     out = args.out or RESULTS / f"latent_ftt_variants{tag}.json"
     load_start, wall = os.getloadavg(), time.perf_counter()
 
-    # the classifier, VAE and latents of jaxtt.latent_digits.run (same keys in the same order)
-    keys = jax.random.split(jax.random.key(config.seed), 32)
-    x_train, y_train, x_val, _ = digits_split(config.validation, config.seed)
-    classifier = train_classifier(x_train, y_train, key=keys[0], steps=config.classifier_steps)
-    featurize = jax.jit(jax.vmap(classifier.features))
-    train_features = featurize(x_train)
-    vae, _ = train_vae(x_train, key=keys[2], latent=config.latent, beta=config.beta, steps=config.vae_steps)
-    space = LatentSpace(vae, x_train)
-    z_train, z_val = space.encode(x_train), space.encode(x_val)
+    setup = prepare(config)  # the classifier, VAE and latents of jaxtt.latent_digits.run
+    z_train, z_val, clip = setup.z_train, setup.z_val, setup.clip
     low, high = float(z_train.min()), float(z_train.max())
-    clip = (low - 0.05 * (high - low), high + 0.05 * (high - low))
     schedule, sampler = linear_schedule(config.T), DDIM(steps=config.ddim_steps)
     val_nearest = float(jnp.median(nearest_distance(z_val, z_train)))
     print(f"latents: {z_train.shape}, setup {time.perf_counter() - wall:.0f} s")
@@ -126,7 +115,7 @@ def main(argv=None):
             seconds = time.perf_counter() - start
             z = sample(fitted, schedule, sampler, k_sample, (config.samples, config.latent), clip_x0=clip).samples
             inside = jnp.all((z >= low) & (z <= high), axis=1)
-            runs.append({"fit_s": seconds, "fd": float(frechet_distance(featurize(space.decode(z)), train_features)),
+            runs.append({"fit_s": seconds, "fd": setup.frechet(setup.space.decode(z)),
                          "latent_mmd2_vs_validation": float(mmd(z, z_val)),
                          "outside_training_box": float(1.0 - jnp.mean(inside)),
                          "memorisation_ratio": float(jnp.median(nearest_distance(z, z_train))) / val_nearest})

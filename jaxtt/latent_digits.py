@@ -10,7 +10,8 @@ latents, Dhariwal & Nichol 2021, and class-conditional with classifier-free guid
 next to a pixel-space U-Net DDPM (Ho et al. 2020). Every diffusion model is sampled by the same DDIM sampler
 with the same clipping of the predicted data.
 
-:func:`run` returns the table; :func:`print_table` and :func:`plot_grids` show it. ``jaxtt digits`` and
+:func:`run` returns the table; :func:`print_table` and :func:`plot_grids` show it; :func:`prepare` rebuilds
+just the split, the classifier, the VAE and the latents of a run, for experiments on the same latents. ``jaxtt digits`` and
 ``benchmarks/latent_digits.py`` run it.
 """
 
@@ -28,7 +29,8 @@ import numpy as np
 # JAX and the models are imported where they are used, so that the command line can check a configuration
 # (DigitsConfig) before importing JAX.
 
-__all__ = ["DigitsConfig", "QUICK", "FULL", "conditional_ddpm_loss", "run", "print_table", "plot_grids"]
+__all__ = ["DigitsConfig", "QUICK", "FULL", "DigitsSetup", "prepare", "conditional_ddpm_loss", "run", "print_table",
+           "plot_grids"]
 
 CLASSES = 10
 
@@ -197,6 +199,87 @@ def conditional_ddpm_loss(model, key, batch, *, schedule, null_label: int, label
     return ddpm_loss(lambda x_t, t: model(x_t, t, y), schedule, k_loss, x)
 
 
+@dataclasses.dataclass(frozen=True)
+class DigitsSetup:
+    """The data, the feature classifier, the VAE and the latents of a configuration: what every model of
+    :func:`run` is trained on and scored with (:func:`prepare`).
+
+    Attributes:
+        x_train, y_train, x_val, y_val: the fixed split (:func:`jaxtt.data.digits_split`) as flat images.
+        classifier, classifier_seconds: the feature classifier and its training time (compilation included).
+        vae, vae_seconds: the VAE and its training time.
+        space: the standardized latent space of the VAE (:class:`jaxtt.latent.LatentSpace`).
+        z_train, z_val: the latents of the training and validation images.
+        clip: the box every latent sampler clips its predicted latents to: the training latents' range + 5 %.
+        featurize, predict: the classifier's penultimate features and predicted labels of a batch of images (jitted).
+        train_features: the features of the training images, the reference of :meth:`frechet`.
+    """
+
+    x_train: object
+    y_train: object
+    x_val: object
+    y_val: object
+    classifier: object
+    classifier_seconds: float
+    vae: object
+    vae_seconds: float
+    space: object
+    z_train: object
+    z_val: object
+    clip: tuple[float, float]
+    featurize: object
+    predict: object
+    train_features: object
+
+    def frechet(self, images) -> float:
+        """Fréchet distance of the classifier's features of ``images`` to those of the training images."""
+        from jaxtt.metrics import frechet_distance
+
+        return float(frechet_distance(self.featurize(images), self.train_features))
+
+
+def prepare(config: DigitsConfig = QUICK, *, progress: bool = False) -> DigitsSetup:
+    """The split, the feature classifier, the VAE and the latents of :func:`run` with ``config``, from the same
+    keys: a run on the same configuration works on identical latents and scores with the identical classifier.
+
+    Raises:
+        TypeError: ``config`` is not a :class:`DigitsConfig`.
+
+    (Training takes too long for an example; ``benchmarks/latent_ftt_variants.py`` uses it.)
+    """
+    if not isinstance(config, DigitsConfig):
+        raise TypeError(f"config must be a DigitsConfig, got {type(config).__name__}")
+    import jax
+    import jax.numpy as jnp
+
+    from jaxtt.data import digits_split
+    from jaxtt.latent import LatentSpace
+    from jaxtt.nn import train_classifier, train_vae
+
+    keys = _keys(config)
+    x_train, y_train, x_val, y_val = digits_split(config.validation, config.seed)
+    classifier, classifier_seconds = _timed(train_classifier, x_train, y_train, key=keys[0],
+                                            steps=config.classifier_steps, progress=progress)
+    featurize = jax.jit(jax.vmap(classifier.features))
+    predict = jax.jit(lambda x: jnp.argmax(jax.vmap(classifier)(x), axis=1))
+    (vae, _), vae_seconds = _timed(train_vae, x_train, key=keys[2], latent=config.latent, beta=config.beta,
+                                   steps=config.vae_steps, progress=progress)
+    space = LatentSpace(vae, x_train)
+    z_train = space.encode(x_train)
+    low, high = float(z_train.min()), float(z_train.max())
+    return DigitsSetup(x_train, y_train, x_val, y_val, classifier, classifier_seconds, vae, vae_seconds, space,
+                       z_train, space.encode(x_val), (low - 0.05 * (high - low), high + 0.05 * (high - low)),
+                       featurize, predict, featurize(x_train))
+
+
+def _keys(config):
+    """The 32 keys of a run: :func:`prepare` trains the classifier with key 0 and the VAE with key 2, :func:`run`
+    draws the noise row with key 1, the VAE prior samples with key 3 and everything else from key 4 on."""
+    import jax
+
+    return jax.random.split(jax.random.key(config.seed), 32)
+
+
 def _latent_ftt(config, z_train, schedule, key, *, rank: int, m: int, classes: int | None = None):
     """An FTT denoiser of the latents in the configured coordinates (whitening) and parameterization."""
     from jaxtt.ftt import FTTDenoiser, Whitening
@@ -234,28 +317,22 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
     import jax
     import jax.numpy as jnp
 
-    from jaxtt.data import digits_split
     from jaxtt.diffusion import DDIM, linear_schedule, sample
-    from jaxtt.latent import LatentSpace
-    from jaxtt.metrics import frechet_distance
-    from jaxtt.nn import Batched, ResNetMLP, UNet, train_classifier, train_vae
+    from jaxtt.nn import Batched, ResNetMLP, UNet
     from jaxtt.solvers import ALS, fit_denoiser
     from jaxtt.train import default_optimizer, fit, num_params
 
-    keys = iter(jax.random.split(jax.random.key(config.seed), 32))  # 27 used with every row
-    x_train, y_train, x_val, y_val = digits_split(config.validation, config.seed)
+    setup = prepare(config, progress=progress)
+    x_train, y_train, x_val, y_val, space = setup.x_train, setup.y_train, setup.x_val, setup.y_val, setup.space
+    all_keys = _keys(config)
+    keys = iter(all_keys[4:])  # 23 used with every row
     results, images = {}, {}
-
-    classifier, seconds = _timed(train_classifier, x_train, y_train, key=next(keys), steps=config.classifier_steps,
-                                 progress=progress)
-    featurize = jax.jit(jax.vmap(classifier.features))
-    predict = jax.jit(lambda x: jnp.argmax(jax.vmap(classifier)(x), axis=1))
-    train_features = featurize(x_train)
-    val_accuracy = float(jnp.mean(predict(x_val) == y_val))
-    log(f"classifier: {config.classifier_steps} steps in {seconds:.1f} s, validation accuracy {val_accuracy:.3f}")
+    val_accuracy = float(jnp.mean(setup.predict(x_val) == y_val))
+    log(f"classifier: {config.classifier_steps} steps in {setup.classifier_seconds:.1f} s, validation accuracy "
+        f"{val_accuracy:.3f}")
 
     def record(name, x, seconds=None, params=None, labels=None, warm_seconds=None):
-        row = {"fd": float(frechet_distance(featurize(x), train_features))}
+        row = {"fd": setup.frechet(x)}
         if seconds is not None:
             row["train_seconds"] = seconds
         if warm_seconds is not None:
@@ -263,26 +340,20 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
         if params is not None:
             row["params"] = params
         if labels is not None:
-            row["accuracy"] = float(jnp.mean(predict(x) == labels))
+            row["accuracy"] = float(jnp.mean(setup.predict(x) == labels))
         results[name], images[name] = row, np.asarray(x)
         log(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
 
     n = config.samples
-    noise = x_train.mean(0) + x_train.std(0) * jax.random.normal(next(keys), (n, x_train.shape[1]), x_train.dtype)
+    noise = x_train.mean(0) + x_train.std(0) * jax.random.normal(all_keys[1], (n, x_train.shape[1]), x_train.dtype)
     record("random noise (train mean/std)", noise)
-
-    (vae, _), seconds = _timed(train_vae, x_train, key=next(keys), latent=config.latent, beta=config.beta,
-                               steps=config.vae_steps, progress=progress)
-    space = LatentSpace(vae, x_train)
-    prior = jax.vmap(vae.decode)(jax.random.normal(next(keys), (n, config.latent), x_train.dtype))
-    record("VAE prior samples", prior, seconds, num_params(vae))
-    record("VAE reconstructions (validation)", space.decode(space.encode(x_val)))
+    prior = jax.vmap(setup.vae.decode)(jax.random.normal(all_keys[3], (n, config.latent), x_train.dtype))
+    record("VAE prior samples", prior, setup.vae_seconds, num_params(setup.vae))
+    record("VAE reconstructions (validation)", space.decode(setup.z_val))
 
     schedule = linear_schedule(config.T)
     sampler = DDIM(steps=config.ddim_steps)
-    z_train = space.encode(x_train)
-    low, high = float(z_train.min()), float(z_train.max())
-    clip = (low - 0.05 * (high - low), high + 0.05 * (high - low))  # the same box for every latent sampler
+    z_train, clip = setup.z_train, setup.clip  # the same box for every latent sampler
 
     def latent_samples(model, key, count=n):
         return space.decode(sample(model, schedule, sampler, key, (count, config.latent), clip_x0=clip).samples)
