@@ -433,7 +433,8 @@ def plot(run: Run, path):
                 ax.set_title(f"NFE {nfe}")
             if j == 0:
                 ax.set_ylabel(f"{method} {kind}", fontsize=8)
-    fig.suptitle(f"{run.name}: samples per NFE " + ("(decoded)" if run.digits is not None else "(grey: data; dims 0, 1)"))
+    shown = "(decoded)" if run.digits is not None else "(grey: data; dims 0, 1)"
+    fig.suptitle(f"{run.name}: samples per NFE {shown}")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

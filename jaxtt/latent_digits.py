@@ -11,8 +11,8 @@ next to a pixel-space U-Net DDPM (Ho et al. 2020). Every diffusion model is samp
 with the same clipping of the predicted data.
 
 :func:`run` returns the table; :func:`print_table` and :func:`plot_grids` show it; :func:`prepare` rebuilds
-just the split, the classifier, the VAE and the latents of a run, for experiments on the same latents. ``jaxtt digits`` and
-``benchmarks/latent_digits.py`` run it.
+just the split, the classifier, the VAE and the latents of a run, for experiments on the same latents.
+``jaxtt digits`` and ``benchmarks/latent_digits.py`` run it.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class DigitsConfig:
         scales: classifier-free guidance weights ``w`` of the conditional models.
         guidance_interval: ``(low, high)``, fractions of ``T``: the conditional models are also sampled with
             each nonzero weight applied only on the steps ``low·T < t <= high·T``
-            (:class:`jaxtt.diffusion.guidance.GuidanceInterval`, Kynkäänniemi et al. 2024); ``None``: constant
+            (:class:`jaxtt.diffusion.GuidanceInterval`, Kynkäänniemi et al. 2024); ``None``: constant
             guidance only.
         samples: generated images per model (the conditional models draw ``samples // 10`` of each class).
         conditional: also train the class-conditional latent models.
