@@ -172,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
                        ("--T", _positive), ("--ddim-steps", _positive), ("--nn-width", _positive),
                        ("--nn-depth", _positive), ("--nn-steps", _positive), ("--batch-size", _positive),
                        ("--unet-steps", _count), ("--rank", _positive), ("--m", _positive), ("--sweeps", _positive),
-                       ("--repeats", _positive), ("--samples", _int_at_least(20)),
+                       ("--repeats", _positive), ("--samples", _int_at_least(20)), ("--fd-keys", _positive),
                        ("--noisy-classifier-steps", _count)):
         sizes.add_argument(flag, type=kind, default=None)
     sizes.add_argument("--scales", type=float, nargs="+", default=None, help="classifier-free guidance weights")

@@ -66,6 +66,9 @@ class DigitsConfig:
             (:class:`jaxtt.diffusion.GuidanceInterval`, Kynkäänniemi et al. 2024); ``None``: constant
             guidance only.
         samples: generated images per model (the conditional models draw ``samples // 10`` of each class).
+        fd_keys: sample sets (sampler keys) of each unconditional latent model: its ``fd`` is their mean Fréchet
+            distance, ``fd_sd`` their standard deviation (the FD of 2,000 samples moves by about ±20 % from one
+            sampler key to the next, more than most differences between models).
         conditional: also train the class-conditional latent models.
         noisy_classifier_steps: AdamW steps of the latent classifier of noised latents for classifier guidance
             of the unconditional latent models (0 leaves classifier guidance out).
@@ -110,6 +113,7 @@ class DigitsConfig:
     scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
     guidance_interval: tuple[float, float] | None = (0.1, 0.7)
     samples: int = 1000
+    fd_keys: int = 4
     conditional: bool = True
     fast_ftt: tuple[int, int, int, int] | None = (6, 8, 4, 2)
     noisy_classifier_steps: int = 2000
@@ -132,7 +136,7 @@ class DigitsConfig:
             integer(name, 0)
         for name in ("classifier_steps", "vae_steps", "latent", "T", "ddim_steps", "nn_width", "nn_depth",
                      "nn_steps", "batch_size", "unet_batch_size", "rank", "m", "sweeps", "repeats", "conditional_rank",
-                     "conditional_sweeps"):
+                     "conditional_sweeps", "fd_keys"):
             integer(name, 1)
         integer("validation", 10, 1787)
         integer("samples", 2 * CLASSES)
@@ -165,7 +169,7 @@ class DigitsConfig:
 
 QUICK = DigitsConfig()
 FULL = DigitsConfig(classifier_steps=1000, vae_steps=4000, nn_steps=20_000, unet_steps=8000, unet_batch_size=128,
-                    m=16, sweeps=4, ddim_steps=100, samples=2000)
+                    rank=12, sweeps=4, ddim_steps=100, samples=2000)
 
 
 def conditional_ddpm_loss(model, key, batch, *, schedule, null_label: int, label_dropout: float):
@@ -304,8 +308,9 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
     (missing entries do not apply; ``train_seconds`` includes compilation, ``warm_seconds`` of the unconditional
     latent denoisers is the same fit run again, compiled already); ``fd`` is
     :func:`jaxtt.metrics.frechet_distance` of the classifier's penultimate features of the row's images against
-    those of the training images. ``images`` maps the row names to the generated flat images (guided rows:
-    ``samples // 10`` per class, class by class).
+    those of the training images; for the unconditional latent denoisers the mean over ``config.fd_keys`` sample
+    sets, with ``fd_sd`` and ``fd_per_key``. ``images`` maps the row names to the generated flat images (guided
+    rows: ``samples // 10`` per class, class by class; the first sample set of the others).
 
     Raises:
         TypeError: ``config`` is not a :class:`DigitsConfig`.
@@ -331,8 +336,11 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
     log(f"classifier: {config.classifier_steps} steps in {setup.classifier_seconds:.1f} s, validation accuracy "
         f"{val_accuracy:.3f}")
 
-    def record(name, x, seconds=None, params=None, labels=None, warm_seconds=None):
+    def record(name, x, seconds=None, params=None, labels=None, warm_seconds=None, more=()):
         row = {"fd": setup.frechet(x)}
+        if more:  # further sample sets of the same model: report the mean and spread of their FDs
+            per_key = [row["fd"], *map(setup.frechet, more)]
+            row = {"fd": float(np.mean(per_key)), "fd_sd": float(np.std(per_key)), "fd_per_key": per_key}
         if seconds is not None:
             row["train_seconds"] = seconds
         if warm_seconds is not None:
@@ -342,7 +350,7 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
         if labels is not None:
             row["accuracy"] = float(jnp.mean(setup.predict(x) == labels))
         results[name], images[name] = row, np.asarray(x)
-        log(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        log(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "fd_per_key"))
 
     n = config.samples
     noise = x_train.mean(0) + x_train.std(0) * jax.random.normal(all_keys[1], (n, x_train.shape[1]), x_train.dtype)
@@ -357,6 +365,9 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
 
     def latent_samples(model, key, count=n):
         return space.decode(sample(model, schedule, sampler, key, (count, config.latent), clip_x0=clip).samples)
+
+    def more_samples(model, key):  # the further sample sets of an unconditional model's FD
+        return [latent_samples(model, jax.random.fold_in(key, i)) for i in range(1, config.fd_keys)]
 
     if config.unet_steps:
         unet = Batched(UNet(1, key=next(keys), channels=config.unet_channels, time_scale=float(config.T)))
@@ -375,8 +386,9 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
                                  key=key, progress=progress)
     trained, seconds = _timed(train_nn)
     warm = _timed(train_nn)[1]  # the same run again: compiled already
-    record("latent NN-DDPM", latent_samples(trained.ema_model, next(keys)), seconds, num_params(trained.ema_model),
-           warm_seconds=warm)
+    key = next(keys)
+    record("latent NN-DDPM", latent_samples(trained.ema_model, key), seconds, num_params(trained.ema_model),
+           warm_seconds=warm, more=more_samples(trained.ema_model, key))
 
     solver = ALS(cg_maxiter=config.cg_steps)
     variants = {"latent FTT-DDPM": (config.rank, config.m, config.repeats, config.sweeps)}
@@ -390,7 +402,9 @@ def run(config: DigitsConfig = QUICK, *, progress: bool = False, log=print) -> t
                                     repeats=repeats, targets=config.targets, progress=progress)
         (fitted, _), seconds = _timed(fit_ftt)
         warm = _timed(fit_ftt)[1]
-        record(name, latent_samples(fitted, next(keys)), seconds, fitted.num_params, warm_seconds=warm)
+        key = next(keys)
+        record(name, latent_samples(fitted, key), seconds, fitted.num_params, warm_seconds=warm,
+               more=more_samples(fitted, key))
         fitted_ftts[name] = fitted
 
     if config.noisy_classifier_steps:
@@ -467,7 +481,7 @@ def _conditional_rows(config, record, keys, z_train, y_train, schedule, latent_s
 
 def print_table(results: dict, log=print) -> None:
     """Print ``results`` of :func:`run` as a table (Fréchet distance, training seconds, parameters, accuracy)."""
-    header = f"{'model':<52}{'FD':>8}{'train s':>9}{'warm s':>8}{'params':>9}{'accuracy':>10}"
+    header = f"{'model':<52}{'FD':>8}{'± sd':>6}{'train s':>9}{'warm s':>8}{'params':>9}{'accuracy':>10}"
     log(header)
     log("-" * len(header))
 
@@ -475,9 +489,10 @@ def print_table(results: dict, log=print) -> None:
         return format(row[key], fmt) if key in row else "-"
 
     for name, row in results.items():
-        log(f"{name:<52}{cell(row, 'fd', '.2f'):>8}{cell(row, 'train_seconds', '.1f'):>9}"
+        log(f"{name:<52}{cell(row, 'fd', '.2f'):>8}{cell(row, 'fd_sd', '.2f'):>6}{cell(row, 'train_seconds', '.1f'):>9}"
             f"{cell(row, 'warm_seconds', '.1f'):>8}{cell(row, 'params', 'd'):>9}{cell(row, 'accuracy', '.3f'):>10}")
-    log("(FD: Fréchet distance of the classifier's penultimate features to the training images'; train s: "
+    log("(FD: Fréchet distance of the classifier's penultimate features to the training images' (± sd: mean and "
+        "standard deviation over sampler keys); train s: "
         "compilation included; warm s: the same fit again; accuracy: "
         "the classifier's agreement with the requested class; classifier-guided rows: train s and params of the "
         "classifier of noised latents)")

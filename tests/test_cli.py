@@ -268,7 +268,7 @@ def test_the_early_memory_estimate_is_the_one_of_the_model_the_command_builds(ba
 DIGITS_TINY = ["digits", "--classifier-steps", "5", "--vae-steps", "5", "--T", "20", "--ddim-steps", "4",
                "--nn-width", "8", "--nn-depth", "1", "--nn-steps", "5", "--unet-steps", "0", "--rank", "2", "--m", "3",
                "--sweeps", "1", "--repeats", "1", "--targets", "sampled", "--samples", "40", "--no-conditional",
-               "--noisy-classifier-steps", "0", "--no-fast-ftt", "--no-progress"]
+               "--noisy-classifier-steps", "0", "--no-fast-ftt", "--fd-keys", "2", "--no-progress"]
 
 
 def test_digits_writes_the_table_the_json_and_the_grid(tmp_path, capsys):
@@ -281,6 +281,11 @@ def test_digits_writes_the_table_the_json_and_the_grid(tmp_path, capsys):
             "validation set"} <= set(results)
     for row in results.values():
         assert np.isfinite(row["fd"]) and row["fd"] >= -1e-6
+    for name in ("latent NN-DDPM", "latent FTT-DDPM"):  # two sampler keys: the FD is their mean
+        per_key = results[name]["fd_per_key"]
+        assert len(per_key) == 2 and per_key[0] != per_key[1]
+        assert results[name]["fd"] == pytest.approx(np.mean(per_key))
+        assert results[name]["fd_sd"] == pytest.approx(np.std(per_key))
     assert results["latent FTT-DDPM"]["params"] > 0 and results["latent NN-DDPM"]["train_seconds"] > 0
     png = tmp_path / "digits_samples.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
