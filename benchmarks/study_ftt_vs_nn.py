@@ -4,8 +4,11 @@ Run (quick mode: 7 problems, 45 minutes measured at load average 7-8 on a shared
 
     .venv/bin/python benchmarks/study_ftt_vs_nn.py --quick
 
-or the full study (11 problems, three rungs per variant, v1's swiss-roll optimizer and design comparison; not yet
-timed, expect two to three times the quick mode) without ``--quick``. Writes
+or the full study (11 problems, three rungs per variant, v1's swiss-roll optimizer and design comparison) without
+``--quick``. The full mode needs several hours on a shared 2-core CPU (the third rungs fit up to 320,000 rows), so
+a run saves its state after each problem (``benchmarks/results/study_{quick,full}.partial.json`` and ``.npz``) and
+``--resume`` continues an interrupted run of the same settings from there, skipping the problems it finished; the
+checkpoint is removed once the study is written. Writes
 ``benchmarks/results/study_{quick,full}.json``, ``study_{quick,full}_*.png`` (time to quality per problem, sample
 scatter plots; in full mode also the swiss-roll design sweep and loss landscapes) and ``benchmarks/results/STUDY.md``
 (the summary tables of every study JSON present).
@@ -644,6 +647,7 @@ class Study:
         self.fitted: dict[tuple, tuple] = {}
         self.task_s: dict[str, float] = {}
         self.notes: list[str] = []
+        self.chunk_load: dict[str, tuple] = {}  # load average when each chunk finished
 
     def key(self, *tags):
         k = jax.random.key(self.s.seed + 2)
@@ -654,32 +658,71 @@ class Study:
     # tasks --------------------------------------------------------------------------------------------
 
     def tasks(self):
+        """``(chunk, name, task)`` in order. A chunk is one problem's tasks (the swiss roll's with v1's design,
+        optimizer and landscape tasks, which reuse its models): the unit a checkpoint records as done."""
         s = self.s
-        yield "problems", self.setup_problems
+        yield "setup", "problems", self.setup_problems
         for name in s.problems:
-            yield f"nn {name}", lambda name=name: self.nn_arm(name)
+            yield name, f"nn {name}", lambda name=name: self.nn_arm(name)
             for variant in variants_for(name):
                 for i in range(len(s.rungs[dim_of(name)])):
-                    yield f"{variant} {name} {i}", lambda name=name, v=variant, i=i: self.variant_rung(name, v, i)
-        for cfg in s.design:
-            yield f"design {cfg}", lambda cfg=cfg: self.design_point(cfg)
-        for cfg in s.dmrg:
-            yield f"dmrg {cfg}", lambda cfg=cfg: self.dmrg_point(cfg)
-        if s.adam_curve:
-            yield "adam-ftt", self.adam_ftt
-        for iters in s.rcg_iters:
-            yield f"rcg {iters}", lambda iters=iters: self.rcg_point(iters)
-        if s.landscape_n:
-            yield "landscapes", self.landscape_task
+                    yield name, f"{variant} {name} {i}", lambda name=name, v=variant, i=i: self.variant_rung(name, v, i)
+            if name != "swiss_roll":
+                continue
+            for cfg in s.design:
+                yield name, f"design {cfg}", lambda cfg=cfg: self.design_point(cfg)
+            for cfg in s.dmrg:
+                yield name, f"dmrg {cfg}", lambda cfg=cfg: self.dmrg_point(cfg)
+            if s.adam_curve:
+                yield name, "adam-ftt", self.adam_ftt
+            for iters in s.rcg_iters:
+                yield name, f"rcg {iters}", lambda iters=iters: self.rcg_point(iters)
+            if s.landscape_n:
+                yield name, "landscapes", self.landscape_task
 
-    def run(self):
-        tasks = list(self.tasks())
+    def run(self, checkpoint: Path | None = None, resume: bool = False):
+        """Run the tasks; with ``checkpoint`` save the state after each chunk, with ``resume`` first load it and
+        skip the chunks it records as done."""
+        done = self.load(checkpoint) if resume else []
+        tasks = [task for task in self.tasks() if task[0] not in done]
         bar = tqdm(tasks, desc=f"study ({self.s.mode})", unit="task")
-        for name, task in bar:
+        for i, (chunk, name, task) in enumerate(bar):
             bar.set_postfix_str(name[:40])
             start = time.perf_counter()
             task()
             self.task_s[name] = time.perf_counter() - start
+            if checkpoint is not None and chunk != "setup" and (i + 1 == len(tasks) or tasks[i + 1][0] != chunk):
+                done.append(chunk)
+                self.chunk_load[chunk] = os.getloadavg()
+                self.save(checkpoint, done)
+
+    def state(self) -> dict:
+        return {"settings": json.loads(json.dumps(asdict(self.s))), "runs": self.runs, "task_s": self.task_s,
+                "notes": self.notes, "cost": self.cost, "landscapes": self.landscapes, "chunk_load": self.chunk_load}
+
+    def save(self, checkpoint: Path, done: list):
+        """Write the state and the kept samples atomically (the JSON last: it names the chunks done)."""
+        arrays = {f"{problem}|{arm}": x for problem, by_arm in self.samples.items() for arm, x in by_arm.items()}
+        with tempfile.NamedTemporaryFile(dir=checkpoint.parent, delete=False, suffix=".npz") as f:
+            np.savez(f, **arrays)
+        os.replace(f.name, checkpoint.with_suffix(".npz"))
+        atomic_write_text(checkpoint, json.dumps(self.state() | {"done": done}))
+
+    def load(self, checkpoint: Path) -> list:
+        """Restore a saved state of the same settings; return the chunks it finished."""
+        if not checkpoint.exists():
+            raise SystemExit(f"--resume: no checkpoint {checkpoint} to resume from")
+        state = json.loads(checkpoint.read_text())
+        if state["settings"] != self.state()["settings"]:
+            raise SystemExit(f"--resume: {checkpoint} was written with other settings; run without --resume to "
+                             "start over")
+        for field in ("runs", "task_s", "notes", "cost", "landscapes", "chunk_load"):
+            setattr(self, field, state[field])
+        with np.load(checkpoint.with_suffix(".npz")) as arrays:
+            for key in arrays.files:
+                problem, arm = key.split("|", 1)
+                self.samples.setdefault(problem, {})[arm] = arrays[key]
+        return list(state["done"])
 
     def setup_problems(self):
         for name in self.s.problems:
@@ -1285,6 +1328,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced budgets (7 problems, two rungs per variant)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="output directory")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run of the same mode from its checkpoint in --results")
     parser.add_argument("--time-rung", nargs=3, metavar=("PROBLEM", "VARIANT", "RUNG"),
                         help="only time one rung's fit cold (fresh process) and warm, print it and exit")
     return parser.parse_args(argv)
@@ -1301,7 +1346,8 @@ def main(argv=None):
     load_start = os.getloadavg()
     start = time.perf_counter()
     study = Study(s)
-    study.run()
+    checkpoint = args.results / f"study_{s.mode}.partial.json"
+    study.run(checkpoint, args.resume)
     result = {
         "version": 2,
         "mode": s.mode,
@@ -1314,6 +1360,8 @@ def main(argv=None):
         "landscapes": study.landscapes,
         "notes": study.notes,
         "task_s": study.task_s,
+        "chunk_load": study.chunk_load,
+        "resumed": args.resume,
     }
     result["headline"] = headline(study.runs)
     prefix = f"study_{s.mode}"
@@ -1326,6 +1374,8 @@ def main(argv=None):
     result["total_s"] = time.perf_counter() - start
     atomic_write_text(args.results / f"{prefix}.json", json.dumps(result, indent=1))
     write_study_md(args.results)
+    checkpoint.unlink()
+    checkpoint.with_suffix(".npz").unlink()
     print_table(result)
 
 
