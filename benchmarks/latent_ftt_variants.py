@@ -7,13 +7,14 @@ Run::
 Rebuilds exactly the feature classifier, the VAE and the training latents of ``benchmarks/latent_digits.py``
 (same configuration, seed and key order as :func:`jaxtt.latent_digits.run`: two runs agree exactly), so every
 Fréchet distance here is on the scale of that benchmark's table and comparable with its latent NN row (read from
-``benchmarks/results/latent_digits{_quick}.json`` when present). Then fits FTT denoisers that differ from the
-benchmark's FTT in one respect each — PCA whitening carried by the model, v-prediction, rank, noise draws per
-latent, sampled instead of empirical-Bayes targets — and samples each with the benchmark's DDIM sampler and
-clipping box, ``--seeds`` times (start, noise draws and sampler keys; the classifier and the VAE fixed).
-Per variant and seed: ALS fit time (first call, compilation included), the Fréchet distance of the decoded
-samples (1,000 quick / 2,000 full), and in latent space the MMD² (:func:`jaxtt.metrics.mmd`) of the samples
-against the validation images' latents, the share of samples outside the training latents' box, and the
+``benchmarks/results/latent_digits{_quick}.json`` when present). Then fits FTT denoisers that differ from an
+ε-predicting FTT in the latents' own axes (rank 8, m 12 quick / 16 full: the benchmark's FTT when these variants
+were first measured) in one or two respects each — PCA whitening carried by the model, v-prediction, rank,
+basis size, noise draws per latent, sampled instead of empirical-Bayes targets — and samples each with the
+benchmark's DDIM sampler and clipping box, ``--seeds`` times (start, noise draws and sampler keys; the classifier
+and the VAE fixed). Per variant and seed: ALS fit time (first call, compilation included), the Fréchet distance
+of the decoded samples (1,000 quick / 2,000 full), and in latent space the MMD² (:func:`jaxtt.metrics.mmd`) of
+the samples against the validation images' latents, the share of samples outside the training latents' box, and the
 distance of each sample to its nearest training latent relative to that of the validation latents
 (memorisation ratio: < 1 means samples sit closer to training points than new data do). Also the latents' own
 statistics (largest |correlation| between coordinates, excess kurtosis), which decide how separable the
@@ -44,8 +45,14 @@ from jaxtt.solvers import ALS, fit_denoiser
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def variants(config) -> dict:
-    base = dict(rank=config.rank, m=config.m, repeats=config.repeats, sweeps=config.sweeps,
+# The latent FTT's rank and basis size when these variants were first measured (quick, full); each variant differs
+# from this base in the respects it names.
+BASE_RANK_M = {"quick": (8, 12), "full": (8, 16)}
+
+
+def variants(config, mode: str) -> dict:
+    rank, m = BASE_RANK_M[mode]
+    base = dict(rank=rank, m=m, repeats=config.repeats, sweeps=config.sweeps,
                 targets=config.targets, prediction="eps", whiten=False)
     return {
         "benchmark's FTT": base,
@@ -60,6 +67,7 @@ def variants(config) -> dict:
         "whitened + v, 4x draws": base | {"whiten": True, "prediction": "v", "repeats": 4 * config.repeats},
         "whitened + v, rank 12": base | {"whiten": True, "prediction": "v", "rank": 12},
         "whitened + v, m 24": base | {"whiten": True, "prediction": "v", "m": 24},
+        "whitened + v, rank 12, m 12": base | {"whiten": True, "prediction": "v", "rank": 12, "m": 12},
     }
 
 
@@ -84,7 +92,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=None, help="JSON file")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
-    tag = "_quick" if args.quick else ""
+    tag, mode = ("_quick", "quick") if args.quick else ("", "full")
     out = args.out or RESULTS / f"latent_ftt_variants{tag}.json"
     load_start, wall = os.getloadavg(), time.perf_counter()
 
@@ -96,7 +104,7 @@ def main(argv=None):
     print(f"latents: {z_train.shape}, setup {time.perf_counter() - wall:.0f} s")
 
     rows = {}
-    for i, (name, v) in enumerate(variants(config).items()):
+    for i, (name, v) in enumerate(variants(config, mode).items()):
         if args.only and not any(name.startswith(prefix) for prefix in args.only):
             continue
         kw = {"prediction": v["prediction"]}
@@ -127,7 +135,7 @@ def main(argv=None):
 
     if args.only and out.exists():  # add to the variants an earlier run of this mode measured
         earlier = json.loads(out.read_text())["rows"]
-        order = list(variants(config))
+        order = list(variants(config, mode))
         rows = dict(sorted((earlier | rows).items(), key=lambda item: order.index(item[0])))
     reference = {}
     bench = RESULTS / f"latent_digits{tag}.json"
@@ -136,7 +144,7 @@ def main(argv=None):
         table = table.get("results", table)
         reference = {k: table[k] for k in ("latent NN-DDPM", "latent FTT-DDPM", "validation set") if k in table}
     payload = {"command": " ".join([".venv/bin/python", "benchmarks/latent_ftt_variants.py", *sys.argv[1:]]),
-               "mode": "quick" if args.quick else "full", "latents": latent_statistics(z_train),
+               "mode": mode, "latents": latent_statistics(z_train),
                "validation_latent_mmd2_floor": float(mmd(z_val, z_train[: z_val.shape[0]])),
                "rows": rows, "latent_digits_reference": reference, "wall_s": time.perf_counter() - wall,
                "load": [load_start, os.getloadavg()], "cpus": os.cpu_count(), "jax": jax.__version__}
