@@ -2,7 +2,7 @@
 and compression, each with an FTT (closed-form TT-ALS fits) and a network (Adam) model, quality against NFE.
 
     python benchmarks/few_step.py [--quick] [--problems swiss_roll gmm8 digits] [--ftt-targets empirical_bayes]
-    python benchmarks/few_step.py --quick --study [reflow pd far] [--seeds 10]
+    python benchmarks/few_step.py --quick --study [reflow pd far reflow8] [--seeds 10]
 
 Problems: the swiss roll (2-D), an 8-D Gaussian mixture (4 components, as in ``study_ftt_vs_nn.py``) and the
 8-D VAE latents of scikit-learn's digits (``digits``): the feature classifier, the VAE and the standardized
@@ -45,11 +45,13 @@ Wasserstein-2 of ``n_eval`` samples against a held-out data sample, next to the 
 Writes ``benchmarks/results/few_step[_quick].json`` and one PNG of samples per problem (columns: NFE; digits:
 decoded samples).
 
-``--study [reflow pd far] [--seeds K]`` runs, instead of the table, the swiss-roll checks behind the goal: the
-teacher's 100-step quality over ``K`` sampler keys (the noise of a 1000-sample MMD²), reflow students that differ
-in sweeps, pairs, rank, basis size or basis, PD students of two sizes (each as the paired difference to the
-teacher over the same keys), and the share of far-out samples of the full-mode FTT flows per NFE with the SW
-without them; it writes ``benchmarks/results/few_step_study[_quick].json`` (parts not rerun keep their results).
+``--study [reflow pd far reflow8] [--seeds K]`` runs, instead of the table, the checks behind the goal: the
+swiss-roll teacher's 100-step quality over ``K`` sampler keys (the noise of a 1000-sample MMD²), reflow students
+that differ in sweeps, pairs, rank, basis size or basis, PD students of two sizes (each as the paired difference to
+the teacher over the same keys), the share of far-out samples of the full-mode FTT flows per NFE with the SW
+without them, and (``reflow8``) the same reflow-student ladder on the 8-D mixture with a network trained on the
+FTT teacher's pairs next to it and each student's held-out error on the coupling map; it writes
+``benchmarks/results/few_step_study[_quick].json`` (parts not rerun keep their results).
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ T = 1000
 NFES = (1, 2, 4, 8, 100)
 PROBLEMS = ("swiss_roll", "gmm8", "digits")
 TEACHER_STEPS = 16
+STUDY_PARTS = ("reflow", "pd", "far", "reflow8")
 
 
 @dataclass(frozen=True)
@@ -478,104 +481,191 @@ def far_share(samples, data, factor=1.5):
     return float(jnp.mean(jnp.linalg.norm(samples, axis=1) > limit)), limit
 
 
-def study(quick: bool, parts=("reflow", "pd", "far"), seeds: int = 5, out: dict | None = None) -> dict:
-    """Swiss roll: the 1-step goal's noise, reflow- and PD-student variants, and why full-mode FTT flows' SW grows.
+class Paired:
+    """One problem's FTT flow teacher and its 100-step quality over shared sampler keys: every student measured
+    through :meth:`summary` is a paired difference to it (same keys, same held-out sample)."""
+
+    def __init__(self, run: Run, seeds: int):
+        self.run, self.keys = run, [jax.random.key(100 + i) for i in range(seeds)]
+        rows = flow_matching_triples(run.k("rf rows"), run.x, run.s.repeats)
+        self.teacher, seconds = timed(lambda: run.fit_ftt(run.ftt(1), rows))
+        self.teacher_q = self.flow_quality(self.teacher, 100)
+        self.result = {"teacher": self.summary(self.teacher_q) | {"fit_s": seconds}}
+        print(f"{run.name} teacher 100 NFE: MMD² {self.result['teacher']['mmd2']:.5f} SW "
+              f"{self.result['teacher']['sw']:.4f} (per key {[round(q['mmd2'], 5) for q in self.teacher_q]})",
+              flush=True)
+
+    def per_key(self, model, sampler, prediction="eps"):
+        run = self.run
+        return [quality(sample(model, run.schedule, sampler, k, (run.s.n_eval, run.dim), prediction=prediction,
+                               clip_x0=run.clip).samples, run.ref, jax.random.key(11)) for k in self.keys]
+
+    def flow_quality(self, velocity, nfe):
+        return self.per_key(FlowVelocity(velocity, self.run.schedule),
+                            DDIM(timesteps=flow_timesteps(self.run.schedule, nfe)))
+
+    def summary(self, qs):
+        r = {"per_key": qs}
+        for metric in ("mmd2", "sw"):
+            values, ref = np.array([q[metric] for q in qs]), np.array([q[metric] for q in self.teacher_q])
+            r[metric] = float(values.mean())
+            r[f"{metric}_minus_teacher"] = (float((values - ref).mean()), float((values - ref).std()))
+            r[f"{metric}_ratio"] = float(values.mean() / ref.mean())
+        return r
+
+    def report(self, group, name, r):
+        self.result.setdefault(group, {})[name] = r
+        print(f"{self.run.name} {name:30s} " + "  ".join(
+            f"NFE {n}: MMD² {r[f'nfe{n}']['mmd2']:.5f} ({r[f'nfe{n}']['mmd2_ratio']:.2f}x, diff "
+            f"{r[f'nfe{n}']['mmd2_minus_teacher'][0]:+.5f}±{r[f'nfe{n}']['mmd2_minus_teacher'][1]:.5f}) "
+            f"SW {r[f'nfe{n}']['sw']:.4f} ({r[f'nfe{n}']['sw_ratio']:.2f}x)" for n in (1, 2)
+            if f"nfe{n}" in r) + (f"  map error {r['map_error']:.4f}" if "map_error" in r else "")
+            + f"  fit {r['fit_s']:.1f} s", flush=True)
+
+
+# Reflow students (name -> options of ``reflow_study``'s ``variant``) per problem. The 8-D ladder separates the
+# student's capacity (rank, basis size, basis) from its data (pairs), from the FTT itself (a network trained on the
+# same pairs) and from the teacher (both students on a network teacher's pairs).
+REFLOW_VARIANTS = {
+    "swiss_roll": {
+        "baseline (warm, 4000 pairs)": {},
+        "8 sweeps": {"sweeps": 2},
+        "16000 pairs": {"pairs": 4},
+        "fresh r6 m10": {"warm": False},
+        "fresh r6 m24": {"warm": False, "m": 24},
+        "fresh r6 m24 bspline": {"warm": False, "m": 24, "basis": "bspline"},
+        "fresh r8 m32": {"warm": False, "rank": 8, "m": 32},
+        "fresh r8 m32, 16000 pairs": {"warm": False, "rank": 8, "m": 32, "pairs": 4},
+    },
+    "gmm8": {
+        "baseline (warm r6 m8)": {},
+        "fresh r6 m8": {"warm": False},
+        "fresh r12 m8": {"warm": False, "rank": 12},
+        "fresh r6 m16": {"warm": False, "m": 16},
+        "fresh r12 m16": {"warm": False, "rank": 12, "m": 16},
+        "fresh r12 m16 bspline": {"warm": False, "rank": 12, "m": 16, "basis": "bspline"},
+        "fresh r12 m16, 4x pairs": {"warm": False, "rank": 12, "m": 16, "pairs": 4},
+        "network on the same pairs": {"network": True},
+        "fresh r12 m8, network teacher's pairs": {"warm": False, "rank": 12, "teacher": "network"},
+        "network on the network teacher's pairs": {"network": True, "teacher": "network"},
+    },
+}
+
+
+def reflow_study(paired: Paired, variants: dict) -> dict:
+    """Reflow students of a teacher's coupling (Heun, 32 steps): 1- and 2-NFE quality paired with ``paired``'s FTT
+    teacher, and the held-out map error ``E‖G_1(ε) − x0(ε)‖² / E‖x0 − E x0‖²`` of the student's one Euler step
+    ``G_1`` against the coupling's ``x0(ε)`` on pairs no fit saw (0: the student reproduces the coupling). The
+    coupling is the FTT teacher's, or with ``teacher="network"`` that of a network flow trained as in the table."""
+    run, s = paired.run, paired.run.s
+    coupler = Heun(timesteps=flow_timesteps(run.schedule, 32))
+    teachers, couplings, held_out = {"ftt": paired.teacher}, {}, {}
+
+    def teacher_of(kind):
+        if kind not in teachers:  # the table's network rectified flow
+            teachers[kind] = run.train_nn(ScaledTime(run.nn()), run.x, lambda m_, k, b: flow_matching_loss(m_, k, b),
+                                          s.nn_steps)
+        return teachers[kind]
+
+    def coupling(n, kind="ftt"):
+        if (n, kind) not in couplings:
+            couplings[n, kind] = reflow_pairs(teacher_of(kind), run.schedule, coupler, run.k("pairs ftt"), n, run.dim)
+        return couplings[n, kind]
+
+    def held_out_pairs(kind):
+        if kind not in held_out:
+            eps, x0 = reflow_pairs(teacher_of(kind), run.schedule, coupler, run.k("held-out pairs"), s.n_eval, run.dim)
+            held_out[kind] = eps, x0, float(jnp.mean(jnp.sum((x0 - x0.mean(0)) ** 2, axis=1)))
+        return held_out[kind]
+
+    one_step = DDIM(timesteps=flow_timesteps(run.schedule, 1))
+
+    def variant(name, pairs=1, rank=None, m=None, basis="legendre", sweeps=1, warm=True, network=False,
+                teacher="ftt"):
+        eps, x0 = coupling(pairs * s.n_train, teacher)
+        if network:  # the table's network reflow student (ResNet-MLP, Adam)
+            data = jnp.stack([x0, eps], axis=1)
+            model, seconds = timed(lambda: run.train_nn(ScaledTime(run.nn()), data, lambda m_, k, b: flow_matching_loss(
+                m_, k, b[:, 0], eps=b[:, 1]), s.nn_steps // 2))
+            params = int(sum(a.size for a in jax.tree.leaves(eqx.filter(model, eqx.is_array))))
+        else:
+            rows = flow_matching_triples(run.k("reflow rows"), x0, s.repeats, eps=eps)
+            start = paired.teacher if warm else FTTDenoiser(
+                run.dim, 1, rank=rank or run.rank, m=m or run.m, basis=basis, domain=(-5.0, 5.0), dtype=s.ftt_dtype,
+                key=run.k("ftt"))
+            model, seconds = timed(lambda: run.fit_ftt(start, rows, sweeps * s.sweeps))
+            params = model.num_params
+        eps_out, x0_out, spread = held_out_pairs(teacher)
+        g = sample(FlowVelocity(model, run.schedule), run.schedule, one_step, jax.random.key(0), x0_out.shape,
+                   x_init=eps_out).samples
+        paired.report("reflow", name, {
+            **{f"nfe{n}": paired.summary(paired.flow_quality(model, n)) for n in (1, 2)}, "fit_s": seconds,
+            "params": params, "teacher": teacher,
+            "map_error": float(jnp.mean(jnp.sum((g - x0_out) ** 2, axis=1))) / spread})
+
+    # the coupling's own samples: no reflow student can beat them
+    paired.result["coupling_samples"] = quality(coupling(s.n_train)[1][: s.n_eval], run.ref, jax.random.key(11))
+    print(f"{run.name} coupling samples: {paired.result['coupling_samples']}", flush=True)
+    for name, options in variants.items():
+        variant(name, **options)
+    if "network" in teachers:
+        paired.result["network_coupling_samples"] = quality(coupling(s.n_train, "network")[1][: s.n_eval], run.ref,
+                                                            jax.random.key(11))
+    return paired.result
+
+
+def study(quick: bool, parts=STUDY_PARTS, seeds: int = 5, out: dict | None = None) -> dict:
+    """The checks behind the goal: on the swiss roll the 1-step goal's noise, reflow- and PD-student variants and
+    why full-mode FTT flows' SW grows; on the 8-D mixture (``reflow8``) the reflow students' capacity.
 
     Every quality is measured for ``seeds`` sampler keys against the fixed held-out sample; the keys are shared
     by all models, so differences between models are paired. Per variant: the per-key values, their mean, and
     the mean and standard deviation over keys of the difference to the 100-step teacher.
     """
     s = QUICK if quick else FULL
-    run = Run("swiss_roll", s, quick)
-    keys = [jax.random.key(100 + i) for i in range(seeds)]
-    out = dict(out or {}) | {"settings": asdict(s), "seeds": seeds}
-
-    def per_key(model, sampler, prediction="eps"):
-        return [quality(sample(model, run.schedule, sampler, k, (s.n_eval, run.dim), prediction=prediction).samples,
-                        run.ref, jax.random.key(11)) for k in keys]
-
-    def flow_quality(velocity, nfe):
-        return per_key(FlowVelocity(velocity, run.schedule), DDIM(timesteps=flow_timesteps(run.schedule, nfe)))
-
-    def summary(qs):
-        r = {"per_key": qs}
-        for metric in ("mmd2", "sw"):
-            values, ref = np.array([q[metric] for q in qs]), np.array([q[metric] for q in teacher_q])
-            r[metric] = float(values.mean())
-            r[f"{metric}_minus_teacher"] = (float((values - ref).mean()), float((values - ref).std()))
-            r[f"{metric}_ratio"] = float(values.mean() / ref.mean())
-        return r
-
-    rows = flow_matching_triples(run.k("rf rows"), run.x, s.repeats)
-    teacher, sec = timed(lambda: run.fit_ftt(run.ftt(1), rows))
-    teacher_q = flow_quality(teacher, 100)
-    out["teacher"] = summary(teacher_q) | {"fit_s": sec}
-    print(f"teacher 100 NFE: MMD² {out['teacher']['mmd2']:.5f} SW {out['teacher']['sw']:.4f} "
-          f"(per key {[round(q['mmd2'], 5) for q in teacher_q]})", flush=True)
-
-    def report(group, name, r):
-        out.setdefault(group, {})[name] = r
-        print(f"{name:30s} " + "  ".join(
-            f"NFE {n}: MMD² {r[f'nfe{n}']['mmd2']:.5f} ({r[f'nfe{n}']['mmd2_ratio']:.2f}x, diff "
-            f"{r[f'nfe{n}']['mmd2_minus_teacher'][0]:+.5f}±{r[f'nfe{n}']['mmd2_minus_teacher'][1]:.5f}) "
-            f"SW {r[f'nfe{n}']['sw']:.4f} ({r[f'nfe{n}']['sw_ratio']:.2f}x)" for n in (1, 2)
-            if f"nfe{n}" in r) + f"  fit {r['fit_s']:.1f} s", flush=True)
-
+    out = dict(out or {}) | {"settings": asdict(s)}
+    if "reflow8" in parts:
+        out["gmm8"] = reflow_study(Paired(Run("gmm8", s, quick), seeds), REFLOW_VARIANTS["gmm8"]) | {"seeds": seeds}
+    if not {"reflow", "pd"} & set(parts):
+        return out | ({"full_far": far_study()} if "far" in parts else {})
+    out["seeds"] = seeds  # of the swiss-roll parts
+    paired = Paired(Run("swiss_roll", s, quick), seeds)
+    run, teacher = paired.run, paired.teacher
     if "reflow" in parts:
-        coupler = Heun(timesteps=flow_timesteps(run.schedule, 32))
-        pairs = {}
-
-        def variant(name, n_pairs=s.n_train, rank=None, m=None, basis="legendre", sweeps=None, warm=True):
-            if n_pairs not in pairs:
-                pairs[n_pairs] = reflow_pairs(teacher, run.schedule, coupler, run.k("pairs ftt"), n_pairs, run.dim)
-            eps, x0 = pairs[n_pairs]
-            rows = flow_matching_triples(run.k("reflow rows"), x0, s.repeats, eps=eps)
-            start = teacher if warm else FTTDenoiser(run.dim, 1, rank=rank or run.rank, m=m or run.m, basis=basis,
-                                                     domain=(-5.0, 5.0), dtype=s.ftt_dtype, key=run.k("ftt"))
-            model, seconds = timed(lambda: run.fit_ftt(start, rows, sweeps))
-            report("reflow", name, {"nfe1": summary(flow_quality(model, 1)), "nfe2": summary(flow_quality(model, 2)),
-                                    "fit_s": seconds, "params": model.num_params})
-
-        # the coupling's own samples (Heun, 32 steps): no reflow student can beat them
-        eps, x0 = pairs.setdefault(s.n_train, reflow_pairs(teacher, run.schedule, coupler, run.k("pairs ftt"),
-                                                           s.n_train, run.dim))
-        out["coupling_samples"] = quality(x0[: s.n_eval], run.ref, jax.random.key(11))
-        print(f"coupling samples: {out['coupling_samples']}", flush=True)
-        variant("baseline (warm, 4000 pairs)")
-        variant("8 sweeps", sweeps=2 * s.sweeps)
-        variant("16000 pairs", n_pairs=4 * s.n_train)
-        variant("fresh r6 m10", warm=False)
-        variant("fresh r6 m24", warm=False, m=24)
-        variant("fresh r6 m24 bspline", warm=False, m=24, basis="bspline")
-        variant("fresh r8 m32", warm=False, rank=8, m=32)
-        variant("fresh r8 m32, 16000 pairs", warm=False, rank=8, m=32, n_pairs=4 * s.n_train)
+        out |= reflow_study(paired, REFLOW_VARIANTS["swiss_roll"])
+    out["teacher"] = paired.result["teacher"]
 
     if "pd" in parts:  # progressive distillation 16 -> 1 with students of two sizes
         for name, (rank, m) in {"PD student r6 m10": (run.rank, run.m), "PD student r8 m32": (8, 32)}.items():
             rounds = list(run.pd_rounds("ftt", teacher, run.ftt(T, rank=rank, m=m, key="pd")))
             grid, student, _ = rounds[-1]
-            report("pd", name, {"nfe1": summary(per_key(student, DDIM(timesteps=grid), prediction="x0")),
-                                "fit_s": sum(r[2] for r in rounds), "params": student.num_params})
+            paired.report("pd", name, {"nfe1": paired.summary(paired.per_key(student, DDIM(timesteps=grid),
+                                                                             prediction="x0")),
+                                       "fit_s": sum(r[2] for r in rounds), "params": student.num_params})
+        out["pd"] = paired.result["pd"]
+    return out | ({"full_far": far_study()} if "far" in parts else {})
 
-    if "far" in parts:  # full-mode FTT flows: share of far-out samples per NFE, and the SW without them
-        full = Run("swiss_roll", FULL, False)
-        coupler = Heun(timesteps=flow_timesteps(full.schedule, 32))
-        flows = {"RF": full.fit_ftt(full.ftt(1), flow_matching_triples(full.k("rf rows"), full.x, FULL.repeats))}
-        eps, x0 = reflow_pairs(flows["RF"], full.schedule, coupler, full.k("pairs ftt"), FULL.n_train, full.dim)
-        # the reflow FTT warm-started from the 1-RF, as in the full table's run
-        flows["reflow"] = full.fit_ftt(flows["RF"], flow_matching_triples(full.k("reflow rows"), x0, FULL.repeats,
-                                                                          eps=eps))
-        out["full_far"] = {}
-        for name, flow in flows.items():
-            for nfe in NFES:
-                x = full.draw(FlowVelocity(flow, full.schedule), DDIM(timesteps=flow_timesteps(full.schedule, nfe)))
-                share, limit = far_share(x, full.x)
-                inside = x[jnp.linalg.norm(x, axis=1) <= limit]
-                r = {"far_share": share, "limit": limit, "max_norm": float(jnp.max(jnp.linalg.norm(x, axis=1))),
-                     **quality(x, full.ref, jax.random.key(11)),
-                     "sw_without_far": float(sliced_wasserstein(jax.random.key(11), inside, full.ref))}
-                out["full_far"][f"{name} NFE {nfe}"] = r
-                print(f"full {name:14s} NFE {nfe:3d}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items()), flush=True)
+
+def far_study() -> dict:
+    """Full-mode swiss-roll FTT flows: the share of far-out samples per NFE, and the SW without them."""
+    full = Run("swiss_roll", FULL, False)
+    coupler = Heun(timesteps=flow_timesteps(full.schedule, 32))
+    flows = {"RF": full.fit_ftt(full.ftt(1), flow_matching_triples(full.k("rf rows"), full.x, FULL.repeats))}
+    eps, x0 = reflow_pairs(flows["RF"], full.schedule, coupler, full.k("pairs ftt"), FULL.n_train, full.dim)
+    # the reflow FTT warm-started from the 1-RF, as in the full table's run
+    flows["reflow"] = full.fit_ftt(flows["RF"], flow_matching_triples(full.k("reflow rows"), x0, FULL.repeats,
+                                                                      eps=eps))
+    out = {}
+    for name, flow in flows.items():
+        for nfe in NFES:
+            x = full.draw(FlowVelocity(flow, full.schedule), DDIM(timesteps=flow_timesteps(full.schedule, nfe)))
+            share, limit = far_share(x, full.x)
+            inside = x[jnp.linalg.norm(x, axis=1) <= limit]
+            r = {"far_share": share, "limit": limit, "max_norm": float(jnp.max(jnp.linalg.norm(x, axis=1))),
+                 **quality(x, full.ref, jax.random.key(11)),
+                 "sw_without_far": float(sliced_wasserstein(jax.random.key(11), inside, full.ref))}
+            out[f"{name} NFE {nfe}"] = r
+            print(f"full {name:14s} NFE {nfe:3d}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items()), flush=True)
     return out
 
 
@@ -586,9 +676,10 @@ def main():
                         help="problems to run (a subset writes its own result files)")
     parser.add_argument("--ftt-targets", choices=("sampled", "empirical_bayes"), default=None,
                         help="targets of the FTT rectified flow's rows (default: the preset's)")
-    parser.add_argument("--study", nargs="*", choices=("reflow", "pd", "far"), default=None,
-                        help="instead of the table: swiss-roll reflow/PD-student variants and full-mode far-out "
-                             "samples (the parts named, all by default; added to an earlier study's JSON)")
+    parser.add_argument("--study", nargs="*", choices=STUDY_PARTS, default=None,
+                        help="instead of the table: swiss-roll reflow/PD-student variants, full-mode far-out "
+                             "samples, 8-D reflow-student capacity (the parts named, all by default; added to an "
+                             "earlier study's JSON)")
     parser.add_argument("--seeds", type=int, default=5, help="sampler keys per variant of --study")
     args = parser.parse_args()
     if args.study is not None:
@@ -597,9 +688,9 @@ def main():
         earlier = {}
         if os.path.exists(path):  # the parts not rerun keep their earlier results
             with open(path) as fh:
-                earlier = {k: v for k, v in json.load(fh).items() if k in ("reflow", "pd", "full_far")}
+                earlier = {k: v for k, v in json.load(fh).items() if k not in ("settings", "load")}
         load_start = os.getloadavg()
-        out = study(args.quick, tuple(args.study) or ("reflow", "pd", "far"), args.seeds, earlier)
+        out = study(args.quick, tuple(args.study) or STUDY_PARTS, args.seeds, earlier)
         out["load"] = [load_start, os.getloadavg()]
         with open(path, "w") as fh:
             json.dump(out, fh, indent=1)
