@@ -9,7 +9,9 @@ or the full study (11 problems, three rungs per variant, v1's swiss-roll optimiz
 a run saves its state after each problem (``benchmarks/results/study_{quick,full}.partial.json`` and ``.npz``) and
 ``--resume`` continues an interrupted run of the same settings from there, skipping the problems it finished; the
 checkpoint is removed once the study is written. (One full run stalled inside an ALS sweep with every XLA CPU
-thread idle, which a fresh process did not reproduce: 126 s for that rung; killing it and ``--resume`` recovered.) Writes
+thread idle, which a fresh process did not reproduce: 126 s for that rung; killing it and ``--resume`` recovered.
+The same stall on vmapped programs is reported in PyAutoFit's issue 1530, where
+``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` avoided it at some speed.) Writes
 ``benchmarks/results/study_{quick,full}.json``, ``study_{quick,full}_*.png`` (time to quality per problem, sample
 scatter plots; in full mode also the swiss-roll design sweep and loss landscapes) and ``benchmarks/results/STUDY.md``
 (the summary tables of every study JSON present).
