@@ -650,7 +650,7 @@ class Study:
         self.fitted: dict[tuple, tuple] = {}
         self.task_s: dict[str, float] = {}
         self.notes: list[str] = []
-        self.chunk_load: dict[str, tuple] = {}  # load average when each chunk finished
+        self.chunk_load: dict[str, dict] = {}  # load average and XLA_FLAGS when each chunk finished
 
     def key(self, *tags):
         k = jax.random.key(self.s.seed + 2)
@@ -696,7 +696,7 @@ class Study:
             self.task_s[name] = time.perf_counter() - start
             if checkpoint is not None and chunk != "setup" and (i + 1 == len(tasks) or tasks[i + 1][0] != chunk):
                 done.append(chunk)
-                self.chunk_load[chunk] = os.getloadavg()
+                self.chunk_load[chunk] = {"load": os.getloadavg(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
                 self.save(checkpoint, done)
 
     def state(self) -> dict:
@@ -721,6 +721,9 @@ class Study:
                              "start over")
         for field in ("runs", "task_s", "notes", "cost", "landscapes", "chunk_load"):
             setattr(self, field, state[field])
+        for chunk, entry in self.chunk_load.items():  # checkpoints before XLA_FLAGS were recorded: the load only
+            if not isinstance(entry, dict):
+                self.chunk_load[chunk] = {"load": entry, "xla_flags": ""}
         with np.load(checkpoint.with_suffix(".npz")) as arrays:
             for key in arrays.files:
                 problem, arm = key.split("|", 1)
