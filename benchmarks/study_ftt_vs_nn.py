@@ -8,10 +8,11 @@ or the full study (11 problems, three rungs per variant, v1's swiss-roll optimiz
 ``--quick``. The full mode needs several hours on a shared 2-core CPU (the third rungs fit up to 320,000 rows), so
 a run saves its state after each problem (``benchmarks/results/study_{quick,full}.partial.json`` and ``.npz``) and
 ``--resume`` continues an interrupted run of the same settings from there, skipping the problems it finished; the
-checkpoint is removed once the study is written. (One full run stalled inside an ALS sweep with every XLA CPU
-thread idle, which a fresh process did not reproduce: 126 s for that rung; killing it and ``--resume`` recovered.
-The same stall on vmapped programs is reported in PyAutoFit's issue 1530, where
-``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` avoided it at some speed.) Writes
+checkpoint is removed once the study is written. (Three full runs hung in the third rungs of the 8-D mixture
+with every XLA CPU thread idle: jaxlib's batched LAPACK QR kernels, vmapped over the FTT's eight outputs, had
+split their batches over XLA's thread pool and blocked its two threads waiting for each other's pieces, with or
+without ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``. The sweeps now factor one matrix at a time,
+:mod:`jaxtt._linalg`; the checkpoint records the load and the flags each problem ran with.) Writes
 ``benchmarks/results/study_{quick,full}.json``, ``study_{quick,full}_*.png`` (time to quality per problem, sample
 scatter plots; in full mode also the swiss-roll design sweep and loss landscapes) and ``benchmarks/results/STUDY.md``
 (the summary tables of every study JSON present).

@@ -22,9 +22,10 @@ identically on every device. ``axis_name=None`` is the single-device case.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import lax
+
+from jaxtt._linalg import cholesky_solve, eigh
 
 
 def sum_rows(value, axis_name=None):
@@ -80,8 +81,7 @@ def solve_normal(gram, rhs, reg):
     """
     p = gram.shape[0]
     jitter = 10 * jnp.finfo(gram.dtype).eps * jnp.trace(gram) / p
-    factor = jax.scipy.linalg.cho_factor(gram + (reg + jitter) * jnp.eye(p, dtype=gram.dtype))
-    return jax.scipy.linalg.cho_solve(factor, rhs)
+    return cholesky_solve(gram + (reg + jitter) * jnp.eye(p, dtype=gram.dtype), rhs)
 
 
 def right_rows(feats, right):
@@ -153,7 +153,7 @@ def kronecker_preconditioner(left, feats, right, reg, mask=None, axis_name=None)
     weighted = factors if mask is None else [f * mask for f in factors]
     n = sum_rows(jnp.asarray(left.shape[0], left.dtype) if mask is None else jnp.sum(mask), axis_name)
     moments = sum_rows([w.T @ f for w, f in zip(weighted, factors, strict=True)], axis_name)
-    eigen = [jnp.linalg.eigh(moment / n) for moment in moments]
+    eigen = [eigh(moment / n) for moment in moments]
     scale = n * eigen[0][0]
     for mu, _ in eigen[1:]:
         scale = scale[..., None] * jnp.maximum(mu, 0)

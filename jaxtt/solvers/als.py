@@ -51,6 +51,7 @@ from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, Float, Int
 
+from jaxtt._linalg import qr
 from jaxtt._sizes import als_sweep_bytes
 from jaxtt._validation import check_bool, check_instance, check_int, check_real, is_concrete
 from jaxtt.errors import NumericalError
@@ -190,7 +191,7 @@ def als_sweep(
         feat = basis(column).astype(dtype)
         core, obj = solve(left, feat, right, plan, jnp.einsum("ab,bic->aic", pending, core))
         r, m, s = core.shape
-        q, factor = jnp.linalg.qr(core.reshape(r * m, s))
+        q, factor = qr(core.reshape(r * m, s))
         q = q.reshape(r, m, q.shape[1])
         return (absorb(left, q, feat), factor), (q, left, obj)
 
@@ -200,7 +201,7 @@ def als_sweep(
         feat = basis(column).astype(dtype)
         core, obj = solve(left, feat, right, plan, jnp.einsum("aib,bc->aic", core, pending))
         r, m, s = core.shape
-        q, factor = jnp.linalg.qr(core.reshape(r, m * s).T)
+        q, factor = qr(core.reshape(r, m * s).T)
         q = q.T.reshape(q.shape[1], m, s)
         return (absorb(right, jnp.swapaxes(q, 0, 2), feat), factor.T), (q, obj)
 

@@ -59,6 +59,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, Float, Int
 
+from jaxtt._linalg import eigh, qr, svd
 from jaxtt._validation import check_bool, check_choice, check_instance, check_int, check_real
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
@@ -113,7 +114,7 @@ def _local_solve(left, feats, right, y, reg, g0, mask, solver):
 def _split(w, shape, eps, max_rank, move_right: bool):
     """Coefficient truncation: truncated SVD of the ``(r0 m1) × (m2 r1)`` unfolding of ``W``."""
     r0, m1, m2, r1 = shape
-    u, s, vt = jnp.linalg.svd(w.reshape(r0 * m1, m2 * r1), full_matrices=False)
+    u, s, vt = svd(w.reshape(r0 * m1, m2 * r1))
     rank = truncation_rank(s, eps * jnp.linalg.norm(s), max_rank)
     u, s, vt = u[:, :rank], s[:rank], vt[:rank]
     if move_right:
@@ -155,7 +156,7 @@ def square_root(cov):
     data barely see, rank deficiency included) are raised to it, so ``R`` is
     always invertible and ``R⁻¹ R = I`` whatever the floor.
     """
-    lam, q = jnp.linalg.eigh(cov)
+    lam, q = eigh(cov)
     floor = 10 * jnp.finfo(cov.dtype).eps * jnp.maximum(jnp.max(lam), jnp.finfo(cov.dtype).tiny)
     root = jnp.sqrt(jnp.maximum(lam, floor))
     return root[:, None] * q.T, q / root
@@ -171,7 +172,7 @@ def _whitened_svd(w, cov_l, cov_r):
     """
     root_l, inv_l = square_root(cov_l)
     root_r, inv_r = square_root(cov_r)
-    u, s, vt = jnp.linalg.svd(root_l @ w @ root_r.T, full_matrices=False)
+    u, s, vt = svd(root_l @ w @ root_r.T)
     return u, s, vt, inv_l, inv_r
 
 
@@ -182,9 +183,9 @@ def _canonical_pair(a, b, move_right: bool):
     Moving left: ``Bᵀ = Q T``, returns ``(A Tᵀ, Qᵀ)`` with ``Qᵀ Q = I`` (orthonormal rows).
     """
     if move_right:
-        q, t = jnp.linalg.qr(a)
+        q, t = qr(a)
         return q, t @ b
-    q, t = jnp.linalg.qr(b.T)
+    q, t = qr(b.T)
     return a @ t.T, q.T
 
 

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from jaxtt._linalg import qr
 from jaxtt._validation import check_bool, check_finite, check_int, check_real
 from jaxtt.errors import NumericalError
 from jaxtt.ftt.functional import FTT
@@ -97,11 +98,11 @@ def _solve_and_move(tt: TensorTrain, k: int, forward: bool, gram, rhs, reg):
         if last:
             cores[k] = g
         elif forward:
-            q, factor = jnp.linalg.qr(g.reshape(r * m, s))
+            q, factor = qr(g.reshape(r * m, s))
             cores[k] = q.reshape(r, m, q.shape[1])
             cores[k + 1] = jnp.einsum("ab,bic->aic", factor, cores[k + 1])
         else:
-            q, factor = jnp.linalg.qr(g.reshape(r, m * s).T)
+            q, factor = qr(g.reshape(r, m * s).T)
             cores[k] = q.T.reshape(q.shape[1], m, s)
             cores[k - 1] = jnp.einsum("aib,bc->aic", cores[k - 1], factor.T)
         return TensorTrain(cores)

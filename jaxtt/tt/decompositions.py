@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from jaxtt._linalg import qr
 from jaxtt._validation import check_array, check_instance, check_finite, check_int, check_real, is_concrete
 from jaxtt.tt.core import TensorTrain, check_single
 
@@ -111,13 +112,13 @@ def from_dense(x: Float[Array, "*shape"], max_rank: int | None = None, eps: floa
 
 def _left_qr(core, nxt):
     r, n, s = core.shape
-    q, rr = jnp.linalg.qr(core.reshape(r * n, s))
+    q, rr = qr(core.reshape(r * n, s))
     return q.reshape(r, n, q.shape[1]), jnp.einsum("ab,bic->aic", rr, nxt)
 
 
 def _right_qr(prev, core):
     r, n, s = core.shape
-    q, rr = jnp.linalg.qr(core.reshape(r, n * s).T)
+    q, rr = qr(core.reshape(r, n * s).T)
     return jnp.einsum("aib,bc->aic", prev, rr.T), q.T.reshape(q.shape[1], n, s)
 
 

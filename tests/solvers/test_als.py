@@ -1,5 +1,7 @@
 """TT-ALS and DMRG: exact recovery, monotone local solves, chunking, vector-valued fits, errors."""
 
+import re
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,7 @@ from jaxtt.basis import Legendre
 from jaxtt.ftt import FTT, constant_init
 from jaxtt.errors import NumericalError
 from jaxtt.solvers import ALS, DMRG, als_sweep, dmrg_sweep, fit
+from jaxtt.solvers.als import compiled_sweep
 
 D, M = 4, 4
 BASES = [Legendre(M, orthonormal=True)] * D
@@ -259,8 +262,6 @@ def test_inexact_cg_sweeps_stay_monotone_and_converge():
 
 def test_als_fits_reuse_the_compiled_sweep():
     """Refits with new data values, models and reg hit the same compiled program."""
-    from jaxtt.solvers.als import compiled_sweep
-
     _, x, y = target_and_data(rank=2, n=200)
     sweep = compiled_sweep(0, 64, 0)
     before = sweep._cache_size()
@@ -285,3 +286,19 @@ def test_sweeps_check_the_data_shapes_even_under_jit():
         jax.jit(als_sweep)(model, x, x[:10, 0])
     with pytest.raises(ValueError, match="y must be finite"):
         als_sweep(model, x, x[:, 0].at[3].set(jnp.nan))
+
+
+@pytest.mark.parametrize("cg_maxiter", [0, 3])
+def test_vmapped_sweeps_hand_lapack_one_matrix_at_a_time(cg_maxiter):
+    """jaxlib's batched CPU LAPACK kernels split a batch over XLA's thread pool and block a pool thread until it
+    finishes; two at once deadlock a 2-thread pool. The compiled sweep of a vector-valued FTT must therefore call
+    every LAPACK kernel (QR, eigh, Cholesky, triangular solves) on a single matrix."""
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (64, D)))
+    y = jnp.stack([jnp.sin(x.sum(1)), jnp.cos(x[:, 0])], axis=1)
+    batch = jax.vmap(lambda k: constant_init(BASES, 2, dtype=jnp.float64, key=k))(jax.random.split(jax.random.key(1), 2))
+    state = ALS(cg_maxiter=cg_maxiter, chunk_size=16, sparse=False).init(FTT(batch, BASES), x, y)
+    program = compiled_sweep(1, 16, cg_maxiter).lower(state.model, state.x, state.y, None, jnp.asarray(1e-6),
+                                                      state.mask).compile().as_text()
+    operands = re.findall(r'custom_call_target="lapack_\w+".*?operand_layout_constraints=\{\w+\[([\d,]*)\]', program)
+    assert len(operands) >= 4  # the QRs of the sweep and the local solves' factorizations
+    assert all(len(shape.split(",")) <= 2 for shape in operands), operands
