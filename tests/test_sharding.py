@@ -5,7 +5,6 @@ XLA's host-device count is fixed when jax is imported, so the multi-device check
 ``--xla_force_host_platform_device_count=4``; the rest of the suite keeps its single device.
 """
 
-import fcntl
 import json
 import os
 import subprocess
@@ -223,24 +222,16 @@ SOLVERS = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def four_devices(tmp_path_factory):
-    """The results of both scripts, run one after the other in one subprocess (one import of jax).
+def test_four_devices_give_the_single_device_results():
+    """Both scripts, run one after the other in one subprocess (one import of jax) with four host devices.
 
-    Run once per test session: pytest-xdist workers share the parent of their temporary folders, so the first
-    worker that needs the results computes them under a file lock and the others read its file (the ~70 s
-    subprocess would otherwise run once per worker)."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process: nothing to share
-        return _run_four_devices()
-    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, the workers' common parent
-    with open(shared / "four_devices.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        cached = shared / "four_devices.json"
-        if cached.exists():
-            return json.loads(cached.read_text())
-        results = _run_four_devices()
-        cached.write_text(json.dumps(results))
-        return results
+    One test rather than one per check: a test is the unit pytest-xdist hands to a worker, so a single test runs
+    the ~80 s subprocess once while the other worker goes on with the suite (a shared fixture made the second
+    worker wait for the first)."""
+    results = _run_four_devices()
+    for check in (_check_als, _check_sweep_hlo, _check_training, _check_sampling, _check_dmrg, _check_riemannian,
+                  _check_gradient_descent, _check_partitioned_steps):
+        check(results)
 
 
 def _run_four_devices():
@@ -254,36 +245,36 @@ def _run_four_devices():
     return {**results[0], **{f"solvers {k}" if k.startswith("seconds") else k: v for k, v in results[1].items()}}
 
 
-def test_sharded_als_equals_the_single_device_fit_on_1_2_4_devices_with_uneven_rows(four_devices):
+def _check_als(results):
     """Cholesky and CGLS sweeps, scalar and vector targets, N = 203 rows padded to 204 with masked rows."""
-    cases = [k for k in four_devices if k.startswith("als")]
+    cases = [k for k in results if k.startswith("als")]
     assert len(cases) == 5
     for case in cases:
-        got = four_devices[case]
+        got = results[case]
         assert got["split"] and got["on"], case
         assert got["core"] < 1e-10, (case, got)
         assert got["loss"] <= 1e-12 * got["scale"], (case, got)
 
 
-def test_sharded_sweep_all_reduces_and_never_gathers_the_rows(four_devices):
-    hlo = four_devices["hlo"]
+def _check_sweep_hlo(results):
+    hlo = results["hlo"]
     assert hlo["padded rows"] == 204
     assert hlo["all-reduce"] and not hlo["all-gather"] and hlo["local rows"], hlo
 
 
-def test_data_parallel_training_follows_the_single_device_trajectory(four_devices):
+def _check_training(results):
     for n in (4,):
-        got = four_devices[f"train {n}"]
+        got = results[f"train {n}"]
         assert got["params"] < 1e-12 and got["loss"] < 1e-12, (n, got)
-    assert "batch_size must be a multiple of the 4 devices" in four_devices["train bad batch"]
+    assert "batch_size must be a multiple of the 4 devices" in results["train bad batch"]
 
 
-def test_sharded_sampling_draws_the_same_samples_split_over_the_devices(four_devices):
+def _check_sampling(results):
     for name in ("DDPM",):
-        got = four_devices[f"sample {name}"]
+        got = results[f"sample {name}"]
         assert got["diff"] == 0.0 and "'data'" in got["spec"], (name, got)
-    assert "must be a multiple of the 4 devices" in four_devices["sample bad shape"]
-    assert "not finite at evaluation" in four_devices["sample nan"]
+    assert "must be a multiple of the 4 devices" in results["sample bad shape"]
+    assert "not finite at evaluation" in results["sample nan"]
 
 
 def _assert_equal_to_round_off(cases, results):
@@ -295,29 +286,29 @@ def _assert_equal_to_round_off(cases, results):
         assert got.get("ranks", [0, 0])[0] == got.get("ranks", [0, 0])[1], (case, got)
 
 
-def test_sharded_dmrg_equals_the_single_device_fit_with_the_same_ranks(four_devices):
+def _check_dmrg(results):
     """Normal-equation and CG two-site solves, scalar and vector targets, N = 203 padded to 204."""
-    cases = [k for k in four_devices if k.startswith("dmrg")]
+    cases = [k for k in results if k.startswith("dmrg")]
     assert len(cases) == 4
-    _assert_equal_to_round_off(cases, four_devices)
-    assert four_devices["dmrg dense scalar 4"]["ranks"][0] != [1, 1, 1]  # ranks were chosen from the data
+    _assert_equal_to_round_off(cases, results)
+    assert results["dmrg dense scalar 4"]["ranks"][0] != [1, 1, 1]  # ranks were chosen from the data
 
 
-def test_sharded_riemannian_solvers_follow_the_single_device_iterates(four_devices):
-    cases = [k for k in four_devices if k.startswith(("RCG", "RGD", "fit"))]
+def _check_riemannian(results):
+    cases = [k for k in results if k.startswith(("RCG", "RGD", "fit"))]
     assert len(cases) == 5
-    _assert_equal_to_round_off(cases, four_devices)
+    _assert_equal_to_round_off(cases, results)
 
 
-def test_sharded_gradient_descent_follows_the_single_device_iterates(four_devices):
-    cases = [k for k in four_devices if k.startswith("gd")]
+def _check_gradient_descent(results):
+    cases = [k for k in results if k.startswith("gd")]
     assert len(cases) == 1
-    _assert_equal_to_round_off(cases, four_devices)
+    _assert_equal_to_round_off(cases, results)
 
 
-def test_partitioned_gradient_steps_all_reduce_and_never_gather_the_rows(four_devices):
+def _check_partitioned_steps(results):
     for name in ("RCG", "GradientDescent"):
-        hlo = four_devices[f"hlo {name}"]
+        hlo = results[f"hlo {name}"]
         assert hlo["all-reduce"] and not hlo["all-gather"] and hlo["local rows"], (name, hlo)
 
 
