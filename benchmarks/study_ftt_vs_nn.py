@@ -652,6 +652,7 @@ class Study:
         self.task_s: dict[str, float] = {}
         self.notes: list[str] = []
         self.chunk_load: dict[str, dict] = {}  # load average and XLA_FLAGS when each chunk finished
+        self.task_load: dict[str, list] = {}  # 1-minute load average at the start and the end of each task
 
     def key(self, *tags):
         k = jax.random.key(self.s.seed + 2)
@@ -692,9 +693,10 @@ class Study:
         bar = tqdm(tasks, desc=f"study ({self.s.mode})", unit="task")
         for i, (chunk, name, task) in enumerate(bar):
             bar.set_postfix_str(name[:40])
-            start = time.perf_counter()
+            start, load_start = time.perf_counter(), os.getloadavg()[0]
             task()
             self.task_s[name] = time.perf_counter() - start
+            self.task_load[name] = [load_start, os.getloadavg()[0]]
             if checkpoint is not None and chunk != "setup" and (i + 1 == len(tasks) or tasks[i + 1][0] != chunk):
                 done.append(chunk)
                 self.chunk_load[chunk] = {"load": os.getloadavg(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
@@ -702,7 +704,8 @@ class Study:
 
     def state(self) -> dict:
         return {"settings": json.loads(json.dumps(asdict(self.s))), "runs": self.runs, "task_s": self.task_s,
-                "notes": self.notes, "cost": self.cost, "landscapes": self.landscapes, "chunk_load": self.chunk_load}
+                "notes": self.notes, "cost": self.cost, "landscapes": self.landscapes, "chunk_load": self.chunk_load,
+                "task_load": self.task_load}
 
     def save(self, checkpoint: Path, done: list):
         """Write the state and the kept samples atomically (the JSON last: it names the chunks done)."""
@@ -722,6 +725,7 @@ class Study:
                              "start over")
         for field in ("runs", "task_s", "notes", "cost", "landscapes", "chunk_load"):
             setattr(self, field, state[field])
+        self.task_load = state.get("task_load", {})  # not recorded by checkpoints written before it was added
         for chunk, entry in self.chunk_load.items():  # checkpoints before XLA_FLAGS were recorded: the load only
             if not isinstance(entry, dict):
                 self.chunk_load[chunk] = {"load": entry, "xla_flags": ""}
@@ -1368,6 +1372,7 @@ def main(argv=None):
         "notes": study.notes,
         "task_s": study.task_s,
         "chunk_load": study.chunk_load,
+        "task_load": study.task_load,
         "resumed": args.resume,
     }
     result["headline"] = headline(study.runs)
