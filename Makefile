@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/jaxtt demo $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
