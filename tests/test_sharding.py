@@ -246,7 +246,8 @@ def _run_four_devices():
 
 
 def _check_als(results):
-    """Cholesky and CGLS sweeps, scalar and vector targets, N = 203 rows padded to 204 with masked rows."""
+    """Sharded ALS equals the single-device fit on 1, 2 and 4 devices: Cholesky and CGLS sweeps, scalar and vector
+    targets, N = 203 rows padded to 204 with masked rows."""
     cases = [k for k in results if k.startswith("als")]
     assert len(cases) == 5
     for case in cases:
@@ -257,12 +258,14 @@ def _check_als(results):
 
 
 def _check_sweep_hlo(results):
+    """The compiled ALS sweep all-reduces and never gathers the rows."""
     hlo = results["hlo"]
     assert hlo["padded rows"] == 204
     assert hlo["all-reduce"] and not hlo["all-gather"] and hlo["local rows"], hlo
 
 
 def _check_training(results):
+    """Data-parallel training follows the single-device trajectory."""
     for n in (4,):
         got = results[f"train {n}"]
         assert got["params"] < 1e-12 and got["loss"] < 1e-12, (n, got)
@@ -270,6 +273,7 @@ def _check_training(results):
 
 
 def _check_sampling(results):
+    """Sharded sampling draws the same samples, split over the devices."""
     for name in ("DDPM",):
         got = results[f"sample {name}"]
         assert got["diff"] == 0.0 and "'data'" in got["spec"], (name, got)
@@ -287,7 +291,8 @@ def _assert_equal_to_round_off(cases, results):
 
 
 def _check_dmrg(results):
-    """Normal-equation and CG two-site solves, scalar and vector targets, N = 203 padded to 204."""
+    """Sharded DMRG equals the single-device fit with the same ranks: normal-equation and CG two-site solves, scalar
+    and vector targets, N = 203 padded to 204."""
     cases = [k for k in results if k.startswith("dmrg")]
     assert len(cases) == 4
     _assert_equal_to_round_off(cases, results)
@@ -295,18 +300,21 @@ def _check_dmrg(results):
 
 
 def _check_riemannian(results):
+    """Sharded RCG and RGD follow the single-device iterates."""
     cases = [k for k in results if k.startswith(("RCG", "RGD", "fit"))]
     assert len(cases) == 5
     _assert_equal_to_round_off(cases, results)
 
 
 def _check_gradient_descent(results):
+    """Sharded GradientDescent follows the single-device iterates."""
     cases = [k for k in results if k.startswith("gd")]
     assert len(cases) == 1
     _assert_equal_to_round_off(cases, results)
 
 
 def _check_partitioned_steps(results):
+    """The partitioned gradient steps all-reduce and never gather the rows."""
     for name in ("RCG", "GradientDescent"):
         hlo = results[f"hlo {name}"]
         assert hlo["all-reduce"] and not hlo["all-gather"] and hlo["local rows"], (name, hlo)
