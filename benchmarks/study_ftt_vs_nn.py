@@ -1113,72 +1113,19 @@ QUALITY_HEADER = ("MMD² | SW | SW w/o outliers | outliers | MMD² clip_x0 | SW 
                   f"eps-err t={'/'.join(map(str, EPS_ERROR_STEPS))} | val L_simple | excess L_simple")
 
 
-def summary_markdown_v1(result: dict) -> str:
-    """The summary tables of a result of the study's first version (2-D toys and mixtures, one FTT-ALS ladder on
-    the headline problems), kept to render such JSON files until they are regenerated."""
-    m = result["machine"]
-    lines = [f"### Study `{result['mode']}` mode", "",
-             f"Command: `{result['command']}`  ",
-             f"Machine: {m['processor']}, {m['cpu_count']} cores, {m['platform']}, Python {m['python']}, "
-             f"jax {m['jax']} ({m['backend']}); load average {result['load_start'][0]:.1f} at the start, "
-             f"{result['load_end'][0]:.1f} at the end (shared machine: timings are noisy). "
-             f"Total {result['total_s'] / 60:.1f} min.", ""]
-    lines += ["Headline (target: an FTT within 10 % of the NN's final MMD² and SW in at most 1/10 of the NN's "
-              "training time; the FTT-ALS budget ladder is searched in order of cost):", "",
-              "| problem | NN MMD² | NN SW | NN train s | NN steps to within 10 % of its final | FTT (first reaching, "
-              "else best MMD²) | FTT MMD² | FTT SW | FTT SW w/o outliers | FTT train s | time ratio FTT/NN "
-              "| compute ratio | target met |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, h in result["headline"].items():
-        nn = h["nn"]
-        f = h["ftt_first"] or h["ftt_best_mmd"]
-        label = "reached" if h["ftt_first"] else "not reached; best"
-        reach = h["nn_first_within_10pct"]
-        reach = "-" if reach is None else f"{reach['steps']} ({reach['train_s']:.1f} s)"
-        lines.append(
-            f"| {name} | {fmt(nn['quality']['mmd'])} | {fmt(nn['quality']['sw'])} | {fmt(nn['train_s'], '.1f')} | "
-            f"{reach} | "
-            + (f"{label}: {f['label']} | {fmt(f['quality']['mmd'])} | {fmt(f['quality']['sw'])} | "
-               f"{fmt(f['quality'].get('sw_trimmed'))} | {fmt(f['train_s'], '.1f')} | "
-               if f else "- | - | - | - | - | ")
-            + f"{fmt(h.get('time_ratio_ftt_over_nn'), '.3f')} | {fmt(h.get('compute_ratio_ftt_over_nn'), '.3f')} | "
-            f"{'yes' if h['target_met'] else 'no'} |")
-    for name, h in result["headline"].items():
-        bulk = h.get("ftt_first_without_outliers")
-        if bulk is not None and not h["ftt_reached"]:
-            q = bulk["quality"]
-            lines += ["", f"{name}, diagnostic only: with the outlying samples ({100 * q['outlier_frac']:.2f} % "
-                      f"of the samples beyond 1.5x the largest test-point norm) left out of SW, the FTT rung "
-                      f"{bulk['label']} is within 10 % of the NN (MMD² {fmt(q['mmd'])}, SW w/o outliers "
-                      f"{fmt(q['sw_trimmed'])}, full SW {fmt(q['sw'])}) after {bulk['train_s']:.1f} s, "
-                      f"{bulk['time_ratio_ftt_over_nn']:.2f} of the NN's training time."]
-    for name, h in result["headline"].items():
-        clip, nn_q = h.get("ftt_first_clipped"), h["nn"]["quality"]
-        if "mmd_clip" not in nn_q:
-            continue
-        text = (f"the first FTT rung within 10 % is {clip['label']} (MMD² {fmt(clip['quality']['mmd_clip'])}, SW "
-                f"{fmt(clip['quality']['sw_clip'])}) after {clip['train_s']:.1f} s, "
-                f"{clip['time_ratio_ftt_over_nn']:.2f} of the NN's training time" if clip else
-                "no FTT rung is within 10 %")
-        lines += ["", f"{name}, both arms sampled with `clip_x0` (x̂0 clipped to the training data's range "
-                  f"+5 %): NN MMD² {fmt(nn_q['mmd_clip'])}, SW {fmt(nn_q['sw_clip'])}; {text}."]
-    lines += ["", "All problems: the NN against the FTT-ALS default of each dimension; `floor` is a second data "
-              "sample against the test sample (and, for the mixtures, the exact eps*):", "",
-              *runs_table(result, ("NN", "FTT-ALS"))]
-    design = [r for r in result["runs"] if r["problem"] == "swiss_roll" and r["arm"] != "FTT-ALS ladder"]
-    lines += ["", "Swiss roll: FTT optimizers and design choices (NN for reference; ladder rungs in the JSON):", "",
-              *design_table(design), *closing_lines(result)]
-    return "\n".join(lines) + "\n"
-
-
 def header_lines(result: dict) -> list[str]:
     m = result["machine"]
+    load = (f"load average {result['load_start'][0]:.1f} at the start, {result['load_end'][0]:.1f} at the end. "
+            f"Total {result['total_s'] / 60:.1f} min.")
+    if result.get("resumed"):  # the run spans several processes: their tasks' time and each chunk's load
+        chunks = ", ".join(f"{name} {entry['load'][0]:.1f}" for name, entry in result["chunk_load"].items())
+        load = (f"resumed from its checkpoint, so it ran in several processes: {sum(result['task_s'].values()) / 60:.1f} "
+                f"min of tasks; load average at each problem's end: {chunks} (each task's load at its start and "
+                f"end: `task_load` in the JSON, where recorded).")
     return [f"### Study `{result['mode']}` mode", "",
             f"Command: `{result['command']}`  ",
             f"Machine: {m['processor']}, {m['cpu_count']} cores, {m['platform']}, Python {m['python']}, "
-            f"jax {m['jax']} ({m['backend']}); load average {result['load_start'][0]:.1f} at the start, "
-            f"{result['load_end'][0]:.1f} at the end (shared machine: timings are noisy). "
-            f"Total {result['total_s'] / 60:.1f} min.", ""]
+            f"jax {m['jax']} ({m['backend']}); shared, so timings are noisy; {load}", ""]
 
 
 def gap_text(entry: dict) -> str:
@@ -1211,9 +1158,7 @@ def headline_rows(result: dict, clipped: bool) -> list[str]:
 
 
 def summary_markdown(result: dict) -> str:
-    """The summary tables of one study result (v2; older results by :func:`summary_markdown_v1`)."""
-    if result.get("version") != 2:
-        return summary_markdown_v1(result)
+    """The summary tables of one study result."""
     lines = header_lines(result)
     lines += ["Headline, both arms sampled with `clip_x0` (the goal's criterion): the first FTT rung of any variant, "
               "in order of training time, with MMD² and SW within 10 % of the NN's final values, else the closest "
