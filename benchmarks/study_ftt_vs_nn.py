@@ -723,12 +723,8 @@ class Study:
         if state["settings"] != self.state()["settings"]:
             raise SystemExit(f"--resume: {checkpoint} was written with other settings; run without --resume to "
                              "start over")
-        for field in ("runs", "task_s", "notes", "cost", "landscapes", "chunk_load"):
+        for field in ("runs", "task_s", "notes", "cost", "landscapes", "chunk_load", "task_load"):
             setattr(self, field, state[field])
-        self.task_load = state.get("task_load", {})  # not recorded by checkpoints written before it was added
-        for chunk, entry in self.chunk_load.items():  # checkpoints before XLA_FLAGS were recorded: the load only
-            if not isinstance(entry, dict):
-                self.chunk_load[chunk] = {"load": entry, "xla_flags": ""}
         with np.load(checkpoint.with_suffix(".npz")) as arrays:
             for key in arrays.files:
                 problem, arm = key.split("|", 1)
